@@ -1,0 +1,1 @@
+"""Analysis: per-case metrics -> tables, statistics, figures and the report."""

@@ -1,0 +1,63 @@
+"""Types shared by every dataset reader: one annotated 3D frame (`Case`) and the error type.
+
+Readers yield `Case` objects with labels already mapped to the dataset's canonical class order,
+so nothing downstream needs to know that ACDC and M&Ms number RV and LV in opposite orders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+class DatasetFormatError(ValueError):
+    """A dataset on disk does not have the expected layout or content.
+
+    The message always names the offending file (or folder) and what was expected.
+    """
+
+
+@dataclass
+class Case:
+    """One annotated frame (ED or ES) of one patient, in array order (z, y, x).
+
+    image:   float32 [Z, H, W], raw intensities as read (normalisation happens at `prepare`).
+    label:   uint8 [Z, H, W]; 0 = background, k = k-th name of the dataset's CLASS_NAMES.
+    spacing: (z, y, x) in mm, from the file headers.
+    """
+
+    case_id: str  # "<patient>_<phase>", e.g. "patient001_ED"
+    patient_id: str
+    phase: str  # "ED" or "ES"
+    image: np.ndarray
+    label: np.ndarray
+    spacing: tuple[float, float, float]
+    source: str = ""  # the file(s) it came from, for error messages
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.phase not in ("ED", "ES"):
+            raise DatasetFormatError(f"{self.source or self.case_id}: phase must be ED or ES, got {self.phase!r}")
+        if self.image.ndim != 3:
+            raise DatasetFormatError(f"{self.source or self.case_id}: image must be 3D [Z,H,W], got shape {self.image.shape}")
+        if self.image.shape != self.label.shape:
+            raise DatasetFormatError(
+                f"{self.source or self.case_id}: image shape {self.image.shape} != label shape {self.label.shape}"
+            )
+        if len(self.spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in self.spacing):
+            raise DatasetFormatError(f"{self.source or self.case_id}: spacing must be 3 positive numbers, got {self.spacing}")
+        self.image = np.ascontiguousarray(self.image, dtype=np.float32)
+        self.label = np.ascontiguousarray(self.label, dtype=np.uint8)
+        self.spacing = tuple(float(s) for s in self.spacing)
+
+
+def check_label_values(label: np.ndarray, allowed: set[int], where: str | Path) -> None:
+    """Raise a DatasetFormatError naming `where` if `label` holds values outside `allowed`."""
+    present = set(np.unique(label).tolist())
+    extra = present - set(allowed)
+    if extra:
+        raise DatasetFormatError(
+            f"{where}: label values {sorted(extra)} are outside the expected set {sorted(allowed)}"
+        )

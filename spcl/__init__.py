@@ -1,0 +1,1 @@
+"""SPCL: intra-class subdivision pixel contrastive learning (Zhao & Yang, ICASSP 2026)."""
