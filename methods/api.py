@@ -190,16 +190,29 @@ def get_method(name: str) -> type[Method]:
     return methods[name]
 
 
-def resolve_variant(method_cls: type[Method], variant: str | None, overrides: dict[str, Any] | None = None) -> Any:
-    """Build the config of `method_cls` for a named variant plus explicit overrides (which win)."""
-    variant = variant or "default"
-    if variant != "default" and variant not in method_cls.variants:
+def resolve_variant(
+    method_cls: type[Method],
+    variant: str | None,
+    overrides: dict[str, Any] | None = None,
+    base: str | None = None,
+) -> Any:
+    """Build the config of `method_cls` for a variant plus explicit overrides (which win).
+
+    `variant` names a preset of `method_cls.variants` ("default" always exists). A run may also
+    define its own variant, e.g. a point of the Fig. 5 threshold sweep: then `variant` is only
+    the label recorded with the results, `base` names the preset it starts from, and
+    `overrides` hold the changes (`variant: sweep_gs0.65_gt0.90, base: default,
+    overrides: {gamma_s: 0.65, gamma_t: 0.9}`).
+    """
+    preset = base if base is not None else (variant or "default")
+    if preset != "default" and preset not in method_cls.variants:
         raise ConfigError(
-            f"method {method_cls.name!r} has no variant {variant!r}; "
+            f"method {method_cls.name!r} has no variant {preset!r}; "
             f"variants: {['default', *sorted(method_cls.variants)]}"
         )
-    merged = {**method_cls.variants.get(variant, {}), **(overrides or {})}
-    return build_config(method_cls.Config, merged, where=f"method {method_cls.name!r} (variant {variant!r})")
+    merged = {**method_cls.variants.get(preset, {}), **(overrides or {})}
+    label = variant or preset
+    return build_config(method_cls.Config, merged, where=f"method {method_cls.name!r} (variant {label!r})")
 
 
 def build_config(config_cls: type, overrides: dict[str, Any] | None, where: str = "method config") -> Any:
