@@ -1,0 +1,150 @@
+"""Reader for the raw ACDC release (Automated Cardiac Diagnosis Challenge, MICCAI 2017).
+
+Layout (with or without the `database/` prefix of the current release; training/ and testing/
+are both read): `**/patientNNN/Info.cfg` plus, per annotated frame F (1-based, from the `ED:` and
+`ES:` lines of Info.cfg), `patientNNN_frameFF.nii.gz` and `patientNNN_frameFF_gt.nii.gz`.
+The 4D cine `patientNNN_4d.nii.gz` is not read.
+
+Labels: ACDC's own 0 background, 1 RV, 2 MYO, 3 LV are the canonical order ("RV", "MYO", "LV"),
+so no remapping happens here. Spacing is the NIfTI header voxel size, reordered to (z, y, x).
+See docs/datasets.md for the layout and pitfalls.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from methods.data.nifti import (
+    check_same_spacing,
+    integer_labels,
+    open_nifti,
+    read_voxels,
+    spacing_zyx,
+    xyz_to_zyx,
+)
+from methods.data.types import Case, DatasetFormatError, check_label_values
+
+DATASET_NAME = "acdc"
+CLASS_NAMES = ("RV", "MYO", "LV")
+_PATIENT_GLOB = "**/patient[0-9][0-9][0-9]/Info.cfg"
+
+
+def _check_no_options(options: dict) -> None:
+    if options:
+        raise TypeError(f"the {DATASET_NAME} reader takes no options, got {sorted(options)}")
+
+
+def class_names(**options) -> tuple[str, ...]:
+    """Foreground classes in label order (label k = k-th name)."""
+    _check_no_options(options)
+    return CLASS_NAMES
+
+
+def _patient_folders(root: Path) -> dict[str, Path]:
+    """patient id -> folder, for every `patientNNN/Info.cfg` under root (any depth)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetFormatError(f"{root}: ACDC root folder not found")
+    folders: dict[str, Path] = {}
+    for info in sorted(root.glob(_PATIENT_GLOB)):
+        patient = info.parent.name
+        if patient in folders:
+            raise DatasetFormatError(
+                f"{info.parent}: patient {patient} found twice (also {folders[patient]}); "
+                "keep one copy of the ACDC tree under the root"
+            )
+        folders[patient] = info.parent
+    if not folders:
+        raise DatasetFormatError(
+            f"{root}: no ACDC patient folders found (expected **/patientNNN/Info.cfg, e.g. "
+            "database/training/patient001/Info.cfg)"
+        )
+    return folders
+
+
+def read_info(path: Path) -> dict[str, str]:
+    """Parse an Info.cfg (`Key: value` lines) and check that ED and ES are positive integers."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetFormatError(f"{path}: cannot read Info.cfg ({error})") from error
+    info: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition(":")
+        if not sep:
+            raise DatasetFormatError(f"{path}: line {number} {line!r} is not 'Key: value'")
+        info[key.strip()] = value.strip()
+    for key in ("ED", "ES"):
+        value = info.get(key)
+        if value is None or not value.isdigit() or int(value) < 1:
+            raise DatasetFormatError(f"{path}: expected a line '{key}: <1-based frame number>', got {value!r}")
+    return info
+
+
+def list_patients(root, **options) -> list[str]:
+    """Sorted patient ids (`patient001`, ...) of every patient folder under root."""
+    _check_no_options(options)
+    return sorted(_patient_folders(Path(root)))
+
+
+def patient_meta(root, **options) -> dict[str, dict]:
+    """Per-patient metadata from Info.cfg without reading any image: the pathology group, the
+    folder it came from (training/testing) and the ED/ES frame numbers."""
+    _check_no_options(options)
+    return {patient: _meta(folder, read_info(folder / "Info.cfg")) for patient, folder in _patient_folders(Path(root)).items()}
+
+
+def _meta(folder: Path, info: dict[str, str]) -> dict:
+    return {
+        "group": info.get("Group", ""),
+        "subset": folder.parent.name,
+        "ed_frame": int(info["ED"]),
+        "es_frame": int(info["ES"]),
+        "nb_frames": int(info["NbFrame"]) if info.get("NbFrame", "").isdigit() else None,
+    }
+
+
+def _read_frame(folder: Path, patient: str, frame: int, phase: str, meta: dict) -> Case:
+    image_path = folder / f"{patient}_frame{frame:02d}.nii.gz"
+    label_path = folder / f"{patient}_frame{frame:02d}_gt.nii.gz"
+    image_file = open_nifti(image_path, ndim=3)
+    label_file = open_nifti(label_path, ndim=3)
+    image_spacing = spacing_zyx(image_file, image_path)
+    check_same_spacing(image_path, image_spacing, label_path, spacing_zyx(label_file, label_path))
+    image = read_voxels(image_file, image_path)
+    label = integer_labels(read_voxels(label_file, label_path), label_path)
+    if image.shape != label.shape:
+        raise DatasetFormatError(f"{label_path}: label shape {label.shape} != image shape {image.shape} of {image_path.name}")
+    check_label_values(label, set(range(len(CLASS_NAMES) + 1)), label_path)
+    return Case(
+        case_id=f"{patient}_{phase}",
+        patient_id=patient,
+        phase=phase,
+        image=xyz_to_zyx(image),
+        label=xyz_to_zyx(label),
+        spacing=image_spacing,
+        source=str(label_path),
+        meta={**meta, "frame": frame},
+    )
+
+
+def iter_cases(root, patients=None, **options) -> Iterator[Case]:
+    """One Case per annotated frame, ED then ES, patients in sorted order.
+
+    `patients` restricts reading to those ids; an id that is not on disk is an error.
+    """
+    _check_no_options(options)
+    folders = _patient_folders(Path(root))
+    wanted = sorted(folders) if patients is None else list(patients)
+    missing = [p for p in wanted if p not in folders]
+    if missing:
+        raise DatasetFormatError(f"{root}: no patient folder (with Info.cfg) for {missing}")
+    for patient in wanted:
+        folder = folders[patient]
+        info = read_info(folder / "Info.cfg")
+        meta = _meta(folder, info)
+        for phase in ("ED", "ES"):
+            yield _read_frame(folder, patient, int(info[phase]), phase, meta)
