@@ -1,0 +1,53 @@
+"""Atomic file writing: a crash never leaves a half-written table, figure or report behind."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+
+@contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary path in the target's folder; rename it onto `path` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(text: str, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_csv(df: pd.DataFrame, path: Path, index: bool = False) -> Path:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=index)
+    return Path(path)
+
+
+def save_figure(fig, stem: Path) -> list[Path]:
+    """Save a matplotlib figure as `<stem>.png` and `<stem>.pdf` and close it."""
+    import matplotlib.pyplot as plt
+
+    paths = []
+    try:
+        for ext in ("png", "pdf"):
+            target = Path(stem).with_suffix(f".{ext}")
+            with atomic_path(target) as tmp:
+                fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
+            paths.append(target)
+    finally:
+        plt.close(fig)
+    return paths
