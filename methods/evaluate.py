@@ -1,0 +1,495 @@
+"""Evaluate a trained method on whole 3D cases: per-case metrics, saved predictions, feature samples.
+
+Inference (`predict_case`) is slice by slice on the training grid, as the network was trained:
+each short-axis slice is resized to `img_size` x `img_size` with the training loader's own
+`resize_images` (bilinear, antialiased when shrinking), the logits are resized back to the native
+slice size bilinearly (`resize_to_native`, i.e. the stretch of a non-square slice is undone), and
+the argmax gives the label on the native grid, where the metrics are computed with the case's
+spacing. Slices go through the network in batches, in eval mode, under `torch.inference_mode`, with
+bf16 autocast on CUDA. The official SPCL code instead scores a label resized to 224 px; scoring
+the native grid is what makes HD95 in mm meaningful (docs/metrics.md).
+
+Outputs (docs/architecture.md, "Evaluation outputs"):
+- a tidy DataFrame/CSV, one row per (case, foreground class), columns `RESULT_COLUMNS`;
+- `predictions/<case_id>.npz` for chosen cases: image, label, pred (uint8, native grid), spacing,
+  class_names (background first, so `class_names[v]` names label value v);
+- `features.npz`: a class-balanced sample of L2-normalised projection features (`method.embed`)
+  of the evaluated slices at feature resolution, with `class_index` (the training-grid label,
+  nearest-downsampled as the methods do in training; 0 = background), `boundary` (4-neighbourhood
+  "thick" boundary of that label map, replicate padding) and `class_names` (background first).
+  The sample is uniform without replacement within each class, drawn with seeded random priorities
+  (one key per pixel in slice order), so the same seed picks the same pixels for every method whose
+  feature maps have the same size, and t-SNE plots of different methods show the same pixels.
+
+CLI:
+    python -m methods.evaluate --checkpoint RUN/final.pt --cache DIR --split FILE --out CSV
+        [--role test] [--paper-compatible] [--predictions-dir DIR --prediction-cases N|ID ...]
+        [--features FILE --features-per-class N] [--device auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from methods.api import ConfigError, Method
+from methods.data.loaders import resize_images, resize_labels, resize_to_native
+from methods.data.types import Case
+from methods.meanteacher import downsample_labels
+from methods.metrics import METRIC_NAMES, case_metrics
+
+IDENTITY_COLUMNS = ("dataset", "ratio", "labelled_cases", "method", "variant", "seed")
+RESULT_COLUMNS = (*IDENTITY_COLUMNS, "case_id", "class_name", *METRIC_NAMES, "evaluated_network", "checkpoint")
+DEFAULT_BATCH_SIZE = 16
+DEFAULT_FEATURES_PER_CLASS = 500
+
+
+# --- device and inference context -----------------------------------------------------------------
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """'auto' = CUDA when available, else CPU; 'cuda' without a GPU is an error, not a fallback."""
+    if isinstance(name, torch.device):
+        return name
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
+    if amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _evaluating(module: nn.Module):
+    """Eval mode and inference mode for the duration; the module's previous mode is restored."""
+    modes = {m: m.training for m in module.modules()}
+    module.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+
+
+def _slice_batches(n: int, batch_size: int) -> Iterable[slice]:
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    return (slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size))
+
+
+# --- inference --------------------------------------------------------------------------------------
+def predict_case(
+    predictor: nn.Module,
+    case: Case,
+    img_size: int,
+    device: str | torch.device = "cpu",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    amp: bool = True,
+) -> np.ndarray:
+    """Label volume uint8 [Z, H, W] on the case's native grid (see the module docstring).
+
+    `predictor` is a network whose forward returns a `NetOutput` (`method.predictor()`); it must
+    already be on `device`.
+    """
+    device = torch.device(device)
+    z, h, w = case.image.shape
+    x = resize_images(torch.from_numpy(case.image), img_size)  # [Z, 1, S, S] on the CPU
+    pred = torch.empty((z, h, w), dtype=torch.uint8)
+    with _evaluating(predictor):
+        for sl in _slice_batches(z, batch_size):
+            with _autocast(device, amp):
+                logits = predictor(x[sl].to(device, non_blocking=True)).logits
+            native = resize_to_native(logits.float(), (h, w))
+            pred[sl] = native.argmax(1).to(torch.uint8).cpu()
+    return pred.numpy()
+
+
+def thick_boundary(labels: Tensor) -> Tensor:
+    """[B, H, W] integer labels -> bool, True where a 4-neighbour has another label.
+
+    Replicate padding, so the image border is not a boundary: the same map as
+    `skimage.segmentation.find_boundaries(labels, connectivity=1, mode="thick")` per slice.
+    """
+    padded = F.pad(labels[:, None].float(), (1, 1, 1, 1), mode="replicate")[:, 0]
+    centre = padded[:, 1:-1, 1:-1]
+    return (
+        (padded[:, :-2, 1:-1] != centre)
+        | (padded[:, 2:, 1:-1] != centre)
+        | (padded[:, 1:-1, :-2] != centre)
+        | (padded[:, 1:-1, 2:] != centre)
+    )
+
+
+class BalancedFeatureSampler:
+    """Keeps a uniform sample (without replacement) of up to `per_class` pixels of each class.
+
+    Every pixel offered gets a random priority from a seeded CPU generator (device-independent);
+    each class keeps its `per_class` smallest priorities. After any number of `add` calls the kept
+    set is a uniform sample of all pixels of that class seen so far, held in O(per_class) memory.
+    """
+
+    def __init__(self, num_classes: int, per_class: int, seed: int = 0):
+        if per_class < 1:
+            raise ConfigError(f"features_per_class must be >= 1, got {per_class}")
+        self.num_classes, self.per_class = int(num_classes), int(per_class)
+        self._gen = torch.Generator().manual_seed(int(seed))
+        self._kept: list[tuple[Tensor, Tensor, Tensor] | None] = [None] * self.num_classes
+
+    def add(self, features: Tensor, labels: Tensor, boundary: Tensor) -> None:
+        """features [B, D, h, w] (normalised), labels [B, h, w] int, boundary [B, h, w] bool."""
+        d = features.shape[1]
+        feats = features.permute(0, 2, 3, 1).reshape(-1, d)
+        labels, boundary = labels.reshape(-1), boundary.reshape(-1)
+        keys = torch.rand(labels.numel(), generator=self._gen).to(features.device)
+        for c in range(self.num_classes):
+            sel = labels == c
+            cand = (keys[sel], feats[sel], boundary[sel])
+            if self._kept[c] is not None:
+                cand = tuple(torch.cat([old, new]) for old, new in zip(self._kept[c], cand))
+            if cand[0].numel() > self.per_class:
+                top = cand[0].topk(self.per_class, largest=False).indices
+                cand = tuple(t[top] for t in cand)
+            self._kept[c] = cand
+
+    def result(self) -> dict[str, np.ndarray]:
+        """`features` float32 [N, D], `class_index` int64 [N], `boundary` bool [N] (class order)."""
+        feats, classes, bounds = [], [], []
+        for c, kept in enumerate(self._kept):
+            if kept is None or kept[0].numel() == 0:
+                continue
+            order = kept[0].argsort()
+            feats.append(kept[1][order].float().cpu())
+            bounds.append(kept[2][order].cpu())
+            classes.append(torch.full((order.numel(),), c, dtype=torch.int64))
+        if not feats:
+            raise ValueError("no pixels were sampled: the evaluated cases have no slices")
+        return {
+            "features": torch.cat(feats).numpy().astype(np.float32),
+            "class_index": torch.cat(classes).numpy(),
+            "boundary": torch.cat(bounds).numpy().astype(bool),
+        }
+
+
+def sample_case_features(
+    method: Method,
+    case: Case,
+    img_size: int,
+    sampler: BalancedFeatureSampler,
+    device: torch.device,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    amp: bool = True,
+) -> None:
+    """Offer every pixel of the case's projection maps (`method.embed`) to `sampler`."""
+    x = resize_images(torch.from_numpy(case.image), img_size)
+    y = resize_labels(torch.from_numpy(case.label), img_size)
+    with _evaluating(method):
+        for sl in _slice_batches(x.shape[0], batch_size):
+            with _autocast(device, amp):
+                emb = method.embed(x[sl].to(device, non_blocking=True))
+            emb = F.normalize(emb.float(), dim=1)
+            labels = downsample_labels(y[sl].long().to(device), tuple(emb.shape[-2:]))
+            sampler.add(emb, labels, thick_boundary(labels))
+
+
+# --- atomic writers ---------------------------------------------------------------------------------
+def _write_atomic(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_bytes(payload)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def save_npz_atomic(path: str | Path, **arrays: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    _write_atomic(Path(path), buf.getvalue())
+
+
+def write_csv_atomic(df: pd.DataFrame, path: str | Path) -> None:
+    _write_atomic(Path(path), df.to_csv(index=False).encode())
+
+
+def _all_class_names(class_names: Sequence[str]) -> np.ndarray:
+    return np.array(["background", *class_names])
+
+
+def save_prediction(directory: str | Path, case: Case, pred: np.ndarray, class_names: Sequence[str]) -> Path:
+    """`directory/<case_id>.npz` with image, label, pred, spacing, class_names (background first)."""
+    path = Path(directory) / f"{case.case_id}.npz"
+    save_npz_atomic(
+        path,
+        image=case.image.astype(np.float32),
+        label=case.label.astype(np.uint8),
+        pred=pred.astype(np.uint8),
+        spacing=np.asarray(case.spacing, dtype=np.float64),
+        class_names=_all_class_names(class_names),
+    )
+    return path
+
+
+# --- the evaluation loop ----------------------------------------------------------------------------
+def run_identity(run_cfg: dict[str, Any], labelled_cases: int | None = None) -> dict[str, Any]:
+    """The identity columns of the results table, from a resolved run config.
+
+    `labelled_cases` (labelled training patients) is taken from `run_cfg["data"]["labelled_cases"]`
+    when present, else from the argument (evaluate_checkpoint reads it from the run's split).
+    """
+    try:
+        data = run_cfg["data"]
+        identity = {
+            "dataset": data["dataset"],
+            "ratio": data["ratio"],
+            "labelled_cases": data.get("labelled_cases", labelled_cases),
+            "method": run_cfg["method"],
+            "variant": run_cfg.get("variant") or "default",
+            "seed": int(run_cfg["seed"]),
+        }
+    except KeyError as exc:
+        raise ConfigError(f"run config lacks {exc.args[0]!r}, needed for the results table") from None
+    if identity["labelled_cases"] is None:
+        raise ConfigError("labelled_cases is unknown: give it or put data.labelled_cases in the run config")
+    identity["labelled_cases"] = int(identity["labelled_cases"])
+    return identity
+
+
+class _PredictionPicker:
+    """Which cases to save: the first N evaluated (int) or the named case ids."""
+
+    def __init__(self, prediction_cases: int | Sequence[str] | None):
+        if isinstance(prediction_cases, int) and prediction_cases < 0:
+            raise ConfigError(f"prediction_cases must be >= 0, got {prediction_cases}")
+        self.first_n = prediction_cases if isinstance(prediction_cases, int) else 0
+        self.named = set() if prediction_cases is None or isinstance(prediction_cases, int) else set(prediction_cases)
+        self.saved: set[str] = set()
+
+    def wants(self, case_id: str) -> bool:
+        return case_id in self.named or len(self.saved) < self.first_n
+
+    def check_all_found(self) -> None:
+        missing = sorted(self.named - self.saved)
+        if missing:
+            raise ConfigError(f"prediction cases {missing} are not among the evaluated cases")
+
+
+def evaluate_method(
+    method: Method,
+    run_cfg: dict[str, Any],
+    cases: Iterable[Case],
+    class_names: Sequence[str],
+    *,
+    checkpoint: str | Path = "",
+    labelled_cases: int | None = None,
+    device: str | torch.device = "cpu",
+    paper_compatible: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    amp: bool = True,
+    predictions_dir: str | Path | None = None,
+    prediction_cases: int | Sequence[str] | None = None,
+    features_path: str | Path | None = None,
+    features_per_class: int = DEFAULT_FEATURES_PER_CLASS,
+    features_seed: int = 0,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Per-case, per-class metrics of `method.predictor()` on `cases` (any iterable of `Case`,
+    consumed once, so a generator keeps one case in memory at a time); optionally saves
+    predictions and a feature sample (module docstring).
+
+    `class_names` are the foreground names (label value k = class_names[k - 1]).
+    """
+    if len(class_names) + 1 != method.num_classes:
+        raise ConfigError(
+            f"the data has {len(class_names)} foreground classes {tuple(class_names)}, but the method "
+            f"was built for {method.num_classes} classes including background"
+        )
+    identity = run_identity(run_cfg, labelled_cases)
+    img_size = int(run_cfg["data"]["img_size"])
+    device = torch.device(device)
+    picker = _PredictionPicker(prediction_cases if predictions_dir else None)
+    sampler = BalancedFeatureSampler(method.num_classes, features_per_class, features_seed) if features_path else None
+    tail = {"evaluated_network": str(method.evaluated_network), "checkpoint": str(checkpoint)}
+
+    total = f"/{len(cases)}" if hasattr(cases, "__len__") else ""
+    method.to(device)
+    predictor = method.predictor()
+    rows = []
+    for i, case in enumerate(cases):
+        pred = predict_case(predictor, case, img_size, device, batch_size, amp)
+        for r in case_metrics(pred, case.label, case.spacing, class_names, paper_compatible):
+            rows.append({**identity, "case_id": case.case_id, **r, **tail})
+        if picker.wants(case.case_id):
+            save_prediction(predictions_dir, case, pred, class_names)
+            picker.saved.add(case.case_id)
+        if sampler is not None:
+            sample_case_features(method, case, img_size, sampler, device, batch_size, amp)
+        if progress:
+            print(f"\r[evaluate] {i + 1}{total} cases", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+    if not rows:
+        raise ConfigError("no cases to evaluate")
+    picker.check_all_found()
+    if sampler is not None:
+        save_npz_atomic(features_path, **sampler.result(), class_names=_all_class_names(class_names))
+    return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    cache: str | Path,
+    split: str | Path,
+    role: str = "test",
+    *,
+    device: str | torch.device = "auto",
+    **options: Any,
+) -> pd.DataFrame:
+    """Load `checkpoint` (RUN/final.pt), evaluate it on the `role` patients of `split` read from the
+    prepared `cache`; `options` are those of `evaluate_method` (paper_compatible, predictions_dir, ...).
+
+    Refuses to evaluate on patients the run trained on (its own split file, when still readable,
+    and the given one), and a cache of another dataset than the run's.
+    """
+    from methods.checkpoint import load_trained_method
+    from methods.data.loaders import cases_of_role, open_cache, read_split
+
+    device = resolve_device(device)
+    method, run_cfg = load_trained_method(checkpoint, device)
+    dataset = open_cache(cache, expected_dataset=run_cfg["data"]["dataset"])
+    split_dict = read_split(split)
+    case_ids = cases_of_role(dataset, split_dict, role, split)
+    train_split = _training_split(run_cfg, split_dict, split)
+    leaked = sorted(set(split_dict[role]) & set(train_split["train_labelled"] + train_split["train_unlabelled"]))
+    if leaked and role in ("val", "test"):
+        raise ConfigError(f"split {split}: {role} patients {leaked[:5]} were training patients of the run {checkpoint}")
+    named = options.get("prediction_cases")
+    if options.get("predictions_dir") and isinstance(named, (list, tuple)):
+        unknown = sorted(set(named) - set(case_ids))
+        if unknown:
+            raise ConfigError(f"prediction cases {unknown} are not {role} cases of split {split}")
+    options.setdefault("amp", run_cfg.get("train", {}).get("amp", "auto") != "off")
+    return evaluate_method(
+        method,
+        run_cfg,
+        _LazyCases(dataset, case_ids),
+        dataset.class_names,
+        checkpoint=checkpoint,
+        labelled_cases=len(train_split["train_labelled"]),
+        device=device,
+        **options,
+    )
+
+
+class _LazyCases:
+    """The cases of a cache, loaded one at a time while iterating (sized, for progress)."""
+
+    def __init__(self, dataset, case_ids: Sequence[str]):
+        self.dataset, self.case_ids = dataset, list(case_ids)
+
+    def __len__(self) -> int:
+        return len(self.case_ids)
+
+    def __iter__(self):
+        return (self.dataset.load(cid) for cid in self.case_ids)
+
+
+def _training_split(run_cfg: dict[str, Any], given: dict, given_path: str | Path) -> dict:
+    """The split the run trained with: its recorded split file if still readable, else `given`."""
+    from methods.data.loaders import read_split
+
+    recorded = Path(str(run_cfg.get("data", {}).get("split", "")))
+    if recorded.is_file() and recorded.resolve() != Path(given_path).resolve():
+        return read_split(recorded)
+    return given
+
+
+# --- CLI --------------------------------------------------------------------------------------------
+def summary_line(df: pd.DataFrame) -> str:
+    """One line: run identity, case count, mean Dice and HD95 (mm) per class and over classes."""
+    first = df.iloc[0]
+    per_class = df.groupby("class_name", sort=False)[["dice", "hd95_mm"]].mean()
+    dice = " ".join(f"{c} {v:.4f}" for c, v in per_class["dice"].items())
+    hd = " ".join(f"{c} {v:.2f}" for c, v in per_class["hd95_mm"].items())
+    return (
+        f"{first['method']}/{first['variant']} seed {first['seed']} on {first['dataset']} {first['ratio']}% "
+        f"({first['evaluated_network']}), {df['case_id'].nunique()} cases: "
+        f"Dice {dice} mean {per_class['dice'].mean():.4f} | HD95 mm {hd} mean {per_class['hd95_mm'].mean():.2f}"
+    )
+
+
+def _parse_prediction_cases(values: list[str] | None) -> int | list[str] | None:
+    if not values:
+        return None
+    if len(values) == 1 and values[0].isdigit():
+        return int(values[0])
+    return [v for item in values for v in item.split(",") if v]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m methods.evaluate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", required=True, help="RUN/final.pt")
+    p.add_argument("--cache", required=True, help="prepared cache folder")
+    p.add_argument("--split", required=True, help="split JSON file")
+    p.add_argument("--out", required=True, help="per-case CSV to write (atomically)")
+    p.add_argument("--role", default="test", choices=("test", "val", "train_labelled", "train_unlabelled"))
+    p.add_argument("--paper-compatible", action="store_true", help="SPCL's empty-prediction convention (docs/metrics.md)")
+    p.add_argument("--predictions-dir", help="save predictions/<case_id>.npz here")
+    p.add_argument("--prediction-cases", nargs="+", metavar="N|ID", help="first N cases, or case ids (default: 2)")
+    p.add_argument("--features", help="write a class-balanced projection-feature sample (npz) here")
+    p.add_argument("--features-per-class", type=int, default=DEFAULT_FEATURES_PER_CLASS)
+    p.add_argument("--features-seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="slices per forward pass")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    prediction_cases = _parse_prediction_cases(args.prediction_cases)
+    if args.predictions_dir and prediction_cases is None:
+        prediction_cases = 2
+    try:
+        df = evaluate_checkpoint(
+            args.checkpoint,
+            args.cache,
+            args.split,
+            args.role,
+            device=args.device,
+            paper_compatible=args.paper_compatible,
+            batch_size=args.batch_size,
+            predictions_dir=args.predictions_dir,
+            prediction_cases=prediction_cases,
+            features_path=args.features,
+            features_per_class=args.features_per_class,
+            features_seed=args.features_seed,
+            progress=sys.stderr.isatty(),
+        )
+    except (ConfigError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    write_csv_atomic(df, args.out)
+    print(summary_line(df))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
