@@ -39,12 +39,13 @@ def open_nifti(path: Path, ndim: int) -> nib.Nifti1Image:
 
 
 def read_voxels(image: nib.Nifti1Image, path: Path, frame: int | None = None) -> np.ndarray:
-    """Voxel values in nibabel (x, y, z) order: the whole 3D volume, or time index `frame` of a
-    4D one (only that frame is kept in memory)."""
+    """Voxel values in nibabel order: the whole image (trailing singleton axes beyond the third
+    dropped), or time index `frame` of a 4D one (only that frame is kept in memory)."""
     try:
         if frame is None:
             data = np.asanyarray(image.dataobj)
-            data = data.reshape(data.shape[:3])
+            while data.ndim > 3 and data.shape[-1] == 1:
+                data = data[..., 0]
         else:
             data = np.asanyarray(image.dataobj[..., frame])
     except _READ_ERRORS as error:
