@@ -161,7 +161,7 @@ def _discover(root: Path) -> dict[str, _Study]:
             folder = Path(dirpath) / name
             if (folder / "contours-manual" / "IRCCI-expert").is_dir():
                 contours.setdefault(patient, []).append(folder / "contours-manual" / "IRCCI-expert")
-            elif (folder / "DICOM").is_dir():
+            if (folder / "DICOM").is_dir():
                 dicom_a.setdefault(patient, []).append(folder / "DICOM")
             else:
                 series = SAX_SERIES.get(_kaggle_name(patient), ("", ""))[0]
