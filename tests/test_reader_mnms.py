@@ -106,6 +106,20 @@ def test_csv_row_without_files_names_code_and_path(fresh):
         mnms.list_patients(fresh)
 
 
+def test_time_indices_must_be_integers_for_labelled_subjects_only(fresh):
+    def edit(table):
+        table["ED"] = table["ED"].astype(str)
+        table.loc[table["External code"] == "DDD004", ["ED", "ES"]] = ""  # unlabelled: never read
+        table.loc[table["External code"] == "CCC003", "ES"] = "4.0"
+        return table
+
+    _edit_csv(fresh, edit)
+    assert [c.meta["t_index"] for c in mnms.iter_cases(fresh, patients=["CCC003"])] == [1, 4]
+    _edit_csv(fresh, lambda t: t.assign(ED=t["ED"].where(t["External code"] != "BBB002", "second")))
+    with pytest.raises(DatasetFormatError, match=r"opendataset\.csv: line 3 \(BBB002\): ED must be a 0-based time index, got 'second'"):
+        mnms.list_patients(fresh)
+
+
 def test_time_index_outside_the_cine(fresh):
     _edit_csv(fresh, lambda t: t.assign(ES=t["ES"].where(t["External code"] != "AAA001", "6")))
     with pytest.raises(DatasetFormatError, match=r"AAA001_sa\.nii\.gz: ES index 6 .* outside the 6 time points"):

@@ -138,19 +138,20 @@ def _read_subjects(root) -> dict[str, dict]:
             raise DatasetFormatError(f"{csv_path}: line {row_number} has an empty 'External code'")
         if code in subjects:
             raise DatasetFormatError(f"{csv_path}: subject {code} listed twice")
-        frames = {}
-        for key in ("ed", "es"):
-            value = row[columns[key]].strip()
-            if not value.isdigit():
-                raise DatasetFormatError(
-                    f"{csv_path}: line {row_number} ({code}): {columns[key]} must be a 0-based time index, got {value!r}"
-                )
-            frames[key] = int(value)
         location = _subject_folder(root, code)
         if location is None:
             expected = " or ".join(str(root / g / code / f"{code}_sa.nii.gz") for g in LABELLED_FOLDERS + UNLABELLED_FOLDERS)
             raise DatasetFormatError(f"{csv_path}: subject {code} has no image on disk; expected {expected}")
         group, folder = location
+        frames = {"ed": None, "es": None}
+        for key in frames:
+            value = row[columns[key]].strip()
+            if re.fullmatch(r"\d+(\.0*)?", value):  # "3", or "3.0" from a spreadsheet re-export
+                frames[key] = int(float(value))
+            elif group in LABELLED_FOLDERS:  # unlabelled subjects are never read: their ED/ES may be blank
+                raise DatasetFormatError(
+                    f"{csv_path}: line {row_number} ({code}): {columns[key]} must be a 0-based time index, got {value!r}"
+                )
         subjects[code] = {
             "vendor": row[columns["vendor"]].strip(),
             "vendor_name": row[columns["vendor_name"]].strip() if "vendor_name" in columns else "",
