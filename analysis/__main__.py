@@ -1,0 +1,5 @@
+"""`python -m analysis ...` runs the whole analysis of a run (see analysis.run)."""
+
+from analysis.run import main
+
+raise SystemExit(main())

@@ -1,0 +1,195 @@
+"""Choose, load and draw each paper figure from a run's artefacts, or say why it cannot be drawn.
+
+Every `make_*` function returns a `FigureOutcome`: the written files and a caption, or the
+reason the figure was not produced (its inputs are absent from the run). When the inputs are
+present the figure is always produced; a malformed input file is an error naming the file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import figures
+from analysis.aggregate import setting_summary
+from analysis.artefacts import Artefacts, ArtefactError, RunId, load_features, load_prediction, load_similarities
+from analysis.naming import method_label, setting_label, sort_methods, sort_settings
+
+SWEEP_VARIANT = re.compile(r"^sweep_gs(?P<gs>[0-9]*\.?[0-9]+)_gt(?P<gt>[0-9]*\.?[0-9]+)$")
+PAPER_THRESHOLDS = (0.75, 0.95)  # gamma_s, gamma_t of the paper (Section 2.2)
+FIG3_RUNS = (("with US", "default"), ("without US", "relation_pos"))  # spcl variants
+FIG7_RUNS = (("Neg", "relation_neg"), ("Pos", "relation_pos"), ("US", "default"))
+
+
+@dataclass
+class FigureOutcome:
+    name: str
+    caption: str
+    paths: list[Path] = field(default_factory=list)
+    reason: str = ""  # why not produced; "" when produced
+
+    @property
+    def produced(self) -> bool:
+        return bool(self.paths)
+
+
+@dataclass
+class FigureOptions:
+    tsne_methods: tuple[str, ...] = ("bus", "bass", "spcl")
+    tsne_points: int = 1000
+    tsne_iter: int = 500
+    n_jobs: int = 1
+    seed: int = 0
+    prediction_cases: int = 3
+
+
+def _pick_setting(candidates: dict[tuple, set]) -> tuple | None:
+    """The setting where the most wanted runs are present (paper order breaks ties)."""
+    if not candidates:
+        return None
+    best = max(len(v) for v in candidates.values())
+    return sort_settings(s for s, v in candidates.items() if len(v) == best)[0]
+
+
+def _by_setting(store: dict[RunId, Path], wanted: dict[tuple[str, str], str]) -> dict[tuple, dict[str, RunId]]:
+    """setting -> {label: RunId with the lowest seed} for the wanted (method, variant) pairs."""
+    out: dict[tuple, dict[str, RunId]] = {}
+    for run in sorted(store):
+        label = wanted.get((run.method, run.variant))
+        if label is None:
+            continue
+        out.setdefault((run.dataset, run.ratio), {}).setdefault(label, run)
+    return out
+
+
+# --------------------------------------------------------------------------- Fig. 3
+def make_fig3(art: Artefacts, out_dir: Path) -> FigureOutcome:
+    name = "fig3_similarities"
+    wanted = {("spcl", variant): label for label, variant in FIG3_RUNS}
+    per_setting = _by_setting(art.similarities, wanted)
+    complete = {s: runs for s, runs in per_setting.items() if len(runs) == len(FIG3_RUNS)}
+    if not complete:
+        found = ", ".join(f"{r.method}/{r.variant} ({setting_label(r.dataset, r.ratio)})" for r in sorted(art.similarities))
+        return FigureOutcome(name, "", reason="needs similarities.npz of spcl/default (with US) and spcl/relation_pos "
+                             f"(without US) in one setting; found: {found or 'none'}")
+    setting = sort_settings(complete)[0]
+    runs = complete[setting]
+    groups = {f"{label} (spcl/{runs[label].variant}, seed {runs[label].seed})": load_similarities(art.similarities[runs[label]])
+              for label, _ in FIG3_RUNS}
+    paths = figures.similarity_figure(groups, out_dir / name)
+    means = {label: (g["positive"].mean() if g["positive"].size else np.nan,
+                     g["negative"].mean() if g["negative"].size else np.nan) for label, g in groups.items()}
+    summary = "; ".join(f"{label}: mean positive {p:.3f}, mean negative {n:.3f}" for label, (p, n) in means.items())
+    caption = (f"Fig. 3: positive and negative anchor similarities of ICL with and without unconcerned samples "
+               f"(US), {setting_label(*setting)}. {summary}.")
+    return FigureOutcome(name, caption, paths)
+
+
+# --------------------------------------------------------------------------- Figs. 4 and 7
+def _tsne(art: Artefacts, out_dir: Path, name: str, wanted: dict[tuple[str, str], str], order: list[str],
+          title: str, what: str, opts: FigureOptions) -> FigureOutcome:
+    per_setting = _by_setting(art.features, wanted)
+    setting = _pick_setting({s: set(v) for s, v in per_setting.items()})
+    if setting is None:
+        return FigureOutcome(name, "", reason=f"needs features.npz of {what}; none found")
+    runs = per_setting[setting]
+    panels = [(f"{label} (seed {runs[label].seed})", load_features(art.features[runs[label]]))
+              for label in order if label in runs]
+    for panel_title, data in panels:
+        if len(data["features"]) < 10:
+            raise ArtefactError(f"{panel_title}: features.npz holds {len(data['features'])} points; t-SNE needs at least 10")
+    paths = figures.tsne_figure(panels, out_dir / name, f"{title}, {setting_label(*setting)}",
+                                max_points=opts.tsne_points, seed=opts.seed, n_jobs=opts.n_jobs, n_iter=opts.tsne_iter)
+    missing = [label for label in order if label not in runs]
+    caption = (f"{title} ({setting_label(*setting)}): openTSNE of projection features, at most {opts.tsne_points} "
+               f"points per panel, seed {opts.seed}, n_jobs {opts.n_jobs}; colour = class, ○ inner, △ boundary."
+               + (f" No features for: {', '.join(missing)}." if missing else ""))
+    return FigureOutcome(name, caption, paths)
+
+
+def make_fig4(art: Artefacts, out_dir: Path, opts: FigureOptions) -> FigureOutcome:
+    wanted = {(m, "default"): method_label(m) for m in opts.tsne_methods}
+    return _tsne(art, out_dir, "fig4_tsne_methods", wanted, [method_label(m) for m in opts.tsne_methods],
+                 "Fig. 4: feature space of the boundary-aware CL methods",
+                 "the default variant of " + ", ".join(opts.tsne_methods), opts)
+
+
+def make_fig7(art: Artefacts, out_dir: Path, opts: FigureOptions) -> FigureOutcome:
+    wanted = {("spcl", variant): label for label, variant in FIG7_RUNS}
+    return _tsne(art, out_dir, "fig7_tsne_relations", wanted, [label for label, _ in FIG7_RUNS],
+                 "Fig. 7: feature space under different subclass relations",
+                 "spcl/relation_neg, spcl/relation_pos or spcl/default", opts)
+
+
+# --------------------------------------------------------------------------- Fig. 5
+def sweep_grids(df: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
+    """Per setting with sweep runs: gamma_s x gamma_t grid of mean Dice (%) over seeds."""
+    sweeps = df[(df["method"] == "spcl") & df["variant"].str.match(SWEEP_VARIANT.pattern)]
+    if sweeps.empty:
+        return []
+    summary = setting_summary(sweeps, "dice")
+    parsed = summary["variant"].str.extract(SWEEP_VARIANT.pattern).astype(float)
+    summary = summary.assign(gamma_s=parsed["gs"], gamma_t=parsed["gt"], dice=summary["mean"] * 100.0)
+    grids = []
+    for setting in sort_settings(summary[["dataset", "ratio"]].itertuples(index=False, name=None)):
+        here = summary[(summary["dataset"] == setting[0]) & (summary["ratio"] == setting[1])]
+        grid = here.pivot_table(index="gamma_s", columns="gamma_t", values="dice", aggfunc="mean").sort_index()
+        grids.append((setting, grid.sort_index(axis=1)))
+    return grids
+
+
+def make_fig5(df: pd.DataFrame, out_dir: Path) -> FigureOutcome:
+    name = "fig5_threshold_sweep"
+    grids = sweep_grids(df)
+    if not grids:
+        return FigureOutcome(name, "", reason="needs spcl runs with variants sweep_gs<γs>_gt<γt>; none in the results")
+    paths = figures.sweep_heatmap([(setting_label(*s), g) for s, g in grids], out_dir / name, highlight=PAPER_THRESHOLDS)
+    best = []
+    for setting, grid in grids:
+        gs, gt = grid.stack().idxmax()
+        best.append(f"{setting_label(*setting)}: best Dice {grid.loc[gs, gt]:.2f} at γ_s = {gs:g}, γ_t = {gt:g}")
+    caption = ("Fig. 5: Dice (%) of SPCL over the confidence thresholds γ_s × γ_t (mean over seeds; red box: the "
+               f"paper's γ_s = {PAPER_THRESHOLDS[0]}, γ_t = {PAPER_THRESHOLDS[1]} where swept). " + "; ".join(best) + ".")
+    return FigureOutcome(name, caption, paths)
+
+
+# --------------------------------------------------------------------------- Fig. 6
+def make_fig6(art: Artefacts, out_dir: Path, opts: FigureOptions) -> FigureOutcome:
+    name = "fig6_qualitative"
+    defaults = {run: path for run, path in art.predictions.items() if run.variant == "default"}
+    if not defaults:
+        return FigureOutcome(name, "", reason="needs predictions/<case>.npz of the default variants; none found")
+    wanted = {(run.method, "default"): run.method for run in defaults}
+    per_setting = _by_setting(defaults, wanted)
+    setting = _pick_setting({s: set(v) for s, v in per_setting.items()})
+    runs = per_setting[setting]
+    methods = sort_methods(runs)
+    case_sets = [{p.stem for p in defaults[runs[m]].glob("*.npz")} for m in methods]
+    common = sorted(set.intersection(*case_sets))
+    if not common:
+        return FigureOutcome(name, "", reason=f"the prediction folders of {setting_label(*setting)} share no case: "
+                             + ", ".join(str(defaults[runs[m]]) for m in methods))
+    cases, class_names = [], None
+    for case_id in common[: opts.prediction_cases]:
+        loaded = {m: load_prediction(defaults[runs[m]] / f"{case_id}.npz") for m in methods}
+        first = loaded[methods[0]]
+        for m, data in loaded.items():
+            if data["label"].shape != first["label"].shape or not np.array_equal(data["label"], first["label"]):
+                raise ArtefactError(f"{defaults[runs[m]] / (case_id + '.npz')}: its reference label differs from "
+                                    f"{defaults[runs[methods[0]]] / (case_id + '.npz')} for the same case")
+        z = figures.best_slice(first["label"])
+        cases.append({"case_id": f"{case_id} (slice {z})", "image": first["image"][z], "label": first["label"][z],
+                      "preds": {method_label(m): loaded[m]["pred"][z] for m in methods}})
+        if class_names is None:
+            names = first.get("class_names")
+            n_classes = int(max(first["label"].max(), max(d["pred"].max() for d in loaded.values())))
+            class_names = [n for n in names if n != "background"] if names else [f"class {i}" for i in range(1, n_classes + 1)]
+    paths = figures.qualitative_figure(cases, class_names, out_dir / name)
+    seeds = sorted({runs[m].seed for m in methods})
+    caption = (f"Fig. 6: test cases of {setting_label(*setting)} (seed {', '.join(map(str, seeds))}): image, ground "
+               "truth and each method's prediction on the slice with the most reference foreground.")
+    return FigureOutcome(name, caption, paths)

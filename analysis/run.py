@@ -1,0 +1,287 @@
+"""The whole analysis of one run: tables, statistics, figures, paper comparison, REPORT.md/.html.
+
+    python -m analysis.run --results-dir results/phantom --out results/phantom/analysis
+
+Inputs, all found under --results-dir: the per-case CSVs (eval/.../metrics.csv), features.npz and
+predictions/ of the evaluations, similarities.npz of the training runs, and the resolved workflow
+config (provenance/config.yaml, or --config). Options not given on the command line are read
+from that config (control, figures.tsne_methods, figures.tsne_points_per_panel,
+evaluation.paper_compatible -> HD95 in pixels), then from the defaults below.
+Outputs under --out: tables/ (CSV, Markdown, LaTeX), figures/ (PNG, PDF), REPORT.md, REPORT.html.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from analysis import stats
+from analysis.artefacts import ArtefactError, find_artefacts
+from analysis.collect import CollectError, collect_run
+from analysis.comparison import compare_methods, statistics_markdown, write_statistics
+from analysis.figure_inputs import FigureOptions, FigureOutcome, make_fig3, make_fig4, make_fig5, make_fig6, make_fig7
+from analysis.formatting import Column, DisplayTable, Value, to_markdown
+from analysis.html import markdown_to_html
+from analysis.io import write_csv, write_text
+from analysis.naming import method_label, setting_label
+from analysis.paper import REFERENCE_DIR, compare_metrics, compare_statistics, load_reference
+from analysis.report import quality_markdown
+from analysis.tables import bcl_vs_infonce, check_fractions, class_tables, metric_summaries, table1, table3, table4
+
+
+@dataclass
+class Options:
+    results_dir: Path
+    out: Path
+    config: dict = field(default_factory=dict)
+    config_path: Path | None = None
+    control: str = "spcl"
+    alpha: float = stats.DEFAULT_ALPHA
+    hd95: str = "mm"
+    exclude: tuple[str, ...] = ("suponly",)  # the paper ranks k = 7 methods, without SupOnly
+    paired_adjustment: str = "holm"
+    n_boot: int = 2000
+    reference_dir: Path = REFERENCE_DIR
+    figures: FigureOptions = field(default_factory=FigureOptions)
+
+
+@dataclass
+class Section:
+    title: str
+    body: str
+
+
+def _read_config(path: Path | None) -> dict:
+    if path is None or not Path(path).is_file():
+        return {}
+    try:
+        return yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as err:
+        raise CollectError(f"{path}: cannot parse the run config ({err})") from err
+
+
+def _rel(path: Path, base: Path) -> str:
+    return Path(path).relative_to(base).as_posix()
+
+
+def _table_block(result) -> str:
+    files = ", ".join(f"`tables/{result.name}.{ext}`" for ext in ("csv", "md", "tex"))
+    return f"**{result.title}**\n\n{to_markdown(result.display)}\nFiles: {files}.\n"
+
+
+def _figure_block(outcome: FigureOutcome, out: Path) -> str:
+    if not outcome.produced:
+        return f"*{outcome.name}: not produced: {outcome.reason}.*\n"
+    png = next(p for p in outcome.paths if p.suffix == ".png")
+    files = ", ".join(f"`{_rel(p, out)}`" for p in outcome.paths)
+    return f"![{outcome.caption}]({_rel(png, out)})\n\nFiles: {files}.\n"
+
+
+def _paper_section(diff: pd.DataFrame, summary_note: str) -> str:
+    if diff.empty:
+        return (summary_note + "No cell of this run matches a published cell (the paper reports SCD, ACDC and "
+                "M&Ms at its label ratios), so there is nothing to subtract.\n")
+    rows, cells = [], []
+    for r in diff.itertuples():
+        where = "all settings" if r.dataset == "all" else setting_label(r.dataset, r.ratio)
+        rows.append(f"{r.table}: {where}, {method_label(r.method)}/{r.variant}")
+        cells.append([r.quantity, Value(r.reproduced), Value(r.published), f"{r.difference:+.2f}"])
+    table = DisplayTable("Cell", rows, [Column("quantity"), Column("reproduced"), Column("published"),
+                                        Column("reproduced − published")], cells)
+    mean_abs = diff.groupby(["table", "quantity"])["difference"].agg(lambda d: d.abs().mean())
+    summary = "; ".join(f"{t} {q}: mean |Δ| = {v:.2f}" for (t, q), v in mean_abs.items())
+    return summary_note + f"{summary}.\n\n" + to_markdown(table) + "Files: `tables/paper_comparison.csv`.\n"
+
+
+def analyse(opts: Options) -> Path:
+    """Run every step and write the report; returns the path of REPORT.md."""
+    out = Path(opts.out)
+    tables_dir, figures_dir = out / "tables", out / "figures"
+    hd95_column = f"hd95_{opts.hd95}"
+    table, quality = collect_run(opts.results_dir, exclude=(out,))
+    check_fractions(table)
+    write_csv(table, tables_dir / "cases.csv")
+    sections: list[Section] = []
+    not_produced: list[str] = []
+
+    sections.append(Section("Input checks", f"{len(table)} per-case rows from "
+                             f"{table['source_file'].nunique()} file(s); collected table: `tables/cases.csv`.\n\n"
+                             + quality_markdown(quality)))
+
+    t1 = table1(table, hd95_column)
+    t1.write(tables_dir)
+    sections.append(Section("Table 1: comparison with the baselines", _table_block(t1)))
+
+    friedman_table = None
+    try:
+        comparison = compare_methods(table, "dice", opts.control, alpha=opts.alpha, exclude=opts.exclude,
+                                     paired_adjustment=opts.paired_adjustment, scale=100.0, n_boot=opts.n_boot,
+                                     seed=opts.figures.seed)
+    except stats.StatsInputError as err:
+        not_produced.append(f"Table 2 and the CD diagram: {err}")
+        sections.append(Section("Table 2: statistical analysis", f"*Not produced: {err}.*\n"))
+    else:
+        written = write_statistics(comparison, tables_dir, figures_dir)
+        friedman_table = comparison.table
+        cd_png = next(p for p in written["cd_diagram"] if p.suffix == ".png")
+        body = (statistics_markdown(comparison)
+                + f"\n![Critical-difference diagram: mean Dice ranks over the settings (1 = best); methods joined by a "
+                  f"bar are not separated by the Nemenyi test at α = {opts.alpha:g}.]({_rel(cd_png, out)})\n\n"
+                  "Files: " + ", ".join(f"`{_rel(p, out)}`" for paths in written.values() for p in paths) + ".\n")
+        sections.append(Section("Table 2: statistical analysis (Friedman, z against the control, Finner)", body))
+        boot = comparison.bootstrap
+        rows = [f"{setting_label(r.dataset, r.ratio)} / {method_label(r.method)}" for r in boot.itertuples()]
+        cells = [[str(r.n_cases), str(r.n_seeds), Value(r.mean), f"[{r.ci_low:.2f}, {r.ci_high:.2f}]"] for r in boot.itertuples()]
+        sections.append(Section("Bootstrap confidence intervals of mean Dice (%)",
+                                "95% percentile bootstrap over test cases crossed with seeds "
+                                f"({opts.n_boot} resamples).\n\n"
+                                + to_markdown(DisplayTable("Setting / method", rows,
+                                                           [Column("cases"), Column("seeds"), Column("mean Dice"),
+                                                            Column("95% CI")], cells))))
+
+    ablations = [("Table 3: SPCL components", table3(table, hd95_column)),
+                 ("Table 4: subclass relation", table4(table, hd95_column)),
+                 ("BCL against InfoNCE", bcl_vs_infonce(table, hd95_column))]
+    for title, results in ablations:
+        if not results:
+            reason = "no ablation runs of these variants in the results"
+            not_produced.append(f"{title}: {reason}")
+            sections.append(Section(title, f"*Not produced: {reason}.*\n"))
+            continue
+        for r in results:
+            r.write(tables_dir)
+        sections.append(Section(title, "\n".join(_table_block(r) for r in results)))
+
+    per_class = class_tables(table, hd95_column)
+    for r in per_class:
+        r.write(tables_dir)
+    sections.append(Section("Per-class breakdown", "\n".join(_table_block(r) for r in per_class)))
+
+    artefacts = find_artefacts(opts.results_dir, exclude=(out,))
+    outcomes = [
+        make_fig3(artefacts, figures_dir),
+        make_fig4(artefacts, figures_dir, opts.figures),
+        make_fig5(table, figures_dir),
+        make_fig6(artefacts, figures_dir, opts.figures),
+        make_fig7(artefacts, figures_dir, opts.figures),
+    ]
+    fig_body = "\n".join(_figure_block(o, out) for o in outcomes)
+    if artefacts.unattributed:
+        fig_body += "\nFiles that could not be attributed to a run (not used): " + ", ".join(
+            f"`{p}`" for p in artefacts.unattributed) + ".\n"
+    sections.append(Section("Figures", fig_body))
+    not_produced += [f"{o.name}: {o.reason}" for o in outcomes if not o.produced]
+
+    reference = load_reference(opts.reference_dir)
+    diff = compare_metrics(metric_summaries(table, hd95_column), reference)
+    note = ""
+    if friedman_table is not None:
+        paper_settings = set(map(tuple, reference["table1"][["dataset", "ratio"]].astype({"ratio": float}).values.tolist()))
+        run_settings = {(d, float(r)) for d, r in comparison.matrix.index}
+        if run_settings == paper_settings:
+            diff = pd.concat([diff, compare_statistics(friedman_table, reference)], ignore_index=True)
+        else:
+            note = "Table 2 is compared only when the run ranks the paper's six settings. "
+    write_csv(diff, tables_dir / "paper_comparison.csv")
+    unit = "HD95 here is in " + ("pixels (the paper's convention). " if opts.hd95 == "px" else
+                                 "mm; the paper's is in voxels (use --hd95 px to compare like units). ")
+    sections.append(Section("Comparison with the paper", _paper_section(diff, note + unit)))
+
+    text = _report_text(opts, sections, not_produced)
+    report = write_text(text, out / "REPORT.md")
+    write_text(markdown_to_html(text, title="spcl-bench report", base_dir=out), out / "REPORT.html")
+    return report
+
+
+def _report_text(opts: Options, sections: list[Section], not_produced: list[str]) -> str:
+    run_name = opts.config.get("run_name", Path(opts.results_dir).name)
+    lines = [f"# spcl-bench report: {run_name}", "",
+             f"Results: `{opts.results_dir}`. Control: {method_label(opts.control)}. Significance level "
+             f"α = {opts.alpha:g} (the paper's). Friedman ranking without: "
+             f"{', '.join(method_label(m) for m in opts.exclude) or 'none'}. HD95 unit: {opts.hd95}. "
+             "How to read this report: docs/analysis.md.", "", "## Contents", ""]
+    lines += [f"- {s.title}" for s in sections] + ["- Not produced", "- Run configuration", ""]
+    for s in sections:
+        lines += [f"## {s.title}", "", s.body.rstrip(), ""]
+    lines += ["## Not produced", ""]
+    lines += [f"- {item}" for item in not_produced] or ["Every table and figure was produced."]
+    lines += ["", "## Run configuration", ""]
+    if opts.config:
+        source = f"`{opts.config_path}`" if opts.config_path else "the given config"
+        lines += [f"Resolved workflow config ({source}):", "", "```yaml",
+                  yaml.safe_dump(opts.config, sort_keys=False).rstrip(), "```"]
+    else:
+        lines.append("No resolved config was found (looked for provenance/config.yaml under the results folder).")
+    versions = Path(opts.results_dir) / "provenance" / "versions.txt"
+    if versions.is_file():
+        lines += ["", "Package versions (`provenance/versions.txt`):", "", "```", versions.read_text().rstrip(), "```"]
+    fig = opts.figures
+    lines += ["", f"Analysis options: t-SNE ≤ {fig.tsne_points} points per panel, {fig.tsne_iter} iterations, "
+              f"seed {fig.seed}, n_jobs {fig.n_jobs}; Fig. 4 methods: {', '.join(fig.tsne_methods)}; "
+              f"Fig. 6 cases: {fig.prediction_cases}; bootstrap resamples: {opts.n_boot}; per-case test adjustment: "
+              f"{opts.paired_adjustment}.", ""]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m analysis.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results-dir", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--config", type=Path, help="resolved workflow config (default: RESULTS/provenance/config.yaml)")
+    parser.add_argument("--control", help="control method (config: control; default spcl)")
+    parser.add_argument("--alpha", type=float, default=stats.DEFAULT_ALPHA)
+    parser.add_argument("--hd95", choices=("mm", "px"), help="HD95 unit (default: px if evaluation.paper_compatible, else mm)")
+    parser.add_argument("--exclude", nargs="*", help="methods not ranked in Table 2 (default: suponly, as the paper)")
+    parser.add_argument("--paired-adjustment", choices=sorted(stats.ADJUSTMENTS), default="holm")
+    parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument("--tsne-methods", nargs="+", help="Fig. 4 panels (config: figures.tsne_methods)")
+    parser.add_argument("--tsne-points", type=int, help="t-SNE points per panel (config: figures.tsne_points_per_panel; default 1000)")
+    parser.add_argument("--tsne-iter", type=int, default=500)
+    parser.add_argument("--n-jobs", type=int, default=1, help="openTSNE threads; the embedding depends on it")
+    parser.add_argument("--seed", type=int, default=0, help="t-SNE, subsampling and bootstrap seed")
+    parser.add_argument("--prediction-cases", type=int, default=3, help="rows of Fig. 6")
+    parser.add_argument("--reference-dir", type=Path, default=REFERENCE_DIR)
+    return parser
+
+
+def options_from_args(args) -> Options:
+    config_path = args.config or (args.results_dir / "provenance" / "config.yaml")
+    if args.config is not None and not args.config.is_file():
+        raise CollectError(f"config file {args.config} does not exist")
+    config = _read_config(config_path)
+    fig_cfg = config.get("figures") or {}
+    paper_mode = bool((config.get("evaluation") or {}).get("paper_compatible", False))
+    figs = FigureOptions(
+        tsne_methods=tuple(args.tsne_methods or fig_cfg.get("tsne_methods") or FigureOptions.tsne_methods),
+        tsne_points=int(args.tsne_points or fig_cfg.get("tsne_points_per_panel") or FigureOptions.tsne_points),
+        tsne_iter=args.tsne_iter, n_jobs=args.n_jobs, seed=args.seed, prediction_cases=args.prediction_cases,
+    )
+    return Options(
+        results_dir=args.results_dir, out=args.out, config=config,
+        config_path=config_path if config else None,
+        control=args.control or config.get("control") or "spcl", alpha=args.alpha,
+        hd95=args.hd95 or ("px" if paper_mode else "mm"),
+        exclude=tuple(args.exclude) if args.exclude is not None else ("suponly",),
+        paired_adjustment=args.paired_adjustment, n_boot=args.bootstrap,
+        reference_dir=args.reference_dir, figures=figs,
+    )
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        report = analyse(options_from_args(args))
+    except (CollectError, ArtefactError, stats.StatsInputError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {report} and {report.with_suffix('.html')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
