@@ -45,7 +45,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from methods.api import ConfigError, Method
-from methods.data.loaders import resize_images, resize_labels, resize_to_native
+from methods.checkpoint import load_trained_method
+from methods.data.loaders import cases_of_role, open_cache, read_split, resize_images, resize_labels, resize_to_native
 from methods.data.types import Case
 from methods.meanteacher import downsample_labels
 from methods.metrics import METRIC_NAMES, case_metrics
@@ -366,12 +367,9 @@ def evaluate_checkpoint(
     """Load `checkpoint` (RUN/final.pt), evaluate it on the `role` patients of `split` read from the
     prepared `cache`; `options` are those of `evaluate_method` (paper_compatible, predictions_dir, ...).
 
-    Refuses to evaluate on patients the run trained on (its own split file, when still readable,
-    and the given one), and a cache of another dataset than the run's.
+    Refuses a cache of another dataset than the run's, and val/test patients the run trained on
+    (according to the run's recorded split file when it is still readable, else the given split).
     """
-    from methods.checkpoint import load_trained_method
-    from methods.data.loaders import cases_of_role, open_cache, read_split
-
     device = resolve_device(device)
     method, run_cfg = load_trained_method(checkpoint, device)
     dataset = open_cache(cache, expected_dataset=run_cfg["data"]["dataset"])
@@ -414,8 +412,6 @@ class _LazyCases:
 
 def _training_split(run_cfg: dict[str, Any], given: dict, given_path: str | Path) -> dict:
     """The split the run trained with: its recorded split file if still readable, else `given`."""
-    from methods.data.loaders import read_split
-
     recorded = Path(str(run_cfg.get("data", {}).get("split", "")))
     if recorded.is_file() and recorded.resolve() != Path(given_path).resolve():
         return read_split(recorded)

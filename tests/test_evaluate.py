@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from medpy.metric import binary as medpy_binary
 from skimage.segmentation import find_boundaries
 from torch import nn
 
@@ -19,7 +20,7 @@ from methods.evaluate import (
     predict_case,
     thick_boundary,
 )
-from methods.metrics import case_metrics
+from methods.metrics import case_metrics, volume_diagonal
 from methods.nets import NetFactory, NetOutput, NetworkProfile
 
 CLASSES = ("RV", "MYO", "LV")
@@ -162,6 +163,32 @@ def test_evaluate_method_rows_follow_the_schema(method):
     pd.testing.assert_frame_equal(got[expected.columns], expected)
 
 
+class ThresholdMethod(nn.Module):
+    """The smallest object evaluate_method accepts: 3 classes, of which it only ever predicts 1."""
+
+    num_classes = 3
+    evaluated_network = "student"
+
+    def __init__(self):
+        super().__init__()
+        self.net = ThresholdNet()
+
+    def predictor(self):
+        return self.net
+
+
+def test_paper_compatible_mode_changes_only_the_missed_class():
+    case = block_case((4, IMG_SIZE, IMG_SIZE))
+    case.label[:, 2:5, 2:5] = 2  # class 2 is annotated but never predicted
+    default = evaluate_method(ThresholdMethod(), RUN_CFG, [case], ("A", "B"), labelled_cases=1)
+    paper = evaluate_method(ThresholdMethod(), RUN_CFG, [case], ("A", "B"), labelled_cases=1, paper_compatible=True)
+    pd.testing.assert_frame_equal(default.iloc[:1], paper.iloc[:1])  # class A: found exactly, identical
+    assert default.loc[1, "dice"] == paper.loc[1, "dice"] == 0.0
+    assert default.loc[1, "hd95_mm"] == pytest.approx(volume_diagonal(case.label.shape, case.spacing))
+    all_ones = np.ones(case.label.shape, bool)
+    assert paper.loc[1, "hd95_px"] == pytest.approx(medpy_binary.hd95(all_ones, case.label == 2))
+
+
 def test_evaluate_method_rejects_a_class_count_mismatch(method):
     with pytest.raises(ConfigError, match="foreground classes"):
         evaluate_method(method, RUN_CFG, [heart_case(0)], ("LV",), labelled_cases=1)
@@ -202,51 +229,43 @@ def test_feature_sample_is_class_balanced_normalised_and_seeded(method, tmp_path
 
 # --- the CLI, end to end on a trained checkpoint -----------------------------------------------------
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    """A prepared cache of 4 patients, a split, and a 1-iteration meanteacher run (the real engine)."""
-    from methods.data.cache import write_cache
+def trained_run(tiny_cache, tiny_split, tmp_path_factory):
+    """A 1-iteration meanteacher run (the real engine) on the shared phantom cache and split."""
     from methods.engine import train
     from methods.runconfig import parse_run_config
 
-    root = tmp_path_factory.mktemp("eval_e2e")
-    cases = []
-    for i in range(4):
-        for phase in ("ED", "ES"):
-            c = heart_case(i, shape=(2, 36, 32))
-            cases.append(Case(f"p{i:03d}_{phase}", c.patient_id, phase, c.image, c.label, c.spacing))
-    write_cache(root / "cache", "phantom", CLASSES, cases, source_root="synthetic")
-    split = {"dataset": "phantom", "seed": 0, "labelled_count": 1, "train_labelled": ["p000"],
-             "train_unlabelled": ["p001"], "val": ["p002"], "test": ["p002", "p003"]}
-    (root / "split.json").write_text(json.dumps(split))
+    out = tmp_path_factory.mktemp("eval_e2e") / "run"
     cfg = parse_run_config({
-        "method": "meanteacher", "seed": 1, "out_dir": str(root / "run"),
-        "data": {"cache": str(root / "cache"), "split": str(root / "split.json"), "dataset": "phantom",
+        "method": "meanteacher", "seed": 1, "out_dir": str(out),
+        "data": {"cache": str(tiny_cache), "split": str(tiny_split), "dataset": "phantom",
                  "ratio": 5, "img_size": IMG_SIZE, "labelled_batch": 2, "unlabelled_batch": 2},
         "network": TINY_NET,
         "train": {"iterations": 1, "device": "cpu", "progress": False},
     })
     train(cfg)
-    return root
+    return {"checkpoint": out / "final.pt", "cache": tiny_cache, "split": tiny_split}
 
 
 def test_cli_writes_the_csv_predictions_and_features(trained_run, tmp_path, capsys):
     r = trained_run
+    split = json.loads(r["split"].read_text())
+    test_cases = sorted(f"{p}_{phase}" for p in split["test"] for phase in ("ED", "ES"))
     out = tmp_path / "metrics" / "test.csv"
     code = main([
-        "--checkpoint", str(r / "run" / "final.pt"), "--cache", str(r / "cache"), "--split", str(r / "split.json"),
-        "--out", str(out), "--predictions-dir", str(tmp_path / "pred"), "--prediction-cases", "p003_ES",
+        "--checkpoint", str(r["checkpoint"]), "--cache", str(r["cache"]), "--split", str(r["split"]),
+        "--out", str(out), "--predictions-dir", str(tmp_path / "pred"), "--prediction-cases", test_cases[-1],
         "--features", str(tmp_path / "features.npz"), "--features-per-class", "5", "--device", "cpu",
     ])
     assert code == 0
     df = pd.read_csv(out)
     assert list(df.columns) == list(RESULT_COLUMNS)
-    assert sorted(df["case_id"].unique()) == ["p002_ED", "p002_ES", "p003_ED", "p003_ES"]
-    assert len(df) == 4 * 3
+    assert sorted(df["case_id"].unique()) == test_cases
+    assert len(df) == len(test_cases) * 3 and df["class_name"].tolist()[:3] == ["RV", "MYO", "LV"]
     row = df.iloc[0]
     assert (row["dataset"], row["ratio"], row["labelled_cases"], row["method"], row["variant"], row["seed"]) == (
-        "phantom", 5, 1, "meanteacher", "default", 1)
-    assert row["evaluated_network"] == "teacher" and row["checkpoint"] == str(r / "run" / "final.pt")
-    assert [p.name for p in (tmp_path / "pred").iterdir()] == ["p003_ES.npz"]
+        "phantom", 5, len(split["train_labelled"]), "meanteacher", "default", 1)
+    assert row["evaluated_network"] == "teacher" and row["checkpoint"] == str(r["checkpoint"])
+    assert [p.name for p in (tmp_path / "pred").iterdir()] == [f"{test_cases[-1]}.npz"]
     with np.load(tmp_path / "features.npz") as f:
         assert np.bincount(f["class_index"]).tolist() == [5] * 4
     summary = capsys.readouterr().out.strip().splitlines()
@@ -256,10 +275,11 @@ def test_cli_writes_the_csv_predictions_and_features(trained_run, tmp_path, caps
 
 def test_cli_refuses_to_test_on_training_patients(trained_run, tmp_path, capsys):
     r = trained_run
-    split = json.loads((r / "split.json").read_text())
-    split["test"] = ["p001", "p003"]
+    split = json.loads(r["split"].read_text())
+    leaked = split["train_labelled"][0]
+    split["test"] = [leaked, *split["test"]]
     (tmp_path / "leaky.json").write_text(json.dumps(split))
-    code = main(["--checkpoint", str(r / "run" / "final.pt"), "--cache", str(r / "cache"),
+    code = main(["--checkpoint", str(r["checkpoint"]), "--cache", str(r["cache"]),
                  "--split", str(tmp_path / "leaky.json"), "--out", str(tmp_path / "x.csv"), "--device", "cpu"])
     assert code == 2
-    assert "p001" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
+    assert leaked in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
