@@ -327,6 +327,8 @@ def evaluate_method(
     img_size = int(run_cfg["data"]["img_size"])
     device = torch.device(device)
     picker = _PredictionPicker(prediction_cases if predictions_dir else None)
+    if predictions_dir:
+        Path(predictions_dir).mkdir(parents=True, exist_ok=True)  # exists even when 0 cases are asked for
     sampler = BalancedFeatureSampler(method.num_classes, features_per_class, features_seed) if features_path else None
     tail = {"evaluated_network": str(method.evaluated_network), "checkpoint": str(checkpoint)}
 
