@@ -1,0 +1,221 @@
+"""Pieces shared by the contrastive baselines (DGCL, BUS, BASS).
+
+- binary morphology on the device (no scipy, no per-pixel loops): square erosion/dilation by
+  max-pooling, 4-neighbourhood ("cross") erosion/dilation by shifts, the "thick" boundary of
+  skimage's `find_boundaries`, and dilation by a Euclidean disk (BASS's distance-transform band);
+- the labels the contrastive terms see: ground truth on labelled images, confident teacher
+  pseudo-labels on unlabelled ones, IGNORE elsewhere;
+- random subsets of the True entries of a mask with a device generator that checkpoints;
+- the two InfoNCE forms: anchors against one positive and a negative set (DGCL, BUS), and one
+  query against a positive and a negative key set (BASS).
+
+Masks are bool tensors [..., H, W]; morphology treats pixels outside the image as absent, so the
+image border neither erodes nor creates a boundary (cv2's and skimage's defaults).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from methods.meanteacher import MTContext, downsample_labels
+
+IGNORE = 255
+
+
+# ---- morphology --------------------------------------------------------------------------------
+def _as_batch(mask: Tensor) -> tuple[Tensor, torch.Size]:
+    """[..., H, W] bool -> ([N, 1, H, W] float, leading shape)."""
+    lead = mask.shape[:-2]
+    return mask.reshape(-1, 1, *mask.shape[-2:]).float(), lead
+
+
+def dilate(mask: Tensor, size: int = 3) -> Tensor:
+    """Dilation by a size x size square (cv2.dilate with a rectangular kernel, one iteration)."""
+    x, lead = _as_batch(mask)
+    out = F.max_pool2d(x, size, stride=1, padding=size // 2)
+    return out.reshape(*lead, *mask.shape[-2:]) > 0.5
+
+
+def erode(mask: Tensor, size: int = 3) -> Tensor:
+    """Erosion by a size x size square; pixels outside the image do not erode (cv2's default)."""
+    x, lead = _as_batch(mask)
+    out = -F.max_pool2d(-x, size, stride=1, padding=size // 2)
+    return out.reshape(*lead, *mask.shape[-2:]) > 0.5
+
+
+def _cross_reduce(mask: Tensor, use_max: bool) -> Tensor:
+    """Max (dilation) or min (erosion) over each pixel and its 4 neighbours inside the image."""
+    x = mask.float()
+    fill = -1.0 if use_max else 2.0  # a value that never wins the reduction
+    padded = F.pad(x, (1, 1, 1, 1), value=fill)
+    h, w = x.shape[-2:]
+    shifts = [padded[..., 1 : h + 1, 1 : w + 1], padded[..., :h, 1 : w + 1], padded[..., 2:, 1 : w + 1],
+              padded[..., 1 : h + 1, :w], padded[..., 1 : h + 1, 2:]]
+    stacked = torch.stack(shifts)
+    out = stacked.amax(0) if use_max else stacked.amin(0)
+    return out > 0.5
+
+
+def dilate_cross(mask: Tensor) -> Tensor:
+    return _cross_reduce(mask, use_max=True)
+
+
+def erode_cross(mask: Tensor) -> Tensor:
+    return _cross_reduce(mask, use_max=False)
+
+
+def thick_boundary(mask: Tensor) -> Tensor:
+    """Pixels with a 4-neighbour on the other side of the mask edge, on both sides
+    (skimage `find_boundaries(mode="thick")` of a binary map)."""
+    return dilate_cross(mask) & ~erode_cross(mask)
+
+
+def disk_offsets_kernel(radius: float, device=None) -> Tensor:
+    """[1, 1, k, k] kernel of the offsets strictly closer than `radius` (BASS: edt < radius)."""
+    r = math.ceil(radius)
+    d = torch.arange(-r, r + 1, device=device, dtype=torch.float32)
+    dist2 = d[:, None] ** 2 + d[None, :] ** 2
+    return (dist2 < radius**2).float()[None, None]
+
+
+def dilate_disk(mask: Tensor, radius: float) -> Tensor:
+    """Pixels whose Euclidean distance to the mask is < radius (BASS's
+    `distance_transform_edt(~edge) < radius`), by convolution with a disk on the device."""
+    x, lead = _as_batch(mask)
+    kernel = disk_offsets_kernel(radius, device=mask.device).to(x.dtype)
+    out = F.conv2d(x, kernel, padding=kernel.shape[-1] // 2)
+    return out.reshape(*lead, *mask.shape[-2:]) > 0.5
+
+
+# ---- labels for the contrastive terms ---------------------------------------------------------
+def reliable_labels(ctx: MTContext, conf_threshold: float) -> Tensor:
+    """[B_l + B_u, H, W] int64 at input resolution: ground truth, then the teacher's pseudo-labels
+    on the un-mixed unlabelled view with pixels below `conf_threshold` set to IGNORE."""
+    pseudo = torch.where(ctx.conf_u >= conf_threshold, ctx.pseudo_u, torch.full_like(ctx.pseudo_u, IGNORE))
+    return torch.cat([ctx.batch.y_l, pseudo])
+
+
+def labelled_unlabelled_outputs(ctx: MTContext) -> tuple[Tensor, Tensor]:
+    """Student decoder features and projections of [x_l; x_u] (the streams SPCL/DGCL contrast)."""
+    feats = torch.cat([ctx.s_l.features, ctx.s_u.features])
+    proj = torch.cat([ctx.s_l.projection, ctx.s_u.projection])
+    return feats, proj
+
+
+def to_feature_size(labels: Tensor, features: Tensor) -> Tensor:
+    """Nearest-neighbour labels at the feature resolution of `features` [B, D, h, w]."""
+    return downsample_labels(labels, tuple(features.shape[-2:]))
+
+
+def pixels(x: Tensor) -> Tensor:
+    """[B, D, h, w] -> [B*h*w, D] (row order b, y, x, the order of flattened label maps)."""
+    return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+
+
+def full_precision(device: torch.device):
+    """A context in which autocast is off, so similarities and densities are computed in fp32
+    (DGCL computes its density with `autocast(enabled=False)`)."""
+    return torch.autocast(device_type=torch.device(device).type, enabled=False)
+
+
+# ---- random sampling -------------------------------------------------------------------------
+class SamplingGenerator:
+    """A torch.Generator on the data's device whose state goes into the method's extra state.
+
+    The generator is created on first use on the device of the data (so sampling never copies
+    random numbers from the host); a state restored before that is applied on creation.
+    """
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+        self._gen: torch.Generator | None = None
+        self._pending: dict | None = None
+
+    def on(self, device: torch.device) -> torch.Generator:
+        device = torch.device(device)
+        if self._gen is None or self._gen.device.type != device.type:
+            gen = torch.Generator(device=device)
+            gen.manual_seed(self.seed)
+            if self._pending is not None and self._pending["device_type"] == device.type:
+                gen.set_state(self._pending["state"])
+            self._pending = None
+            self._gen = gen
+        return self._gen
+
+    def state(self) -> dict:
+        if self._gen is None:
+            return {"seed": self.seed, "pending": self._pending}
+        return {"seed": self.seed, "pending": {"device_type": self._gen.device.type, "state": self._gen.get_state()}}
+
+    def load(self, state: dict | None) -> None:
+        if not state:
+            return
+        self.seed = int(state["seed"])
+        self._gen = None
+        self._pending = state.get("pending")
+
+
+def random_subset(mask: Tensor, k: int, generator: torch.Generator) -> Tensor:
+    """Indices of `k` entries of the flat bool `mask`, drawn uniformly without replacement among
+    the True ones (True entries are drawn first, so k <= mask.sum() gives only True entries)."""
+    k = min(int(k), mask.numel())
+    keys = torch.rand(mask.shape, generator=generator, device=mask.device)
+    keys = torch.where(mask, keys, torch.full_like(keys, -1.0))
+    return keys.topk(k).indices
+
+
+def per_group_fraction(mask: Tensor, fraction: float, cap: int, generator: torch.Generator) -> Tensor:
+    """Keep, in every row of `mask` [G, N], ceil(fraction * n_row) True entries at random, at most
+    `cap` (BASS's `percent` sampling per RoI, here per image and class). Returns a bool [G, N]."""
+    count = mask.sum(-1, keepdim=True)
+    quota = torch.clamp(torch.ceil(fraction * count.float()), max=float(cap)).long()
+    keys = torch.rand(mask.shape, generator=generator, device=mask.device)
+    keys = torch.where(mask, keys, torch.full_like(keys, -1.0))
+    rank = keys.argsort(-1, descending=True).argsort(-1)
+    return mask & (rank < quota)
+
+
+# ---- InfoNCE forms ---------------------------------------------------------------------------
+def anchor_infonce(anchors: Tensor, positive: Tensor, negatives: Tensor, temperature: float) -> Tensor:
+    """Per-anchor -log softmax of the positive among [positive, negatives] on cosine / temperature.
+
+    anchors [A, D]; positive [D] (one prototype) or [A, D]; negatives [N, D] (N may be 0).
+    The positive is logit 0, as DGCL's `compute_dgcl_loss` and BUS's `CE(logits, 0)`. Returns [A].
+    """
+    a = F.normalize(anchors.float(), dim=-1)
+    p = F.normalize(positive.float(), dim=-1)
+    pos = (a * p).sum(-1, keepdim=True) if p.dim() == 2 else (a @ p)[:, None]
+    neg = a @ F.normalize(negatives.float(), dim=-1).T
+    logits = torch.cat([pos, neg], dim=1) / temperature
+    return -logits.log_softmax(dim=1)[:, 0]
+
+
+def masked_logsumexp(x: Tensor, mask: Tensor, dim: int = -1) -> Tensor:
+    """logsumexp of x over the True entries of mask along dim. Where none is True the result is
+    a huge negative number (adds nothing to a later logaddexp); unlike -inf it keeps the
+    gradient finite (0) instead of NaN."""
+    fill = torch.finfo(x.dtype).min / 2
+    return torch.where(mask, x, torch.full_like(x, fill)).logsumexp(dim)
+
+
+def query_infonce(
+    pos_logit: Tensor, pos_mask: Tensor, neg_logit: Tensor, neg_mask: Tensor, pos_denominator_logit: Tensor | None = None
+) -> Tensor:
+    """Mean over positive keys k+ of -log(e^{s+} / (e^{s+'} + sum_{k-} e^{s-})) for one query.
+
+    `pos_logit`/`neg_logit` [..., N]: the query's logits (similarity / temperature) with every key,
+    `pos_mask`/`neg_mask` [..., N] select the positive and negative keys; the leading dims are
+    independent queries. `pos_denominator_logit` (default `pos_logit`) is the positive's logit in
+    the denominator (BASS's code uses the similarity without the temperature there).
+    Returns [...]; 0 where a query has no positive key.
+    """
+    den_pos = pos_logit if pos_denominator_logit is None else pos_denominator_logit
+    lse_neg = masked_logsumexp(neg_logit, neg_mask, dim=-1).unsqueeze(-1)
+    per_key = torch.logaddexp(den_pos, lse_neg) - pos_logit  # -log(e^{s+} / (e^{s+'} + sum e^{s-}))
+    w = pos_mask.to(per_key.dtype)
+    per_key = torch.where(pos_mask, per_key, torch.zeros_like(per_key))
+    return (per_key * w).sum(-1) / w.sum(-1).clamp(min=1.0)
