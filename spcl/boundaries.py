@@ -1,0 +1,129 @@
+"""Subclass division (paper Sec. 2.1): per class c a boundary mask B_c and an inner mask I_c = y_c - B_c.
+
+Both operators run on the device on a whole batch of label maps [B, H, W] (all classes at once, no
+CPU round-trip) and return one boolean map `boundary` [B, H, W]; because the classes partition the
+pixels, B_c = boundary & (y == c) and I_c = ~boundary & (y == c) for every class, background included.
+
+`thick` (the official code, baselines.md 1.3 #1): skimage `find_boundaries(y, mode='thick')` with its
+default 4-neighbourhood: a pixel is a boundary pixel iff one of its 4 neighbours inside the image has
+another label (the image border is not a boundary, as skimage's reflecting morphology). Intersected
+with class c this is the one-pixel inner ring of every region of c. Implemented with shifted
+comparisons of neighbouring pixels.
+
+`canny` (the paper: {B_c} = Canny(y)): Canny applied to each class's binary mask y_c separately, so
+that B_c lies inside y_c (the paper's I_c = y_c - B_c needs B_c to be a subset of y_c) and the
+result does not depend on the label numbering, as Canny on the integer label map would. Steps:
+  1. Gaussian smoothing s_c = G_sigma * y_c (sigma 1, replicate padding);
+  2. edge strength: the derivative of s_c across each crack between a pixel of c and a 4-neighbour
+     outside c, s_c(p) - s_c(q), assigned to the class-side pixel p (maximum over its cracks);
+  3. hysteresis: strength >= high seeds edges, strength >= low extends them through 8-connected
+     chains (`hysteresis_iters` propagation steps on the device, no host synchronisation).
+Step 2 is a documented simplification of Sobel + non-maximum suppression. For a blurred binary step
+the gradient ridge that NMS looks for lies on the crack itself, between two pixels, so pixel-centred
+Sobel + NMS has to pick a side: with skimage's `canny` on a binary disc about a third of the contour
+lands outside the class, and intersecting with y_c then leaves gaps; our own pixel NMS restricted to
+the class closed discs but, in all 200 random rings 1-2.5 px wide (the myocardium at feature
+resolution), dropped one side. The crack form keeps closed one-pixel contours: every kept pixel
+touches the outside of its class and, where all cracks are strong, B_c equals the inner ring of y_c.
+What Canny adds over `thick` on label maps is the pruning of weak edges: with sigma 1 and the
+default thresholds (0.1, 0.2 in mask units per pixel; a straight step scores 0.40) an isolated pixel
+(0.06) or an isolated one-pixel-wide line (0.16) gets no boundary, while a line touching a strong
+contour does; on rings 1.5-4 px wide (250 random ones) `canny` and `thick` agree exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+BOUNDARY_OPERATORS = ("canny", "thick")
+
+
+def thick_boundaries(labels: Tensor) -> Tensor:
+    """skimage `find_boundaries(labels, mode='thick')` (connectivity 1) for a batch [B, H, W]."""
+    if labels.dim() != 3:
+        raise ValueError(f"labels must be [B, H, W], got shape {tuple(labels.shape)}")
+    boundary = torch.zeros_like(labels, dtype=torch.bool)
+    vertical = labels[:, 1:, :] != labels[:, :-1, :]
+    horizontal = labels[:, :, 1:] != labels[:, :, :-1]
+    boundary[:, 1:, :] |= vertical
+    boundary[:, :-1, :] |= vertical
+    boundary[:, :, 1:] |= horizontal
+    boundary[:, :, :-1] |= horizontal
+    return boundary
+
+
+def gaussian_kernel1d(sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    radius = max(1, int(math.ceil(3.0 * sigma)))
+    x = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
+    k = torch.exp(-(x**2) / (2.0 * sigma**2))
+    return k / k.sum()
+
+
+def gaussian_smooth(maps: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur of [B, C, H, W] maps, replicate padding (channels independent)."""
+    b, c, h, w = maps.shape
+    k = gaussian_kernel1d(sigma, maps.dtype, maps.device)
+    r = k.numel() // 2
+    x = maps.reshape(b * c, 1, h, w)
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+    x = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
+    return x.view(b, c, h, w)
+
+
+def crack_edge_strength(masks: Tensor, smoothed: Tensor) -> Tensor:
+    """Per class-side pixel, the largest smoothed-mask drop across a crack to a pixel outside the class.
+
+    masks: [B, C, H, W] bool one-hot; smoothed: the blurred masks. Returns [B, C, H, W] (0 where the
+    pixel is not on the class side of any crack).
+    """
+    strength = torch.zeros_like(smoothed)
+    for dim in (2, 3):  # vertical and horizontal neighbour pairs (p, q) = (i, i + 1)
+        n = masks.shape[dim]
+        m_p, m_q = masks.narrow(dim, 0, n - 1), masks.narrow(dim, 1, n - 1)
+        drop = smoothed.narrow(dim, 0, n - 1) - smoothed.narrow(dim, 1, n - 1)  # s(p) - s(q)
+        crack = m_p != m_q
+        zero = drop.new_zeros(())
+        s_p = strength.narrow(dim, 0, n - 1)
+        s_q = strength.narrow(dim, 1, n - 1)
+        s_p.copy_(torch.maximum(s_p, torch.where(crack & m_p, drop, zero)))
+        s_q.copy_(torch.maximum(s_q, torch.where(crack & m_q, -drop, zero)))
+    return strength
+
+
+def hysteresis(strength: Tensor, low: float, high: float, iters: int) -> Tensor:
+    """Canny's hysteresis on [B, C, H, W]: seeds >= high, grown through >= low (8-connected)."""
+    weak = strength >= low
+    edges = strength >= high
+    for _ in range(iters):
+        edges = weak & (F.max_pool2d(edges.float(), 3, stride=1, padding=1) > 0)
+    return edges
+
+
+def canny_boundaries(
+    labels: Tensor,
+    num_classes: int,
+    sigma: float = 1.0,
+    low: float = 0.1,
+    high: float = 0.2,
+    hysteresis_iters: int = 16,
+) -> Tensor:
+    """Per-class Canny contours of a label batch [B, H, W] -> boundary map [B, H, W] (see module doc)."""
+    if labels.dim() != 3:
+        raise ValueError(f"labels must be [B, H, W], got shape {tuple(labels.shape)}")
+    masks = F.one_hot(labels.long().clamp(0, num_classes - 1), num_classes).permute(0, 3, 1, 2).bool()
+    smoothed = gaussian_smooth(masks.float(), sigma)
+    edges = hysteresis(crack_edge_strength(masks, smoothed), low, high, hysteresis_iters)
+    return (edges & masks).any(1)
+
+
+def subclass_boundaries(labels: Tensor, num_classes: int, operator: str, **canny_options) -> Tensor:
+    """The boundary map [B, H, W] of `operator` ("canny" | "thick"); B_c = map & (labels == c)."""
+    if operator == "thick":
+        return thick_boundaries(labels)
+    if operator == "canny":
+        return canny_boundaries(labels, num_classes, **canny_options)
+    raise ValueError(f"boundary operator must be one of {list(BOUNDARY_OPERATORS)}, got {operator!r}")

@@ -1,0 +1,57 @@
+"""Reliable-aware threshold sampling (paper Sec. 2.2, Eq. 1).
+
+Anchors of subclass (c, s) are pixels whose label (ground truth, or teacher pseudo-label) is c, whose
+subclass is s, that the student finds hard, max p_s <= gamma_s (0.75), and whose label is reliable.
+Reliability of a pseudo-label (labelled pixels are always reliable):
+- `confidence` (paper): teacher max p >= gamma_t (0.95);
+- `entropy` (official code): the teacher entropy is below the (100 - alpha_t)-th percentile of the
+  unlabelled batch, alpha_t = max(80 (1 - progress), 10), i.e. the kept fraction grows from 20 % to
+  90 % (reached at 87.5 % of the semi-supervised iterations).
+A fixed number k of anchors per subclass is drawn uniformly without replacement, for all subclasses
+at once: each candidate pixel gets a random key from the method's generator and the k largest keys
+of each subclass win (fewer when a subclass has fewer than k candidates; the rest are marked invalid).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+RELIABILITY = ("confidence", "entropy")
+
+
+def hard_mask(student_conf: Tensor, gamma_s: float, strict: bool = False) -> Tensor:
+    """Hard pixels: max p_s <= gamma_s (paper), or < gamma_s (official code, `strict`)."""
+    return student_conf < gamma_s if strict else student_conf <= gamma_s
+
+
+def entropy_keep_fraction(progress: float, alpha_start: float = 80.0, alpha_end: float = 10.0) -> float:
+    """Official schedule: keep the (100 - alpha_t) % lowest-entropy pseudo-labels."""
+    alpha_t = max(alpha_start * (1.0 - min(max(progress, 0.0), 1.0)), alpha_end)
+    return (100.0 - alpha_t) / 100.0
+
+
+def pseudo_label_reliability(teacher_prob: Tensor, mode: str, gamma_t: float, keep_fraction: float) -> Tensor:
+    """Reliable pseudo-labels [B, H, W] from the teacher's softmax [B, C, H, W]."""
+    if mode == "confidence":
+        return teacher_prob.max(1).values >= gamma_t
+    if mode == "entropy":
+        entropy = -(teacher_prob * torch.log(teacher_prob + 1e-10)).sum(1)
+        threshold = torch.quantile(entropy.flatten().float(), keep_fraction)
+        return entropy < threshold
+    raise ValueError(f"reliability must be one of {list(RELIABILITY)}, got {mode!r}")
+
+
+def sample_per_group(group: Tensor, num_groups: int, k: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Up to k pixels per group, uniformly without replacement.
+
+    group: [N] long, the group (subclass) of each candidate pixel, -1 for non-candidates.
+    Returns index [G, k'] into the N pixels and valid [G, k'] bool, k' = min(k, N); slots of a group
+    with fewer than k' candidates are invalid (their index is arbitrary).
+    """
+    n = group.numel()
+    keys = torch.rand(n, generator=generator, device=group.device)
+    member = group[None, :] == torch.arange(num_groups, device=group.device)[:, None]
+    scores = torch.where(member, keys[None, :], torch.full_like(keys, -1.0)[None, :])
+    top, index = scores.topk(min(k, n), dim=1)
+    return index, top >= 0
