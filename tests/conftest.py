@@ -1,8 +1,8 @@
 """Shared test configuration (CPU only, few threads, deterministic) and the shared data fixtures.
 
 Data fixtures, session-scoped and built once (a few seconds):
-- `tiny_phantom_root`: an ACDC-format phantom tree of 8 patients (48-64 px, 4-6 slices, coarse
-  3.0-3.6 mm pixels so the whole heart still fits);
+- `tiny_phantom_root`: an ACDC-format phantom tree of 8 patients (`phantom.TINY_OPTIONS`: 48-64 px,
+  4-6 slices, coarse 3.0-3.6 mm pixels so the whole heart still fits);
 - `tiny_cache`: its prepared cache folder (Path), read through the ACDC reader like real data;
 - `tiny_split`: a split JSON path with 2 labelled, 3 unlabelled, 1 validation and 2 test patients.
 """
@@ -21,27 +21,22 @@ TINY_PHANTOM_SEED = 7
 TINY_SPLIT = {"labelled": 2, "n_val": 1, "n_test": 2, "seed": 0}  # leaves 3 unlabelled
 
 
-def tiny_phantom_options():
-    from methods.data.phantom import PhantomOptions
-
-    return PhantomOptions(matrix_range=(48, 64), pixel_spacing_range=(3.0, 3.6), slice_count_range=(4, 6), supersample=2)
-
-
 @pytest.fixture(scope="session")
 def tiny_phantom_root(tmp_path_factory):
-    from methods.data.phantom import generate_phantom
+    from methods.data.phantom import TINY_OPTIONS, generate_phantom
 
     root = tmp_path_factory.mktemp("phantom") / "tree"
-    return generate_phantom(root, TINY_PHANTOM_PATIENTS, TINY_PHANTOM_SEED, tiny_phantom_options())
+    return generate_phantom(root, TINY_PHANTOM_PATIENTS, TINY_PHANTOM_SEED, TINY_OPTIONS)
 
 
 @pytest.fixture(scope="session")
 def tiny_cache(tiny_phantom_root, tmp_path_factory):
+    from methods.data.phantom import TINY_OPTIONS
     from methods.data.prepare import prepare_dataset
 
     out = tmp_path_factory.mktemp("cache") / "phantom"
     return prepare_dataset("phantom", tiny_phantom_root, out, phantom_patients=TINY_PHANTOM_PATIENTS,
-                           phantom_seed=TINY_PHANTOM_SEED, phantom_options=tiny_phantom_options())
+                           phantom_seed=TINY_PHANTOM_SEED, phantom_options=TINY_OPTIONS)
 
 
 @pytest.fixture(scope="session")

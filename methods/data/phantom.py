@@ -35,8 +35,10 @@ MANIFEST_NAME = "phantom.json"
 GROUPS = ("NOR", "DCM", "HCM", "MINF", "RV")
 
 # Tissue codes of the rendered scene; the label map keeps only the heart classes.
-AIR, SOFT, FAT, LUNG, LIVER, BONE, MARROW, AORTA, RV_WALL, RV_BLOOD, MYO, LV_BLOOD, PAPILLARY, TRABECULAE = range(14)
-TISSUE_TO_LABEL = np.zeros(14, dtype=np.uint8)
+(AIR, SOFT, FAT, LUNG, LIVER, BONE, MARROW, AORTA, RV_WALL, RV_BLOOD, MYO, LV_BLOOD, PAPILLARY, TRABECULAE,
+ STOMACH_FLUID, VESSEL) = range(16)
+N_TISSUES = 16
+TISSUE_TO_LABEL = np.zeros(N_TISSUES, dtype=np.uint8)
 TISSUE_TO_LABEL[RV_BLOOD] = 1
 TISSUE_TO_LABEL[MYO] = 2
 TISSUE_TO_LABEL[[LV_BLOOD, PAPILLARY, TRABECULAE]] = 3
@@ -46,6 +48,7 @@ TISSUE_TO_LABEL[[LV_BLOOD, PAPILLARY, TRABECULAE]] = 3
 BASE_INTENSITY = {
     AIR: 0.0, SOFT: 0.36, FAT: 0.85, LUNG: 0.06, LIVER: 0.42, BONE: 0.22, MARROW: 0.55, AORTA: 0.95,
     RV_WALL: 0.31, RV_BLOOD: 1.0, MYO: 0.30, LV_BLOOD: 1.0, PAPILLARY: 0.32, TRABECULAE: 0.62,
+    STOMACH_FLUID: 0.8, VESSEL: 0.7,
 }
 
 # Per-group heart geometry (ACDC's five groups): LV cavity radius at the base (mm, ED), wall
@@ -80,6 +83,10 @@ class PhantomOptions:
             raise ValueError("PhantomOptions: matrix >= 16 px, >= 2 slices and supersample >= 1 are required")
 
 
+# Small, coarse volumes for tests and smoke runs: 48-64 px at 3.0-3.6 mm keeps the whole heart in view.
+TINY_OPTIONS = PhantomOptions(matrix_range=(48, 64), pixel_spacing_range=(3.0, 3.6), slice_count_range=(4, 6), supersample=2)
+
+
 @dataclass
 class PatientParams:
     """Everything that defines one synthetic patient (both frames)."""
@@ -99,7 +106,7 @@ class PatientParams:
     s_step: float  # long-axis step between slices
     geometry: dict
     shape_noise: dict
-    intensity: np.ndarray  # [14] signal per tissue code
+    intensity: np.ndarray  # [N_TISSUES] signal per tissue code
     bias: np.ndarray  # [6] bias-field polynomial coefficients
     noise_sigma: float
     gain: float
@@ -134,6 +141,11 @@ def draw_patient(seed: int, index: int, options: PhantomOptions = PhantomOptions
     geometry["infarct_angle"] = float(rng.uniform(0, 2 * math.pi))
     geometry["papillary_angle"] = geometry["rv_angle"] + math.pi + float(rng.uniform(-0.3, 0.3))
     geometry["trabeculae"] = int(rng.integers(9, 15))
+    geometry["warp"] = [(float(rng.uniform(2, 7)), float(rng.uniform(0.03, 0.07)), float(rng.uniform(0, math.pi)),
+                         float(rng.uniform(0, 2 * math.pi))) for _ in range(3)]  # mm, rad/mm, direction, phase
+    geometry["lung_vessels"] = [(float(side * rng.uniform(70, 110)), float(rng.uniform(-50, 40)), float(rng.uniform(1.5, 4)))
+                                for side in (-1, 1, -1, 1, 1, -1)]
+    geometry["stomach"] = (float(rng.uniform(45, 75)), float(rng.uniform(55, 80)))
     geometry["body"] = (float(rng.uniform(135, 165)), float(rng.uniform(100, 120)))  # body half-axes, mm
     geometry["body_offset"] = (float(rng.uniform(-25, -5)), float(rng.uniform(20, 40)))
     geometry["subcutaneous_fat"] = float(rng.uniform(6, 16))
@@ -147,7 +159,7 @@ def draw_patient(seed: int, index: int, options: PhantomOptions = PhantomOptions
     s_step = (s_last - s_first) / (n_slices - 1)
     margin_x, margin_y = max(0.0, cols * pixel / 2 - 75), max(0.0, rows * pixel / 2 - 65)
     centre = (float(rng.uniform(-0.5, 0.5) * margin_x), float(rng.uniform(-0.5, 0.5) * margin_y))
-    intensity = np.array([BASE_INTENSITY[t] for t in range(14)]) * rng.uniform(0.9, 1.1, 14)
+    intensity = np.array([BASE_INTENSITY[t] for t in range(N_TISSUES)]) * rng.uniform(0.9, 1.1, N_TISSUES)
     intensity[LV_BLOOD] = intensity[RV_BLOOD]  # the two blood pools must be told apart by shape
     intensity[AIR] = 0.0
     n_frames = int(rng.integers(20, 31))
@@ -235,8 +247,16 @@ class _SceneGrid:
         self.g = g
         cos_r, sin_r = math.cos(params.rotation), math.sin(params.rotation)
         dx, dy = x - params.heart_centre[0], y - params.heart_centre[1]
-        u = cos_r * dx + sin_r * dy  # heart-local frame, origin at the LV centre
-        v = -sin_r * dx + cos_r * dy
+        u = (cos_r * dx + sin_r * dy).astype(np.float32)  # heart-local frame, origin at the LV centre
+        v = (-sin_r * dx + cos_r * dy).astype(np.float32)
+        self.background_u, self.background_v = self._warp(u, v, g["warp"])
+        self.background = self._background()
+        # The heart only needs the pixels within its largest possible extent.
+        reach = (g["r_endo"] + g["wall"]) * (1.6 + g["rv_depth"]) + g["fat"] + 8.0
+        inside = np.hypot(u, v) < reach
+        rows, cols = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+        self.box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)) if rows.size else (slice(0, 0), slice(0, 0))
+        u, v = u[self.box], v[self.box]
         self.u, self.v = u, v
         self.rho = np.hypot(u, v)
         phi = np.arctan2(v, u)
@@ -247,13 +267,24 @@ class _SceneGrid:
         rv_offset = _angle_difference(phi, g["rv_angle"])
         # the anterior horn of the RV reaches further round the septum than the inferior one
         self.rv_angle = np.where(rv_offset < 0, -rv_offset / g["rv_anterior_reach"], rv_offset)
-        self.fat_mod = 0.25 + 0.75 * np.maximum(np.cos(2 * (phi - g["fat_angle"])), 0) ** 2
+        # epicardial fat: patchy, thickest in the grooves, absent over parts of the free walls
+        self.fat_mod = np.maximum(np.cos(2 * (phi - g["fat_angle"])) + 0.5 * np.cos(3 * phi - g["fat_angle"]), 0)
         self.trabecular_comb = np.cos(g["trabeculae"] * phi + 3 * np.sin(2 * phi)) > 0.55
-        self.background = self._background(params)
 
-    def _background(self, params: PatientParams) -> np.ndarray:
+    @staticmethod
+    def _warp(u: np.ndarray, v: np.ndarray, waves: list) -> tuple[np.ndarray, np.ndarray]:
+        """Smoothly displace the background coordinates so organs are not perfect ellipses."""
+        wu, wv = u.copy(), v.copy()
+        for amplitude, frequency, angle, phase in waves:
+            along = math.cos(angle) * u + math.sin(angle) * v
+            shift = amplitude * np.sin(frequency * along + phase)
+            wu += shift * -math.sin(angle)
+            wv += shift * math.cos(angle)
+        return wu, wv
+
+    def _background(self) -> np.ndarray:
         """Chest wall, subcutaneous fat, lungs, spine and descending aorta (slice-independent)."""
-        g, u, v = self.g, self.u, self.v
+        g, u, v = self.g, self.background_u, self.background_v
         bu, bv = u - g["body_offset"][0], v - g["body_offset"][1]
         ax, ay = g["body"]
         fat = g["subcutaneous_fat"]
@@ -263,7 +294,13 @@ class _SceneGrid:
         self.chest = (bu / (ax - fat - 14)) ** 2 + (bv / (ay - fat - 12)) ** 2 < 1
         left_lung = ((u - g["lung_gap"] - 38) / 40) ** 2 + ((v + 8) / 62) ** 2 < 1
         right_lung = ((u + g["lung_gap"] + 62) / 42) ** 2 + ((v + 12) / 58) ** 2 < 1
-        tissue[(left_lung | right_lung) & self.chest] = LUNG
+        lungs = (left_lung | right_lung) & self.chest
+        tissue[lungs] = LUNG
+        for cu, cv, radius in g["lung_vessels"]:  # pulmonary vessels: bright dots in the dark lungs
+            tissue[lungs & ((u - cu) ** 2 + (v - cv) ** 2 < radius**2)] = VESSEL
+        stomach = ((u - g["stomach"][0]) / 30) ** 2 + ((v - g["stomach"][1]) / 22) ** 2
+        tissue[(stomach < 1) & self.chest] = SOFT
+        tissue[(stomach < 0.7) & self.chest] = STOMACH_FLUID  # fluid as bright as blood, beside the heart
         spine = (bu - 5) ** 2 + (bv - ay + 38) ** 2
         tissue[spine < 16**2] = BONE
         tissue[spine < 11**2] = MARROW
@@ -272,13 +309,20 @@ class _SceneGrid:
 
     def tissue(self, sg: dict) -> np.ndarray:
         """Tissue codes of one slice with slice geometry `sg`."""
-        g, u, v, rho = self.g, self.u, self.v, self.rho
-        tissue = self.background.copy()
+        g = self.g
+        full = self.background.copy()
         s = sg["s"]
-        liver_size = 0.55 + 0.6 * s  # the liver dome grows towards the apical (inferior) slices
-        liver = ((u + 40) / (80 * liver_size)) ** 2 + ((v - 82 + 25 * s) / (50 * liver_size)) ** 2 < 1
-        tissue[liver & self.chest] = LIVER
+        liver_size = 0.55 + 0.6 * s  # the liver dome rises towards the apical (inferior) slices
+        liver = (((self.background_u + 40) / (80 * liver_size)) ** 2
+                 + ((self.background_v - 75 + 25 * s) / (50 * liver_size)) ** 2 < 1)
+        full[liver & self.chest] = LIVER
+        if sg["r_endo"] + sg["thick"] + sg["rv_depth"] > 0:
+            self._paint_heart(full[self.box], sg)
+        return full
 
+    def _paint_heart(self, tissue: np.ndarray, sg: dict) -> None:
+        """Paint epicardial fat, RV, myocardium, LV cavity, trabeculae, papillary muscles in place."""
+        g, u, v, rho = self.g, self.u, self.v, self.rho
         r_endo = sg["r_endo"] * self.endo_mod
         thick = sg["thick"] * self.wall_mod
         thick = (1 - self.infarct) * thick + self.infarct * 0.5 * sg["thick_ed"] * self.wall_mod  # akinetic, thin
@@ -287,14 +331,13 @@ class _SceneGrid:
         # RV: a crescent wrapping the septum, thickest opposite the LV centre, tapering to the horns.
         reach = np.clip(1 - (self.rv_angle / max(sg["rv_span"], 1e-6)) ** 2, 0, None)
         rv_outer = r_epi + sg["rv_depth"] * np.sqrt(reach)
-        has_rv = (reach > 0) & (sg["rv_depth"] > 1.0)
-        rv_cavity = has_rv & (rho < rv_outer)
-        rv_wall = (reach > 0) & (rho < rv_outer + 3.0 * (sg["rv_depth"] > 1.0))
-        heart_extent = np.maximum(r_epi, np.where(has_rv, rv_outer + 3.0, 0))
-        if sg["r_endo"] + sg["thick"] > 0:
-            tissue[rho < heart_extent + g["fat"] * self.fat_mod] = FAT
+        rv_present = sg["rv_depth"] > 1.0
+        rv_wall = (reach > 0) & (rho < rv_outer + 3.0) if rv_present else np.zeros(rho.shape, dtype=bool)
+        heart_extent = np.where(rv_wall, rv_outer + 3.0, r_epi) if rv_present else r_epi
+        tissue[rho < heart_extent + g["fat"] * self.fat_mod] = FAT
         tissue[rv_wall & ~in_epi] = RV_WALL
-        tissue[rv_cavity & ~in_epi] = RV_BLOOD
+        if rv_present:
+            tissue[(reach > 0) & (rho < rv_outer) & ~in_epi] = RV_BLOOD
         tissue[in_epi] = MYO
         cavity = rho < r_endo
         tissue[cavity] = LV_BLOOD
@@ -304,9 +347,8 @@ class _SceneGrid:
             radius = 0.17 * sg["r_endo"] * (1.35 if sg["contracted"] else 1.0)
             for offset in (-0.55, 0.55):
                 angle = g["papillary_angle"] + offset
-                cu, cv = 0.62 * sg["r_endo"] * math.cos(angle), 0.62 * sg["r_endo"] * math.sin(angle)
+                cu, cv = 0.66 * sg["r_endo"] * math.cos(angle), 0.66 * sg["r_endo"] * math.sin(angle)
                 tissue[cavity & ((u - cu) ** 2 + (v - cv) ** 2 < radius**2)] = PAPILLARY
-        return tissue
 
 
 def _pixel_grid(n_rows: int, n_cols: int, spacing: float, factor: int) -> tuple[np.ndarray, np.ndarray]:
@@ -431,7 +473,7 @@ def save_figure(path: str | Path, seed: int = 0, n_patients: int = 4, options: P
     import matplotlib.pyplot as plt
 
     colours = {1: "tab:blue", 2: "tab:green", 3: "tab:red"}
-    fig, axes = plt.subplots(n_patients, 5, figsize=(12.5, 2.6 * n_patients))
+    fig, axes = plt.subplots(n_patients, 5, figsize=(12.5, 2.6 * n_patients), squeeze=False)
     for row in range(n_patients):
         params = draw_patient(seed, row + 1, options)
         frames = render_patient(params, options)
