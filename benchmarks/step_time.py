@@ -1,0 +1,182 @@
+"""Time training steps of several methods side by side, in one process, on the same batches.
+
+    python benchmarks/step_time.py --profile cpu --methods suponly,meanteacher [--steps 20]
+    python benchmarks/step_time.py --profile paper --amp --methods suponly,meanteacher,spcl
+
+Every method gets the same network profile, batch sizes and sequence of batches (synthetic
+cardiac-like discs, or real slices with `--cache DIR --split FILE`) and runs the engine's own
+`train_step` (augmentation, autocast, backward, SGD, `on_step_end`). Steps are timed after
+`--warmup` untimed steps; the iteration counter starts at the middle of the run so ramps are on,
+and the methods' sup-only warm-up is disabled by telling them there are no labelled slices per
+"epoch" (`data_info['labelled_slices'] = 0`), so the semi-supervised step is what is timed.
+
+Peak memory: on CUDA `torch.cuda.max_memory_allocated` (reset per method); on the CPU the peak
+resident-set growth over the method's timed steps, sampled every millisecond from /proc with freed
+heap returned to the OS (`malloc_trim`) between methods; an approximation, good for ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import os
+import statistics
+import sys
+import threading
+import time
+
+import torch
+
+from methods.api import Batch, get_method, resolve_variant
+from methods.augment import AugmentConfig, CommonAugment
+from methods.engine import autocast_for, build_optimizer, train_step
+from methods.nets import NetFactory
+from methods.runconfig import load_raw, parse_run_config, profile_path
+
+NUM_CLASSES = 4
+
+
+def synthetic_batches(n: int, b_l: int, b_u: int, size: int, seed: int) -> list[Batch]:
+    """Concentric discs (RV/MYO/LV-like labels 1..3) at random centres, plus noise."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+
+    def images(b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        c = size / 2 + (torch.rand(b, 2, generator=g) - 0.5) * size / 4
+        r = torch.hypot(yy[None] - c[:, 0, None, None], xx[None] - c[:, 1, None, None]) / size
+        y = (r < 0.30).long() + (r < 0.22).long() + (r < 0.14).long()
+        x = y.float() / 3 + 0.1 * torch.randn(b, size, size, generator=g)
+        return x[:, None], y
+
+    out = []
+    for _ in range(n):
+        x_l, y_l = images(b_l)
+        out.append(Batch(x_l, y_l, images(b_u)[0]))
+    return out
+
+
+def cache_batches(n: int, cfg, seed: int) -> list[Batch]:
+    from methods.data.loaders import TrainingData, open_cache
+    from methods.data.splits import load_split
+
+    cache = open_cache(cfg.data.cache)
+    data = TrainingData(cache, load_split(cfg.data.split, cache), cfg.data.img_size,
+                        cfg.data.labelled_batch, cfg.data.unlabelled_batch, seed)
+    return [data.next_batch() for _ in range(n)]
+
+
+class RssPeak:
+    """Peak resident set size (bytes) over a block, sampled from /proc/self/statm every ms."""
+
+    def __init__(self):
+        self.page = os.sysconf("SC_PAGE_SIZE")
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def rss(self) -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * self.page
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            time.sleep(0.001)
+
+    def __enter__(self):
+        self.peak = self.rss()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def release_heap() -> int:
+    """Collect garbage, give freed heap back to the OS (glibc), return the RSS afterwards."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+    return RssPeak().rss()
+
+
+def bench_method(name: str, cfg, batches: list[Batch], warmup: int, device: torch.device, amp: str) -> dict:
+    torch.manual_seed(0)
+    base_rss = release_heap() if device.type == "cpu" else 0
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    cls = get_method(name)
+    mcfg = resolve_variant(cls, "default", None)
+    info = {"labelled_slices": 0, "unlabelled_slices": 1000, "labelled_batch": cfg.data.labelled_batch,
+            "unlabelled_batch": cfg.data.unlabelled_batch, "img_size": cfg.data.img_size}
+    iters = 2 * len(batches)
+    method = cls(cfg=mcfg, net_factory=NetFactory(cfg.network, NUM_CLASSES), num_classes=NUM_CLASSES,
+                 max_iters=iters, data_info=info).to(device)
+    cfg.train.iterations = iters
+    optimizer, scheduler = build_optimizer(method, cfg.train)
+    augment = CommonAugment(cfg.augment, torch.Generator().manual_seed(0))
+    autocast = lambda: autocast_for(device, amp)  # noqa: E731
+    uses_u = getattr(cls, "uses_unlabelled", True)
+    times = []
+    with RssPeak() as rss:
+        for i, b in enumerate(batches):
+            if not uses_u:
+                b = Batch(b.x_l, b.y_l, b.x_u[:0])
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            logs = train_step(method, optimizer, scheduler, augment, b, iters // 2 + i, device, autocast)
+            float(logs["loss"])  # one sync per step, so the time covers the whole step
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else rss.peak - base_rss
+    del method, optimizer, scheduler
+    ms = 1000 * statistics.median(times)
+    return {"method": name, "ms": ms, "it_s": 1000 / ms, "peak_mib": peak / 2**20}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--profile", default="cpu", help="cpu | paper | a profile YAML")
+    p.add_argument("--methods", default="suponly,meanteacher")
+    p.add_argument("--steps", type=int, default=10, help="timed steps per method")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps per method before timing")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave torch's default)")
+    p.add_argument("--cache", help="prepared cache for real slices (with --split)")
+    p.add_argument("--split")
+    args = p.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    raw = load_raw(profile_path(args.profile))
+    raw.setdefault("data", {}).update({"cache": args.cache or "-", "split": args.split or "-", "dataset": raw.get("data", {}).get("dataset") or "-"})
+    cfg = parse_run_config({"method": "benchmark", **raw}, where=f"profile {args.profile}")
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))
+    n = args.warmup + args.steps
+    if args.cache:
+        batches = cache_batches(n, cfg, seed=0)
+    else:
+        batches = synthetic_batches(n, cfg.data.labelled_batch, cfg.data.unlabelled_batch, cfg.data.img_size, seed=0)
+    names = [m.strip() for m in args.methods.split(",") if m.strip()]
+    amp = "bf16" if args.amp else "off"
+    print(f"profile {args.profile}: {cfg.network.arch}/{cfg.network.encoder}, {cfg.data.img_size}px, "
+          f"batch {cfg.data.labelled_batch}+{cfg.data.unlabelled_batch}, device {device}, amp {amp}, "
+          f"torch threads {torch.get_num_threads()}, {args.steps} timed steps (median)")
+    results = [bench_method(name, cfg, batches, args.warmup, device, amp) for name in names]
+    ref = next((r["ms"] for r in results if r["method"] == "meanteacher"), None)
+    print(f"{'method':<14}{'ms/step':>10}{'it/s':>8}{'peak MiB':>10}{'x meanteacher':>15}")
+    for r in results:
+        ratio = f"{r['ms'] / ref:.2f}" if ref else "-"
+        print(f"{r['method']:<14}{r['ms']:>10.1f}{r['it_s']:>8.2f}{r['peak_mib']:>10.0f}{ratio:>15}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""The common augmentation every method gets, applied on the device to a whole batch.
+
+As in SPCL's official training loop: a random rotation by U(-max_deg, max_deg) degrees about the
+image centre with zero fill (`TF.rotate` there; here bilinear for images, nearest for labels) and a
+horizontal flip with probability `hflip` (official: 0.5); a vertical flip (`vflip`, default 0) is
+available for other protocols. The flips are folded into the same affine matrix, so one
+`affine_grid` + `grid_sample` call transforms the batch, and image and label share the grid.
+Not reproduced: the official colour jitter (brightness/contrast/saturation/hue on 3-channel
+copies of a grey slice), see docs/methods.md.
+
+Random parameters are drawn on the CPU from a `torch.Generator` that the engine owns and
+checkpoints, so augmentation is identical on resume and independent of the device.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@dataclass
+class AugmentConfig:
+    rotate_deg: float = 20.0
+    hflip: float = 0.5
+    vflip: float = 0.0
+
+    def validate(self) -> None:
+        if self.rotate_deg < 0 or self.rotate_deg > 180:
+            raise ValueError(f"rotate_deg must be in [0, 180], got {self.rotate_deg}")
+        for name in ("hflip", "vflip"):
+            p = getattr(self, name)
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {p}")
+
+
+def random_affines(n: int, h: int, w: int, cfg: AugmentConfig, generator: torch.Generator) -> Tensor:
+    """[n, 2, 3] matrices for `affine_grid` (normalised coordinates, no translation).
+
+    The rotation is corrected for the aspect ratio so it is a true rotation in pixel space for
+    non-square images too; flips are sign changes of the output x / y coordinates.
+    """
+    r = torch.rand(n, 3, generator=generator, dtype=torch.float64)
+    angle = (2 * r[:, 0] - 1) * math.radians(cfg.rotate_deg)
+    fx = torch.where(r[:, 1] < cfg.hflip, -1.0, 1.0).double()
+    fy = torch.where(r[:, 2] < cfg.vflip, -1.0, 1.0).double()
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.zeros(n, 2, 3, dtype=torch.float64)
+    theta[:, 0, 0] = cos * fx
+    theta[:, 0, 1] = -sin * (h / w) * fy
+    theta[:, 1, 0] = sin * (w / h) * fx
+    theta[:, 1, 1] = cos * fy
+    return theta.float()
+
+
+def warp(x: Tensor, y: Tensor | None, theta: Tensor) -> tuple[Tensor, Tensor | None]:
+    """Apply per-image affines: x [B, C, H, W] bilinear, y [B, H, W] integer nearest; zero fill."""
+    grid = F.affine_grid(theta.to(x.device, torch.float32), list(x.shape), align_corners=False)
+    x_out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False).to(x.dtype)
+    if y is None:
+        return x_out, None
+    y_out = F.grid_sample(y[:, None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    return x_out, y_out[:, 0].round().to(y.dtype)
+
+
+class CommonAugment:
+    """Callable `(x, y | None) -> (x, y | None)`; draws one transform per image from `generator`."""
+
+    def __init__(self, cfg: AugmentConfig, generator: torch.Generator):
+        cfg.validate()
+        self.cfg = cfg
+        self.generator = generator
+
+    @property
+    def active(self) -> bool:
+        return self.cfg.rotate_deg > 0 or self.cfg.hflip > 0 or self.cfg.vflip > 0
+
+    def __call__(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        if x.shape[0] == 0 or not self.active:
+            return x, y
+        theta = random_affines(x.shape[0], x.shape[-2], x.shape[-1], self.cfg, self.generator)
+        return warp(x, y, theta)

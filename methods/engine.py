@@ -1,0 +1,344 @@
+"""The iteration-based training engine: one `Trainer` per run folder.
+
+The engine owns everything but the method's losses: data streams, the common augmentation,
+optimiser and schedule, device and precision, logging, the NaN guard and checkpoints.
+
+- Optimiser: SGD (lr 0.01, momentum 0.9, weight decay 1e-4 on every parameter, as SPCL's code)
+  with poly decay lr_t = lr (1 - t / T)^0.9 over the run's T iterations (stepped per iteration).
+  Optional method hook, duck-typed so a method needs nothing but the method itself:
+      def configure_optimizer(self, params, train_cfg) -> Optimizer | tuple[Optimizer, LRScheduler]
+  `params` are `method.optimised_parameters()`, `train_cfg` is the run's `TrainConfig`; when the
+  hook returns only an optimiser, the engine attaches the poly schedule to it.
+- Unlabelled data: a method class with `uses_unlabelled = False` gets an empty `x_u` and the
+  unlabelled slices are never loaded.
+- Precision: bf16 autocast on CUDA (`train.amp: auto`), off on the CPU.
+- Determinism: the seed drives python/numpy/torch, weight initialisation, both data streams and
+  the augmentation generator. On the CPU a run is bit-for-bit repeatable, and killing it at any
+  point and restarting the same command resumes from `checkpoints/last.pt` to bit-identical
+  weights. On CUDA cuDNN is put in deterministic mode; a few kernels (the backward of bilinear
+  upsampling) have no deterministic implementation, so CUDA runs agree to rounding only.
+- Logs: every named value of every iteration, kept on the device and synchronised to the host
+  once per `log_every` iterations (and before each checkpoint): `log.csv`, the progress bar and
+  TensorBoard (when installed). The NaN/inf guard runs at that synchronisation and names the
+  first offending key and iteration; a checkpoint is never written from non-finite values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from methods.api import Batch, ConfigError, Method, get_method, resolve_variant
+from methods.augment import CommonAugment
+from methods.checkpoint import (
+    FORMAT_VERSION,
+    check_compatible,
+    load_method_state,
+    read_checkpoint,
+    save_atomic,
+)
+from methods.data.loaders import TrainingData, open_cache
+from methods.data.splits import load_split
+from methods.nets import NetFactory
+from methods.runconfig import RunConfig, TrainConfig, write_yaml_atomic
+
+log = logging.getLogger(__name__)
+
+_AUG_SALT = 0xA06
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A logged loss became NaN or inf; the message names the key and the iteration."""
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(setting: str) -> torch.device:
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device is 'cuda' but no CUDA device is available")
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(setting)
+
+
+def autocast_for(device: torch.device, amp: str):
+    use = amp == "bf16" or (amp == "auto" and device.type == "cuda")
+    if not use:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def poly_schedule(optimizer: torch.optim.Optimizer, iterations: int, power: float) -> torch.optim.lr_scheduler.LRScheduler:
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: max(0.0, 1.0 - t / iterations) ** power)
+
+
+def build_optimizer(method: Method, train: TrainConfig):
+    """The method's `configure_optimizer` hook if it has one, else SGD + poly."""
+    params = method.optimised_parameters()
+    hook = getattr(method, "configure_optimizer", None)
+    if callable(hook):
+        made = hook(params, train)
+        optimizer, scheduler = made if isinstance(made, tuple) else (made, None)
+    else:
+        optimizer = torch.optim.SGD(params, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
+        scheduler = None
+    if scheduler is None:
+        scheduler = poly_schedule(optimizer, train.iterations, train.poly_power)
+    return optimizer, scheduler
+
+
+def train_step(method: Method, optimizer, scheduler, augment: CommonAugment, batch: Batch, it: int,
+               device: torch.device, autocast) -> dict[str, Any]:
+    """One iteration: to device, common augmentation, forward under autocast, backward, optimiser
+    and schedule step, `on_step_end`. Returns the step's logs (device tensors, not synchronised)."""
+    batch = batch.to(device)
+    x_l, y_l = augment(batch.x_l, batch.y_l)
+    x_u, _ = augment(batch.x_u)
+    batch = Batch(x_l, y_l, x_u)
+    method.train()
+    with autocast():
+        out = method.training_step(batch, it)
+    optimizer.zero_grad(set_to_none=True)
+    out.loss.backward()
+    optimizer.step()
+    scheduler.step()
+    method.on_step_end(it)
+    return {"loss": out.loss.detach(), **out.logs}
+
+
+# --- logging -------------------------------------------------------------------------------------
+class CsvLog:
+    """`log.csv`: one row per iteration (`iteration`, `lr`, then every named value, in order of
+    first appearance). A key that appears later (e.g. after a warm-up) rewrites the header once;
+    a resumed run first drops rows at or after the resumed iteration."""
+
+    def __init__(self, path: Path, resume_from: int):
+        self.path = path
+        self.columns: list[str] = ["iteration", "lr"]
+        self.rows: list[dict[str, str]] = []
+        if path.exists() and resume_from > 0:
+            with path.open(newline="") as f:
+                reader = csv.DictReader(f)
+                self.columns = list(reader.fieldnames or self.columns)
+                self.rows = [r for r in reader if int(r["iteration"]) < resume_from]
+        self._rewrite()
+
+    def _rewrite(self) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with tmp.open("w", newline="") as f:
+            w = csv.DictWriter(f, self.columns, restval="")
+            w.writeheader()
+            w.writerows(self.rows)
+        os.replace(tmp, self.path)
+
+    def append(self, rows: list[dict[str, float]]) -> None:
+        new = [k for r in rows for k in r if k not in self.columns]
+        text_rows = [{k: (str(v) if k == "iteration" else f"{v:.6g}") for k, v in r.items()} for r in rows]
+        self.rows += text_rows
+        if new:
+            self.columns += list(dict.fromkeys(new))
+            self._rewrite()
+            return
+        with self.path.open("a", newline="") as f:
+            csv.DictWriter(f, self.columns, restval="").writerows(text_rows)
+
+
+def _tensorboard_writer(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+# --- the trainer ----------------------------------------------------------------------------------
+class Trainer:
+    """Build everything for one run (`__init__`), then `run()`; resumes from `last.pt` if present."""
+
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+        self.run_dir = Path(cfg.out_dir)
+        self.ckpt_path = self.run_dir / "checkpoints" / "last.pt"
+        self.device = pick_device(cfg.train.device)
+        self.method_cls = get_method(cfg.method)
+        method_cfg = resolve_variant(self.method_cls, cfg.variant, cfg.method_config)
+
+        cache = open_cache(cfg.data.cache, expected_dataset=cfg.data.dataset)
+        split = load_split(cfg.data.split, cache)
+        self.class_names = list(cache.class_names)
+        self.num_classes = cache.num_classes
+        seed_everything(cfg.seed)
+        self.data = TrainingData(
+            cache, split, cfg.data.img_size, cfg.data.labelled_batch, cfg.data.unlabelled_batch, cfg.seed,
+            use_unlabelled=getattr(self.method_cls, "uses_unlabelled", True), split_path=cfg.data.split,
+        )
+        if getattr(self.method_cls, "uses_unlabelled", True) and not self.data.use_unlabelled:
+            raise ConfigError(f"method {cfg.method!r} trains on unlabelled data, but data.unlabelled_batch is 0")
+        factory = NetFactory(cfg.network, self.num_classes)
+        self.method: Method = self.method_cls(
+            cfg=method_cfg, net_factory=factory, num_classes=self.num_classes,
+            max_iters=cfg.train.iterations, data_info=self.data.info,
+        ).to(self.device)
+        self.optimizer, self.scheduler = build_optimizer(self.method, cfg.train)
+        self.aug_gen = torch.Generator().manual_seed(cfg.seed * 7919 + _AUG_SALT)
+        self.augment = CommonAugment(cfg.augment, self.aug_gen)
+        self.autocast = lambda: autocast_for(self.device, cfg.train.amp)
+        self.config_dict = cfg.to_dict()
+        self.iteration = 0  # completed iterations
+        self._pending: list[tuple[int, float, dict[str, Any]]] = []
+        self._latest: dict[str, float] = {}
+
+    # ---- state ------------------------------------------------------------------------------------
+    @property
+    def meta(self) -> dict:
+        return {
+            "num_classes": self.num_classes,
+            "class_names": self.class_names,
+            "dataset": self.cfg.data.dataset,
+            "data_info": self.data.info,
+            "evaluated_network": str(self.method.evaluated_network),
+        }
+
+    def _rng_state(self) -> dict:
+        np_state = np.random.get_state()
+        return {
+            "python": random.getstate(),
+            "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "augment": self.aug_gen.get_state(),
+        }
+
+    def _set_rng_state(self, s: dict) -> None:
+        random.setstate(_as_tuples(s["python"]))
+        np.random.set_state((s["numpy"][0], s["numpy"][1].numpy().astype(np.uint32), *s["numpy"][2:]))
+        torch.set_rng_state(s["torch"])
+        if self.device.type == "cuda" and s["cuda"]:
+            torch.cuda.set_rng_state_all(s["cuda"])
+        self.aug_gen.set_state(s["augment"])
+
+    def save_checkpoint(self) -> None:
+        save_atomic(
+            {
+                "format_version": FORMAT_VERSION, "kind": "resume", "config": self.config_dict,
+                "iteration": self.iteration, "method_state": self.method.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "data": self.data.state_dict(), "rng": self._rng_state(), "meta": self.meta,
+            },
+            self.ckpt_path,
+        )
+
+    def try_resume(self) -> bool:
+        """Restore everything from `last.pt` if it exists; refuse one from another configuration."""
+        if not self.ckpt_path.exists():
+            return False
+        ckpt = read_checkpoint(self.ckpt_path, map_location=self.device)
+        check_compatible(ckpt, self.config_dict, self.ckpt_path)
+        load_method_state(self.method, ckpt["method_state"], self.ckpt_path)
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.data.load_state_dict(ckpt["data"])
+        self._set_rng_state(ckpt["rng"])
+        self.iteration = int(ckpt["iteration"])
+        return True
+
+    # ---- one step ---------------------------------------------------------------------------------
+    def step(self, it: int) -> None:
+        lr = self.optimizer.param_groups[0]["lr"]
+        logs = train_step(self.method, self.optimizer, self.scheduler, self.augment, self.data.next_batch(), it,
+                          self.device, self.autocast)
+        self._pending.append((it, lr, logs))
+
+    def flush_logs(self, csv_log: CsvLog, writer) -> None:
+        """One host synchronisation for all pending iterations; NaN/inf guard; CSV/TensorBoard."""
+        if not self._pending:
+            return
+        tensors = [v.detach().float().reshape(()) for _, _, logs in self._pending for v in logs.values() if isinstance(v, Tensor)]
+        host = iter(torch.stack(tensors).cpu().tolist()) if tensors else iter(())
+        rows = []
+        for it, lr, logs in self._pending:
+            values = {k: (next(host) if isinstance(v, Tensor) else float(v)) for k, v in logs.items()}
+            bad = [k for k, v in values.items() if not np.isfinite(v)]
+            if bad:
+                self._pending.clear()
+                raise NonFiniteLossError(
+                    f"{self.cfg.method}: loss {bad[0]!r} is {values[bad[0]]} at iteration {it} "
+                    f"(non-finite keys: {bad}); run {self.run_dir}. Stopped; the last checkpoint precedes it."
+                )
+            rows.append({"iteration": it, "lr": lr, **values})
+        self._pending.clear()
+        csv_log.append(rows)
+        self._latest = {k: v for k, v in rows[-1].items() if k not in ("iteration", "lr")}
+        if writer is not None:
+            for row in rows:
+                for k, v in row.items():
+                    if k != "iteration":
+                        writer.add_scalar(k, v, row["iteration"])
+
+    # ---- the loop ---------------------------------------------------------------------------------
+    def run(self) -> Path:
+        """Train to `train.iterations` (resuming if possible); write final.pt; return the run folder."""
+        from tqdm.auto import tqdm
+
+        tc = self.cfg.train
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_yaml_atomic(self.run_dir / "config.yaml", self.config_dict)
+        resumed = self.try_resume()
+        csv_log = CsvLog(self.run_dir / "log.csv", resume_from=self.iteration if resumed else 0)
+        writer = _tensorboard_writer(self.run_dir)
+        bar = tqdm(total=tc.iterations, initial=self.iteration, disable=not tc.progress,
+                   desc=f"{self.cfg.method}/{self.cfg.variant}", dynamic_ncols=True)
+        try:
+            while self.iteration < tc.iterations:
+                self.step(self.iteration)
+                self.iteration += 1
+                bar.update(1)
+                last = self.iteration == tc.iterations
+                if self.iteration % tc.log_every == 0 or self.iteration % tc.checkpoint_every == 0 or last:
+                    self.flush_logs(csv_log, writer)
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in self._latest.items()}, refresh=False)
+                if self.iteration % tc.checkpoint_every == 0 or last:
+                    self.save_checkpoint()
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close()
+        self.write_outputs()
+        return self.run_dir
+
+    def write_outputs(self) -> None:
+        save_atomic(
+            {"format_version": FORMAT_VERSION, "kind": "final", "config": self.config_dict,
+             "iteration": self.iteration, "method_state": self.method.state_dict(), "meta": self.meta},
+            self.run_dir / "final.pt",
+        )
+        samples = getattr(self.method, "similarity_samples", None)
+        arrays = samples() if callable(samples) else None
+        if arrays:
+            path = self.run_dir / "similarities.npz"
+            tmp = path.with_name(".similarities.tmp.npz")
+            np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
+            os.replace(tmp, path)
+
+
+def _as_tuples(x):
+    """random.setstate needs tuples where a checkpoint round trip may give lists."""
+    return tuple(_as_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+def train(cfg: RunConfig) -> Path:
+    """Run (or resume, or finish) the training described by `cfg`; return its run folder."""
+    return Trainer(cfg).run()

@@ -1,0 +1,224 @@
+"""The run config of one training run: YAML in, validated dataclasses out.
+
+Shape (every key optional except `method`, `data.cache`, `data.split`, `data.dataset`;
+unknown keys anywhere are an error naming the key):
+
+    extends: cpu                 # profile name in config/profiles/ or a YAML path (relative to this file)
+    method: meanteacher
+    variant: default
+    method_config: {...}         # overrides of the method's Config (checked by the method)
+    seed: 0
+    out_dir: results/runs/x
+    data:    {cache, split, dataset, ratio, img_size, labelled_batch, unlabelled_batch}
+    network: {NetworkProfile fields}
+    augment: {rotate_deg, hflip, vflip}
+    train:   {iterations, lr, momentum, weight_decay, poly_power, checkpoint_every, log_every,
+              amp: auto|bf16|off, device: auto|cpu|cuda, progress}
+
+Profiles are partial run configs; a file is deep-merged over the profile it `extends` (chains are
+allowed), and the CLI's `--profile` is the same as an `extends:` on the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from methods.api import ConfigError, build_config
+from methods.augment import AugmentConfig
+from methods.nets import NetworkProfile
+
+PROFILE_DIR = Path(__file__).resolve().parents[1] / "config" / "profiles"
+
+
+@dataclass
+class DataConfig:
+    cache: str = ""
+    split: str = ""
+    dataset: str = ""
+    ratio: float = 0.0  # label ratio in percent; metadata for results tables
+    img_size: int = 256
+    labelled_batch: int = 4
+    unlabelled_batch: int = 4
+
+    def validate(self) -> None:
+        for key in ("cache", "split", "dataset"):
+            if not getattr(self, key):
+                raise ValueError(f"{key} is required")
+        if self.img_size < 8 or self.labelled_batch < 1 or self.unlabelled_batch < 0:
+            raise ValueError("img_size must be >= 8, labelled_batch >= 1, unlabelled_batch >= 0")
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = 6000
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    poly_power: float = 0.9
+    checkpoint_every: int = 500
+    log_every: int = 20
+    amp: str = "auto"  # auto (bf16 on CUDA, off on CPU) | bf16 | off
+    device: str = "auto"  # auto | cpu | cuda
+    progress: bool = True
+
+    def validate(self) -> None:
+        if self.amp not in ("auto", "bf16", "off"):
+            raise ValueError(f"amp must be one of ['auto', 'bf16', 'off'], got {self.amp!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be one of ['auto', 'cpu', 'cuda'], got {self.device!r}")
+        if self.iterations < 1 or self.checkpoint_every < 1 or self.log_every < 1:
+            raise ValueError("iterations, checkpoint_every and log_every must be >= 1")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+
+@dataclass
+class RunConfig:
+    method: str
+    data: DataConfig
+    variant: str = "default"
+    method_config: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    out_dir: str = ""
+    network: NetworkProfile = field(default_factory=NetworkProfile)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        """The resolved config, plain YAML types only (what `RUN/config.yaml` holds)."""
+        return {
+            "method": self.method,
+            "variant": self.variant,
+            "method_config": dict(self.method_config),
+            "seed": self.seed,
+            "out_dir": self.out_dir,
+            "data": dataclasses.asdict(self.data),
+            "network": self.network.to_dict(),
+            "augment": dataclasses.asdict(self.augment),
+            "train": dataclasses.asdict(self.train),
+        }
+
+
+_TOP_KEYS = ("method", "variant", "method_config", "seed", "out_dir", "data", "network", "augment", "train")
+_SECTIONS = ("data", "network", "augment", "train")
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    """`over` wins; nested dicts merge key by key (lists and scalars are replaced)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return doc
+
+
+def profile_path(ref: str, relative_to: Path | None = None) -> Path:
+    """A profile reference: a name in config/profiles/ ("cpu") or a YAML path."""
+    candidates = []
+    if relative_to is not None:
+        candidates.append(relative_to / ref)
+    candidates += [Path(ref), PROFILE_DIR / ref, PROFILE_DIR / f"{ref}.yaml"]
+    for c in candidates:
+        if c.is_file():
+            return c
+    names = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+    raise ConfigError(f"profile {ref!r} not found (a file, or one of {names} in {PROFILE_DIR})")
+
+
+def load_raw(path: str | Path, profile: str | None = None, _seen: tuple = ()) -> dict:
+    """Read a run config file with its `extends:` chain (and an extra base `profile`) merged in."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise ConfigError(f"config {path}: circular 'extends' chain {[str(p) for p in _seen]}")
+    doc = _read_yaml(path)
+    base: dict = {}
+    if profile:
+        base = load_raw(profile_path(profile), None, (*_seen, path))
+    parent = doc.pop("extends", None)
+    if parent is not None:
+        if not isinstance(parent, str):
+            raise ConfigError(f"config {path}: 'extends' must be a profile name or path, got {parent!r}")
+        base = deep_merge(base, load_raw(profile_path(parent, path.parent), None, (*_seen, path)))
+    return deep_merge(base, doc)
+
+
+def parse_run_config(raw: dict, where: str = "run config") -> RunConfig:
+    """Validate a merged mapping into a RunConfig; every unknown key is an error naming it."""
+    raw = dict(raw)
+    raw.pop("extends", None)
+    unknown = sorted(set(raw) - set(_TOP_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid top-level keys: {list(_TOP_KEYS)}")
+    if not isinstance(raw.get("method"), str) or not raw["method"]:
+        raise ConfigError(f"{where}: 'method' is required (a registered method name; see `python -m methods list`)")
+    for section in (*_SECTIONS, "method_config"):
+        if raw.get(section) is not None and not isinstance(raw[section], dict):
+            raise ConfigError(f"{where}: '{section}' must be a mapping, got {raw[section]!r}")
+    if "data" not in raw:
+        raise ConfigError(f"{where}: the 'data' section (cache, split, dataset) is required")
+    seed = raw.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"{where}: seed must be a non-negative integer, got {seed!r}")
+    variant = raw.get("variant") or "default"
+    if not isinstance(variant, str):
+        raise ConfigError(f"{where}: variant must be a string, got {variant!r}")
+    return RunConfig(
+        method=raw["method"],
+        variant=variant,
+        method_config=dict(raw.get("method_config") or {}),
+        seed=seed,
+        out_dir=str(raw.get("out_dir") or ""),
+        data=build_config(DataConfig, raw.get("data"), where=f"{where}: data"),
+        network=_network(raw.get("network"), where),
+        augment=build_config(AugmentConfig, raw.get("augment"), where=f"{where}: augment"),
+        train=build_config(TrainConfig, _yaml_off(raw.get("train")), where=f"{where}: train"),
+    )
+
+
+def _yaml_off(train: dict | None) -> dict | None:
+    """YAML 1.1 reads an unquoted `amp: off` as false; accept it as the string "off"."""
+    if isinstance(train, dict) and train.get("amp") is False:
+        return {**train, "amp": "off"}
+    return train
+
+
+def _network(d: dict | None, where: str) -> NetworkProfile:
+    try:
+        return NetworkProfile.from_dict(d)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def load_run_config(path: str | Path, profile: str | None = None, out_dir: str | None = None) -> RunConfig:
+    """The CLI's entry: file (+ `--profile`, + `--out`) -> validated RunConfig."""
+    raw = load_raw(path, profile)
+    if out_dir:
+        raw["out_dir"] = str(out_dir)
+    cfg = parse_run_config(raw, where=f"run config {path}")
+    if not cfg.out_dir:
+        raise ConfigError(f"run config {path}: no output folder (set out_dir or pass --out)")
+    return cfg
+
+
+def write_yaml_atomic(path: Path, doc: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
+    tmp.replace(path)

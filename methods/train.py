@@ -1,0 +1,44 @@
+"""`python -m methods.train --config RUN.yaml [--profile cpu|paper|FILE] [--out DIR]`.
+
+Trains one run (or resumes it from `RUN/checkpoints/last.pt`, or only rewrites `final.pt` when the
+checkpoint is already at the last iteration). The run config shape is documented in
+`methods/runconfig.py` and docs/architecture.md ("Training run folder").
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from methods.api import ConfigError
+from methods.data.splits import SplitError
+from methods.data.types import DatasetFormatError
+from methods.engine import NonFiniteLossError, train
+from methods.runconfig import load_run_config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m methods.train", description="Train one method on one prepared dataset split.")
+    p.add_argument("--config", required=True, help="run config YAML (may 'extends:' a profile)")
+    p.add_argument("--profile", help="base profile merged beneath the config: a name in config/profiles/ or a YAML path")
+    p.add_argument("--out", help="run folder (overrides out_dir in the config)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar (e.g. in batch jobs)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_run_config(args.config, profile=args.profile, out_dir=args.out)
+        if args.no_progress:
+            cfg.train.progress = False
+        run_dir = train(cfg)
+    except (ConfigError, SplitError, DatasetFormatError, NonFiniteLossError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"finished: {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
