@@ -41,14 +41,26 @@ class NativeSchedule:
     labelled_batch: int
     unlabelled_batch: int
     img_size: int
-    network: str
-    optimiser: str
     lr: float
+    weight_decay: float
     lr_schedule: str
+    optimiser: str
+    network: str
     source: str
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def run_overrides(self) -> dict:
+        """The run-config keys (docs/architecture.md) a native run sets: deep-merge this over a
+        profile to train with the method's own budget, batch, input size and optimiser settings.
+        The official networks are not harness profiles, so `network` stays the run's own."""
+        return {
+            "variant": "native",
+            "data": {"img_size": self.img_size, "labelled_batch": self.labelled_batch,
+                     "unlabelled_batch": self.unlabelled_batch},
+            "train": {"iterations": self.iterations, "lr": self.lr, "weight_decay": self.weight_decay},
+        }
 
 
 def check_schedule(mode: str) -> None:

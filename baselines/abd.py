@@ -58,8 +58,9 @@ NATIVE_SCHEDULE = NativeSchedule(
     unlabelled_batch=8,
     img_size=224,
     network="model 1: SSL4MIS UNet (1-channel); model 2: Swin-UNet (Swin-T, ImageNet)",
-    optimiser="SGD momentum 0.9, weight decay 1e-4 (one per model)",
+    optimiser="SGD, momentum 0.9 (one per model)",
     lr=0.01,
+    weight_decay=1e-4,
     lr_schedule="poly 0.9 over 30000 iterations",
     source="code/train_ACDC_Cross_Teaching.py",
 )
@@ -214,6 +215,12 @@ class ABD(Method):
 
     def predictor(self) -> nn.Module:
         return self.model1 if self.cfg.eval_network == "model1" else self.model2
+
+    @torch.no_grad()
+    def embed(self, x: Tensor) -> Tensor:
+        """ABD trains no projection head, so the t-SNE features are the evaluated network's
+        decoder features (its untouched `projector` would only be a random map of them)."""
+        return self.predictor()(x).features
 
     def get_extra_state(self):
         return {"rng": self._rng.get_state()}

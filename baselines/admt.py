@@ -58,8 +58,9 @@ NATIVE_SCHEDULE = NativeSchedule(
     unlabelled_batch=12,
     img_size=256,
     network="SSL4MIS UNet (1-channel, features 16-256, dropout) for the student and both teachers",
-    optimiser="SGD momentum 0.9, weight decay 1e-4",
+    optimiser="SGD, momentum 0.9",
     lr=0.01,
+    weight_decay=1e-4,
     lr_schedule="poly 0.9 over 30000 iterations",
     source="cfgs/config_2d_aut.yml, code/train_post_2d_aut.py",
 )
@@ -208,6 +209,12 @@ class ADMT(Method):
 
     def optimised_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.student.parameters() if p.requires_grad]
+
+    @torch.no_grad()
+    def embed(self, x: Tensor) -> Tensor:
+        """AD-MT trains no projection head, so the t-SNE features are the evaluated network's
+        decoder features (its untouched `projector` would only be a random map of them)."""
+        return self.predictor()(x).features
 
     def get_extra_state(self):
         return {"rng": self._rng.get_state(), "alternation": self.alternation.state()}

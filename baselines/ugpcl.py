@@ -73,8 +73,9 @@ NATIVE_SCHEDULE = NativeSchedule(
     unlabelled_batch=8,
     img_size=224,
     network="smp UNet ResNet-50 (ImageNet, 3-channel input) + Swin-Unet-style second decoder",
-    optimiser="SGD momentum 0.9, weight decay 5e-4",
+    optimiser="SGD, momentum 0.9",
     lr=0.01,
+    weight_decay=5e-4,
     lr_schedule="poly 0.9 over 10000 iterations, min lr 1e-4 (README table: 6000 iterations)",
     source="configs/comparison_acdc_224_136/ugpcl_unet_r50.yaml, configs/_trainers/ugpcl.yaml",
 )

@@ -141,3 +141,19 @@ def test_abd_schedules_map_official_iterations_to_the_budget():
     assert m.cross_weight(3000) == pytest.approx(0.1 * math.exp(-5 * (1 - 100 / 200) ** 2))
     m.cfg = ABD.Config(schedule="native")
     assert m.official_time(3000) == 3000 and m.abd_i_active(6000)
+
+
+@pytest.mark.parametrize("name", ["ugpcl", "admt", "abd"])
+def test_listed_and_native_schedule_is_a_valid_run_config(name, tiny_cache, tiny_split):
+    from methods.__main__ import format_methods
+    from methods.api import get_method, resolve_variant
+    from methods.runconfig import parse_run_config
+
+    assert any(line.startswith(name + " ") for line in format_methods().splitlines())
+    cls = get_method(name)
+    over = cls.NATIVE_SCHEDULE.run_overrides()
+    cfg = parse_run_config({"method": name, "out_dir": "unused", **over,
+                            "data": {"cache": str(tiny_cache), "split": str(tiny_split), "dataset": "phantom",
+                                     **over["data"]}})
+    assert cfg.train.iterations == cls.NATIVE_SCHEDULE.iterations
+    assert resolve_variant(cls, cfg.variant).schedule == "native"
