@@ -113,8 +113,10 @@ def test_myocardial_thickening(full_size_frames):
             ring = frames[phase][1][k] == 2
             boundary = ring & ~ndimage.binary_erosion(ring)
             thickness[phase] = 2 * ring.sum() / boundary.sum()
-        if params.group != "MINF":  # the infarcted sector does not thicken, the rest still does
-            assert thickness["ES"] > 1.15 * thickness["ED"], (params.group, thickness)
+        # wall thickening ~ (ED/ES cavity radius ratio): strong in NOR, HCM and RV, weak in DCM
+        # (low ejection fraction) and MINF (the infarcted sector does not thicken)
+        minimum = 1.05 if params.group in ("DCM", "MINF") else 1.2
+        assert thickness["ES"] > minimum * thickness["ED"], (params.group, thickness)
 
 
 def test_blood_pools_equally_bright_and_myocardium_dark(full_size_frames):

@@ -59,7 +59,7 @@ GROUP_GEOMETRY = {
     "DCM": dict(r_endo=31.0, wall=6.5, k_es=0.88, rv_depth=0.45, rv_span=62.0, rv_k_es=0.75),
     "HCM": dict(r_endo=20.0, wall=13.0, k_es=0.52, rv_depth=0.55, rv_span=70.0, rv_k_es=0.62),
     "MINF": dict(r_endo=27.0, wall=8.0, k_es=0.82, rv_depth=0.50, rv_span=68.0, rv_k_es=0.70),
-    "RV": dict(r_endo=23.0, wall=8.0, k_es=0.70, rv_depth=0.95, rv_span=95.0, rv_k_es=0.85),
+    "RV": dict(r_endo=23.0, wall=8.0, k_es=0.70, rv_depth=0.95, rv_span=82.0, rv_k_es=0.85),
 }
 
 
@@ -112,6 +112,7 @@ class PatientParams:
     gain: float
     affine_rotation: np.ndarray  # [3, 3] scanner orientation of the stack
     noise_seed: int  # seeds texture and noise, per frame
+    ghost: tuple[float, int]  # ghost amplitude and row shift
 
 
 def draw_patient(seed: int, index: int, options: PhantomOptions = PhantomOptions()) -> PatientParams:
@@ -132,7 +133,7 @@ def draw_patient(seed: int, index: int, options: PhantomOptions = PhantomOptions
     geometry["endo_length"] = float(rng.uniform(0.95, 1.05))
     geometry["epi_length"] = geometry["endo_length"] + float(rng.uniform(0.1, 0.18))
     geometry["profile_power"] = float(rng.uniform(2.0, 3.0))
-    geometry["rv_anterior_reach"] = float(rng.uniform(1.1, 1.4))
+    geometry["rv_anterior_reach"] = float(rng.uniform(1.05, 1.3))
     geometry["lung_gap"] = float(rng.uniform(28, 45))  # mm between the LV centre and the lungs
     geometry["fat"] = float(rng.uniform(1.0, 5.0))  # pericardial fat thickness, mm
     geometry["fat_angle"] = float(rng.uniform(0, 2 * math.pi))
@@ -141,6 +142,8 @@ def draw_patient(seed: int, index: int, options: PhantomOptions = PhantomOptions
     geometry["infarct_angle"] = float(rng.uniform(0, 2 * math.pi))
     geometry["papillary_angle"] = geometry["rv_angle"] + math.pi + float(rng.uniform(-0.3, 0.3))
     geometry["trabeculae"] = int(rng.integers(9, 15))
+    geometry["trabecular_wobble"] = rng.uniform(0.5, 3.0, 3).tolist()
+    geometry["trabecular_phase"] = rng.uniform(0, 2 * math.pi, 3).tolist()
     geometry["warp"] = [(float(rng.uniform(2, 7)), float(rng.uniform(0.03, 0.07)), float(rng.uniform(0, math.pi)),
                          float(rng.uniform(0, 2 * math.pi))) for _ in range(3)]  # mm, rad/mm, direction, phase
     geometry["lung_vessels"] = [(float(side * rng.uniform(70, 110)), float(rng.uniform(-50, 40)), float(rng.uniform(1.5, 4)))
@@ -185,6 +188,7 @@ def draw_patient(seed: int, index: int, options: PhantomOptions = PhantomOptions
         gain=float(rng.uniform(250, 700)),
         affine_rotation=_random_rotation(rng),
         noise_seed=int(rng.integers(2**62)),
+        ghost=(float(rng.uniform(0.0, 0.06)), int(rng.integers(rows // 4, 3 * rows // 4))),
     )
 
 
@@ -269,7 +273,10 @@ class _SceneGrid:
         self.rv_angle = np.where(rv_offset < 0, -rv_offset / g["rv_anterior_reach"], rv_offset)
         # epicardial fat: patchy, thickest in the grooves, absent over parts of the free walls
         self.fat_mod = np.maximum(np.cos(2 * (phi - g["fat_angle"])) + 0.5 * np.cos(3 * phi - g["fat_angle"]), 0)
-        self.trabecular_comb = np.cos(g["trabeculae"] * phi + 3 * np.sin(2 * phi)) > 0.55
+        # trabeculae: irregular fingers of varying depth along the endocardium
+        wobble = sum(a * np.sin(k * phi + ph) for k, a, ph in zip((2, 3, 5), g["trabecular_wobble"], g["trabecular_phase"]))
+        self.trabecular_comb = np.cos(g["trabeculae"] * phi + wobble) > 0.5
+        self.trabecular_depth = 0.86 + 0.05 * np.cos(3 * phi + g["trabecular_phase"][0])
 
     @staticmethod
     def _warp(u: np.ndarray, v: np.ndarray, waves: list) -> tuple[np.ndarray, np.ndarray]:
@@ -342,7 +349,7 @@ class _SceneGrid:
         cavity = rho < r_endo
         tissue[cavity] = LV_BLOOD
         if sg["r_endo"] > 2.0:  # trabeculae: partial-signal fingers along the endocardium
-            tissue[cavity & (rho > 0.86 * r_endo) & self.trabecular_comb] = TRABECULAE
+            tissue[cavity & (rho > self.trabecular_depth * r_endo) & self.trabecular_comb] = TRABECULAE
         if sg["papillary"]:
             radius = 0.17 * sg["r_endo"] * (1.35 if sg["contracted"] else 1.0)
             for offset in (-0.55, 0.55):
@@ -386,7 +393,7 @@ def render_patient(params: PatientParams, options: PhantomOptions = PhantomOptio
 
 
 def _acquisition(image: np.ndarray, params: PatientParams, rng: np.random.Generator) -> np.ndarray:
-    """Tissue texture, a smooth multiplicative bias field and Rician noise; returns int16."""
+    """Tissue texture, a smooth multiplicative bias field, a motion ghost and Rician noise; int16."""
     n_slices, rows, cols = image.shape
     texture = ndimage.gaussian_filter(rng.standard_normal(image.shape), sigma=(0, 1.5, 1.5))
     texture /= max(texture.std(), 1e-12)
@@ -395,6 +402,8 @@ def _acquisition(image: np.ndarray, params: PatientParams, rng: np.random.Genera
     c = params.bias
     bias = np.exp(c[0] * xx + c[1] * yy + c[2] * xx**2 + c[3] * yy**2 + c[4] * xx * yy + c[5] * zz)
     image = image * bias
+    # motion ghost: a faint copy of the moving heart displaced along the phase-encoding direction
+    image = image + params.ghost[0] * np.roll(image, params.ghost[1], axis=1)
     sigma = params.noise_sigma * params.intensity[LV_BLOOD]
     real = image + sigma * rng.standard_normal(image.shape)
     imaginary = sigma * rng.standard_normal(image.shape)
