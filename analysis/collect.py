@@ -214,6 +214,11 @@ class QualityReport:
         return lines or ["No duplicate rows, no missing cells, no NaN metrics."]
 
 
+def _python(value):
+    """numpy scalar -> Python scalar, so messages read seed=0 rather than seed=np.int64(0)."""
+    return value.item() if hasattr(value, "item") else value
+
+
 def deduplicate(df: pd.DataFrame, metrics: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Collapse exact duplicates (reported); raise on the same key with different values."""
     keys = list(KEY_COLUMNS)
@@ -230,7 +235,7 @@ def deduplicate(df: pd.DataFrame, metrics: tuple[str, ...]) -> tuple[pd.DataFram
         files = " and ".join(sorted(set(same["source_file"])))
         raise CollectError(
             "conflicting duplicate rows for "
-            + ", ".join(f"{k}={first[k]!r}" for k in keys)
+            + ", ".join(f"{k}={_python(first[k])!r}" for k in keys)
             + f": different metric values in {files}"
         )
     report = (

@@ -63,7 +63,8 @@ def check_fractions(df: pd.DataFrame) -> None:
             row = df[bad].iloc[0]
             raise CollectError(
                 f"{row.get('source_file', 'results table')}: column {col!r} must be a fraction in [0, 1], "
-                f"found {row[col]!r} (method {row['method']!r}, case {row['case_id']!r})"
+                f"found {float(row[col]):g} (method {row['method']!r}, case {row['case_id']!r}); percentages must be "
+                "divided by 100"
             )
 
 

@@ -1,0 +1,185 @@
+"""Statistics: the paper's Table 2, Demšar's worked example, Finner/Holm against their definitions."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as st
+
+from analysis import stats
+
+REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"
+
+# Demšar (2006), Table 6: AUC of C4.5 variants on 14 data sets. The voting row is printed as a
+# tie (0.975, 0.975); the paper's ranks come from unrounded values, hence 0.97501.
+DEMSAR = pd.DataFrame(
+    [[0.763, 0.768, 0.771, 0.798], [0.599, 0.591, 0.590, 0.569], [0.954, 0.971, 0.968, 0.967],
+     [0.628, 0.661, 0.654, 0.657], [0.882, 0.888, 0.886, 0.898], [0.936, 0.931, 0.916, 0.931],
+     [0.661, 0.668, 0.609, 0.685], [0.583, 0.583, 0.563, 0.625], [0.775, 0.838, 0.866, 0.875],
+     [1.000, 1.000, 1.000, 1.000], [0.940, 0.962, 0.965, 0.962], [0.619, 0.666, 0.614, 0.669],
+     [0.972, 0.981, 0.97501, 0.975], [0.957, 0.978, 0.946, 0.970]],
+    columns=["C4.5", "C4.5+m", "C4.5+cf", "C4.5+m+cf"],
+)
+
+
+def paper_dice_matrix() -> pd.DataFrame:
+    t1 = pd.read_csv(REFERENCE / "table1.csv")
+    t1 = t1[t1["method"] != "suponly"]  # the paper ranks k = 7 methods
+    return t1.pivot_table(index=["dataset", "ratio"], columns="method", values="dice")
+
+
+def test_paper_table2_reproduced_from_table1_dice_to_printed_precision():
+    published = pd.read_csv(REFERENCE / "table2.csv").set_index("method")
+    result = stats.friedman(paper_dice_matrix(), higher_is_better=True)
+    assert (result.n_blocks, result.n_methods) == (6, 7)
+    table = stats.compare_with_control(result, "spcl").set_index("method")
+    for method, row in published.iterrows():
+        assert round(table.loc[method, "rank"], 4) == pytest.approx(row["rank"], abs=1e-12), method
+        if method == "spcl":
+            assert np.isnan(table.loc[method, "z"])
+            continue
+        assert round(table.loc[method, "z"], 6) == pytest.approx(row["z"], abs=1e-12), method
+        assert round(table.loc[method, "p"], 6) == pytest.approx(row["p"], abs=1e-12), method
+        assert round(table.loc[method, "p_finner"], 6) == pytest.approx(row["p_finner"], abs=1e-12), method
+
+
+def test_paper_table2_omnibus_by_hand():
+    result = stats.friedman(paper_dice_matrix())
+    # sum R_j^2 = (6.8333^2 + 4.8333^2 + 5.6667^2 + 3.3333^2 + 4^2 + 2.3333^2 + 1^2) = 135.7222
+    ranks = np.array([41, 29, 34, 20, 24, 14, 6]) / 6.0
+    chi2 = 12 * 6 / (7 * 8) * ((ranks**2).sum() - 7 * 64 / 4)
+    assert result.chi2 == pytest.approx(chi2) == pytest.approx(30.5)
+    assert result.iman_davenport_f == pytest.approx(5 * 30.5 / (36 - 30.5))
+    assert (result.df1, result.df2) == (6, 30)
+
+
+def test_demsar_2006_worked_example():
+    result = stats.friedman(DEMSAR, higher_is_better=True)
+    assert result.mean_ranks.round(3).tolist() == [3.143, 2.000, 2.893, 1.964]
+    assert round(result.chi2, 2) == 9.28
+    assert round(result.iman_davenport_f, 2) == 3.69
+    assert round(stats.nemenyi_critical_difference(4, 14, alpha=0.05), 3) == 1.254
+    table = stats.compare_with_control(result, "C4.5").set_index("method")
+    assert table.loc[["C4.5+m", "C4.5+cf", "C4.5+m+cf"], "z"].round(3).tolist() == [-2.342, -0.512, -2.415]
+    assert table.loc[["C4.5+m", "C4.5+cf", "C4.5+m+cf"], "p"].round(4).tolist() == [0.0192, 0.6084, 0.0157]
+    assert table.loc[["C4.5+m", "C4.5+cf", "C4.5+m+cf"], "p_finner"].round(4).tolist() == [0.0464, 0.6084, 0.0464]
+    assert table.loc[["C4.5+m", "C4.5+cf", "C4.5+m+cf"], "p_holm"].round(4).tolist() == [0.0472, 0.6084, 0.0472]
+
+
+def test_friedman_statistic_is_uncorrected_for_ties():
+    # scipy applies a tie correction (10.23 on Demšar's data); the published convention does not.
+    scipy_chi2 = st.friedmanchisquare(*DEMSAR.T.to_numpy()).statistic
+    assert scipy_chi2 > stats.friedman(DEMSAR).chi2 + 0.5
+
+
+def test_ranks_average_ties_and_follow_direction():
+    m = pd.DataFrame({"a": [0.9, 0.5], "b": [0.9, 0.7], "c": [0.1, 0.7]})
+    assert stats.rank_blocks(m, higher_is_better=True).to_numpy().tolist() == [[1.5, 1.5, 3.0], [3.0, 1.5, 1.5]]
+    assert stats.rank_blocks(m, higher_is_better=False).to_numpy().tolist() == [[2.5, 2.5, 1.0], [1.0, 2.5, 2.5]]
+
+
+def test_identical_rankings_give_unbounded_iman_davenport():
+    m = pd.DataFrame({"a": [3.0, 2.0, 5.0], "b": [2.0, 1.0, 4.0], "c": [1.0, 0.0, 3.0]})
+    result = stats.friedman(m)
+    assert result.chi2 == pytest.approx(result.n_blocks * (result.n_methods - 1))  # N(k-1) = 6
+    assert np.isinf(result.iman_davenport_f) and result.iman_davenport_p == 0.0
+
+
+def finner_by_definition(p: np.ndarray) -> np.ndarray:
+    """Loops straight from the definition: p_adj(i) = min(1, max_{j<=i} 1-(1-p_(j))^(m/j))."""
+    m = len(p)
+    order = sorted(range(m), key=lambda i: p[i])
+    out = np.empty(m)
+    running = 0.0
+    for rank, idx in enumerate(order, start=1):
+        running = max(running, 1 - (1 - p[idx]) ** (m / rank))
+        out[idx] = min(1.0, running)
+    return out
+
+
+def test_finner_matches_definition_and_step_down_rule_on_random_pvalues():
+    rng = np.random.default_rng(0)
+    for trial in range(500):
+        m = int(rng.integers(1, 12))
+        p = rng.random(m) ** rng.uniform(0.5, 4)  # many small p-values, some ties below
+        if trial % 7 == 0:
+            p[: m // 2] = p[0]
+        adjusted = stats.finner(p)
+        np.testing.assert_allclose(adjusted, finner_by_definition(p), rtol=0, atol=1e-15)
+        assert np.all(adjusted >= p - 1e-15) and np.all(adjusted <= 1)
+        # Finner's step-down test: reject H_(1..i) while p_(j) <= 1 - (1-alpha)^(j/m).
+        for alpha in (0.05, 0.1):
+            sorted_p = np.sort(p)
+            thresholds = 1 - (1 - alpha) ** (np.arange(1, m + 1) / m)
+            n_reject = int(np.argmin(sorted_p <= thresholds)) if not np.all(sorted_p <= thresholds) else m
+            assert int((adjusted <= alpha).sum()) == n_reject
+
+
+def test_holm_matches_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        p = rng.random(int(rng.integers(1, 10))) ** 3
+        np.testing.assert_allclose(stats.holm(p), multipletests(p, method="holm")[1], atol=1e-14)
+
+
+def test_adjustment_rejects_bad_input():
+    with pytest.raises(stats.StatsInputError, match="unknown p-value adjustment 'bonf'"):
+        stats.adjust([0.1], "bonf")
+    with pytest.raises(stats.StatsInputError, match=r"\[0, 1\]"):
+        stats.finner([0.2, np.nan])
+
+
+def test_friedman_input_errors_are_clear():
+    with pytest.raises(stats.StatsInputError, match="at least 2 blocks"):
+        stats.friedman(pd.DataFrame({"a": [1.0], "b": [2.0]}))
+    with pytest.raises(stats.StatsInputError, match="at least 2 methods"):
+        stats.friedman(pd.DataFrame({"a": [1.0, 2.0]}))
+    with pytest.raises(stats.StatsInputError, match="missing values"):
+        stats.friedman(pd.DataFrame({"a": [1.0, np.nan], "b": [2.0, 1.0]}, index=["s1", "s2"]))
+    result = stats.friedman(pd.DataFrame({"a": [1.0, 2.0], "b": [2.0, 1.0]}))
+    with pytest.raises(stats.StatsInputError, match="control method 'zz'"):
+        stats.compare_with_control(result, "zz")
+
+
+def test_nemenyi_pairwise_is_symmetric_and_agrees_with_cd():
+    result = stats.friedman(DEMSAR)
+    pairwise = stats.nemenyi_pairwise(DEMSAR)
+    assert np.allclose(pairwise.to_numpy(), pairwise.to_numpy().T)
+    cd = stats.nemenyi_critical_difference(4, 14, alpha=0.05)
+    diff = abs(result.mean_ranks["C4.5"] - result.mean_ranks["C4.5+m+cf"])  # 1.179 < CD 1.254
+    assert diff < cd and pairwise.loc["C4.5", "C4.5+m+cf"] > 0.05
+
+
+def test_wilcoxon_paired_matches_scipy_and_rank_biserial_by_hand():
+    control = np.array([0.9, 0.8, 0.85, 0.7, 0.95, 0.6, 0.75])
+    other = np.array([0.8, 0.82, 0.80, 0.7, 0.90, 0.5, 0.70])
+    # differences 0.1, -0.02, 0.05, 0 (dropped), 0.05, 0.1, 0.05 -> |d| ranks: 0.02->1, 0.05->3 (x3), 0.1->5.5 (x2)
+    test = stats.wilcoxon_paired(control, other)
+    w_plus, w_minus = 3 + 3 + 3 + 5.5 + 5.5, 1.0
+    assert test.rank_biserial == pytest.approx((w_plus - w_minus) / (w_plus + w_minus))
+    assert (test.n_pairs, test.n_nonzero) == (7, 6)
+    assert test.p == pytest.approx(st.wilcoxon(control - other, zero_method="wilcox").pvalue)
+    same = stats.wilcoxon_paired(control, control)
+    assert (same.p, same.rank_biserial) == (1.0, 0.0)
+
+
+def test_bootstrap_interval_properties():
+    constant = np.full((8, 3), 0.5)
+    assert stats.bootstrap_mean_ci(constant) == (0.5, 0.5, 0.5)
+    rng = np.random.default_rng(0)
+    values = rng.normal(0.8, 0.05, size=(30, 3))
+    mean, low, high = stats.bootstrap_mean_ci(values, n_boot=500, seed=3)
+    assert low < mean < high and mean == pytest.approx(values.mean())
+    assert stats.bootstrap_mean_ci(values, n_boot=500, seed=3) == (mean, low, high)
+    # a seed effect widens the interval: the same cases, seeds shifted by +-0.05
+    shifted = values + np.array([-0.05, 0.0, 0.05])
+    _, low2, high2 = stats.bootstrap_mean_ci(shifted, n_boot=500, seed=3)
+    assert high2 - low2 > high - low
+    with_missing = values.copy()
+    with_missing[0, 0] = np.nan
+    assert np.isfinite(stats.bootstrap_mean_ci(with_missing, n_boot=200)).all()
+    with pytest.raises(stats.StatsInputError, match="non-empty"):
+        stats.bootstrap_mean_ci(np.full((3, 2), np.nan))
