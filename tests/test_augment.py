@@ -1,0 +1,90 @@
+"""Common augmentation: geometry of the affine warp, label safety, seeding."""
+
+import math
+
+import torch
+
+from methods.augment import AugmentConfig, CommonAugment, random_affines, warp
+
+
+def _labels(b=3, h=16, w=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 4, (b, h, w), generator=g)
+
+
+def _theta(rows):
+    return torch.tensor(rows, dtype=torch.float32).expand(2, 2, 3).clone()
+
+
+def test_identity_affine_returns_the_input():
+    y = _labels(2)
+    x = torch.randn(2, 1, 16, 16)
+    x_out, y_out = warp(x, y, _theta([[1, 0, 0], [0, 1, 0]]))
+    assert torch.equal(y_out, y)
+    assert torch.allclose(x_out, x, atol=1e-5)
+
+
+def test_zero_degree_rotation_without_flips_is_the_identity():
+    x, y = torch.randn(4, 1, 12, 12), _labels(4, 12, 12)
+    aug = CommonAugment(AugmentConfig(rotate_deg=0.0, hflip=0.0, vflip=0.0), torch.Generator().manual_seed(1))
+    x_out, y_out = aug(x, y)
+    assert torch.equal(x_out, x) and torch.equal(y_out, y)
+
+
+def test_a_flip_is_a_mirror_and_flipping_twice_is_the_identity():
+    x, y = torch.randn(2, 1, 10, 14), _labels(2, 10, 14)
+    aug = CommonAugment(AugmentConfig(rotate_deg=0.0, hflip=1.0, vflip=1.0), torch.Generator().manual_seed(3))
+    x1, y1 = aug(x, y)
+    assert torch.equal(y1, torch.flip(y, dims=(-2, -1)))
+    assert torch.allclose(x1, torch.flip(x, dims=(-2, -1)), atol=1e-5)
+    x2, y2 = aug(x1, y1)
+    assert torch.equal(y2, y) and torch.allclose(x2, x, atol=1e-5)
+
+
+def test_image_and_label_rotate_together_like_rot90():
+    """A 90-degree affine maps pixel centres onto pixel centres: both outputs equal rot90."""
+    y = _labels(2, 8, 8)
+    x = torch.randn(2, 1, 8, 8)
+    x_out, y_out = warp(x, y, _theta([[0, -1, 0], [1, 0, 0]]))
+    k = 1 if torch.equal(y_out, torch.rot90(y, 1, (-2, -1))) else -1
+    assert torch.equal(y_out, torch.rot90(y, k, (-2, -1)))
+    assert torch.allclose(x_out, torch.rot90(x, k, (-2, -1)), atol=1e-5)
+
+
+def test_rotated_labels_stay_in_the_label_set_and_corners_are_zero_filled():
+    y = torch.full((8, 32, 32), 3, dtype=torch.long)
+    y[:, :16] = 2
+    x = torch.ones(8, 1, 32, 32)
+    aug = CommonAugment(AugmentConfig(rotate_deg=20.0, hflip=0.5), torch.Generator().manual_seed(0))
+    x_out, y_out = aug(x, y)
+    assert set(torch.unique(y_out).tolist()) <= {0, 2, 3}
+    assert y_out.dtype == torch.long and x_out.shape == x.shape
+    # at least one image is rotated by > 2 degrees, so some corner is outside the source: zero fill
+    assert (y_out[:, 0, 0] == 0).any() and (x_out[:, 0, 0, 0] == 0).any()
+
+
+def test_angles_stay_within_the_range_and_flips_follow_their_probability():
+    cfg = AugmentConfig(rotate_deg=20.0, hflip=0.5, vflip=0.0)
+    theta = random_affines(2000, 64, 64, cfg, torch.Generator().manual_seed(0)).double()
+    sign_x = torch.sign(theta[:, 0, 0])  # cos > 0 for |angle| <= 20 deg, so the sign is the flip
+    angles = torch.rad2deg(torch.asin(theta[:, 1, 0] * sign_x))
+    assert angles.abs().max() <= 20.0 + 1e-4 and angles.abs().max() > 19.0
+    assert 900 < int((sign_x < 0).sum()) < 1100  # hflip 0.5 of 2000 draws
+    assert bool((theta[:, 1, 1] > 0).all())  # vflip 0: never flipped vertically
+    assert math.isclose(float(theta[:, 0, 2].abs().max()), 0.0)
+
+
+def test_the_same_generator_state_gives_the_same_augmentation():
+    x, y = torch.randn(4, 1, 16, 16), _labels(4)
+    a = CommonAugment(AugmentConfig(), torch.Generator().manual_seed(5))
+    b = CommonAugment(AugmentConfig(), torch.Generator().manual_seed(5))
+    (xa, ya), (xb, yb) = a(x, y), b(x, y)
+    assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    xc, _ = a(x, y)  # the generator advanced: a different draw
+    assert not torch.equal(xc, xa)
+
+
+def test_an_empty_batch_passes_through():
+    x = torch.zeros(0, 1, 8, 8)
+    aug = CommonAugment(AugmentConfig(), torch.Generator().manual_seed(0))
+    assert aug(x)[0].shape == (0, 1, 8, 8)

@@ -1,0 +1,153 @@
+"""Engine: exact resume after a kill, NaN guard, config and checkpoint errors, outputs."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from methods.api import ConfigError
+from methods.checkpoint import CheckpointError, load_method_state, load_trained_method
+from methods.engine import NonFiniteLossError, Trainer
+from methods.runconfig import deep_merge, load_raw, parse_run_config
+
+# timm's 0.4 M-parameter test ResNet keeps checkpoints small (resnet18 would write 140 MB each)
+NET = {"arch": "unet", "encoder": "tu-test_resnet", "decoder_channels": [16, 8, 8, 8, 8], "proj_hidden": 8, "proj_dim": 8}
+
+
+def run_config(cache, split, out, method="meanteacher", **train):
+    raw = {
+        "method": method, "seed": 5, "out_dir": str(out),
+        "method_config": {"warmup_iters": 1} if method == "meanteacher" else {},
+        "data": {"cache": str(cache), "split": str(split), "dataset": "phantom", "ratio": 5,
+                 "img_size": 32, "labelled_batch": 2, "unlabelled_batch": 2},
+        "network": NET,
+        "train": {"iterations": 4, "checkpoint_every": 2, "log_every": 3, "device": "cpu", "amp": "off",
+                  "progress": False, **train},
+    }
+    return parse_run_config(raw)
+
+
+def assert_same_state(a, b, where="state"):
+    """Tensors bit-identical, nested extra state (dicts) compared recursively."""
+    assert type(a) is type(b), where
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_same_state(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    else:
+        assert a == b, where
+
+
+def _read_log(run_dir):
+    with open(run_dir / "log.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_killed_run_resumes_to_bit_identical_weights_and_log(tiny_cache, tiny_split, tmp_path):
+    ref = Trainer(run_config(tiny_cache, tiny_split, tmp_path / "ref"))
+    ref.run()
+
+    killed = Trainer(run_config(tiny_cache, tiny_split, tmp_path / "killed"))
+    real_on_step_end = killed.method.on_step_end
+
+    def die_at_third_iteration(it):
+        if it == 2:  # after the checkpoint at 2 iterations, mid-iteration (optimiser already stepped)
+            raise KeyboardInterrupt
+        real_on_step_end(it)
+
+    killed.method.on_step_end = die_at_third_iteration
+    with pytest.raises(KeyboardInterrupt):
+        killed.run()
+    assert torch.load(tmp_path / "killed/checkpoints/last.pt", weights_only=True)["iteration"] == 2
+    assert not (tmp_path / "killed/final.pt").exists()
+
+    Trainer(run_config(tiny_cache, tiny_split, tmp_path / "killed")).run()  # same command again
+    a = torch.load(tmp_path / "ref/final.pt", weights_only=True)["method_state"]
+    b = torch.load(tmp_path / "killed/final.pt", weights_only=True)["method_state"]
+    assert_same_state(a, b)
+    assert _read_log(tmp_path / "ref") == _read_log(tmp_path / "killed")
+    rows = _read_log(tmp_path / "ref")
+    assert [int(r["iteration"]) for r in rows] == [0, 1, 2, 3]
+    assert rows[0]["unsup"] == "" and rows[3]["unsup"] != ""  # warm-up of 1 iteration, then semi-supervised
+    assert float(rows[1]["lr"]) == pytest.approx(0.01 * (1 - 1 / 4) ** 0.9, rel=1e-5)  # poly(0.9)
+
+
+def test_the_nan_guard_names_the_loss_and_the_iteration(tiny_cache, tiny_split, tmp_path):
+    trainer = Trainer(run_config(tiny_cache, tiny_split, tmp_path / "nan", method="suponly", log_every=10,
+                                 checkpoint_every=10, iterations=3))
+    step = trainer.method.training_step
+
+    def poisoned(batch, it):
+        out = step(batch, it)
+        if it == 1:
+            out.logs["contrast"] = torch.tensor(float("nan"))
+        return out
+
+    trainer.method.training_step = poisoned
+    with pytest.raises(NonFiniteLossError, match=r"'contrast' is nan at iteration 1"):
+        trainer.run()
+    assert not (tmp_path / "nan/checkpoints/last.pt").exists()  # nothing saved from non-finite state
+
+
+def test_outputs_final_checkpoint_and_similarities(tiny_cache, tiny_split, tmp_path):
+    trainer = Trainer(run_config(tiny_cache, tiny_split, tmp_path / "run", method="suponly", iterations=2))
+    trainer.method.similarity_samples = lambda: {"positive": np.array([0.5, 0.75]), "negative": np.array([-0.25])}
+    run_dir = trainer.run()
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "checkpoints/last.pt").is_file()
+    sims = np.load(run_dir / "similarities.npz")
+    assert sims["positive"].tolist() == [0.5, 0.75] and sims["negative"].tolist() == [-0.25]
+    method, config = load_trained_method(run_dir / "final.pt")
+    assert not method.training and config["method"] == "suponly" and config["train"]["iterations"] == 2
+    assert_same_state(method.state_dict(), trainer.method.state_dict())
+
+
+def test_resuming_with_another_config_or_method_is_refused(tiny_cache, tiny_split, tmp_path):
+    Trainer(run_config(tiny_cache, tiny_split, tmp_path / "run", method="suponly", iterations=2)).run()
+    with pytest.raises(CheckpointError, match=r"method: 'suponly' \(checkpoint\) != 'meanteacher'"):
+        Trainer(run_config(tiny_cache, tiny_split, tmp_path / "run", iterations=2)).run()
+    with pytest.raises(CheckpointError, match=r"train.lr: 0.01 \(checkpoint\) != 0.02"):
+        Trainer(run_config(tiny_cache, tiny_split, tmp_path / "run", method="suponly", iterations=2, lr=0.02)).run()
+
+
+def test_a_checkpoint_of_another_network_shape_is_a_clear_error(tiny_cache, tiny_split, tmp_path):
+    trainer = Trainer(run_config(tiny_cache, tiny_split, tmp_path / "run", method="suponly"))
+    state = trainer.method.state_dict()
+    key = next(k for k, v in state.items() if v.ndim == 4)
+    state[key] = torch.zeros(1, 1, 1, 1)
+    with pytest.raises(CheckpointError, match="different network or method shape"):
+        load_method_state(trainer.method, state, "some.pt")
+
+
+def test_config_errors_name_the_setting(tiny_cache, tiny_split, tmp_path):
+    with pytest.raises(ConfigError, match="unknown method 'nope'"):
+        Trainer(run_config(tiny_cache, tiny_split, tmp_path / "a", method="nope"))
+    base = run_config(tiny_cache, tiny_split, tmp_path / "b").to_dict()
+    for section, key in (("train", "iterz"), ("data", "img_sise"), ("network", "depth"), ("augment", "rotate")):
+        raw = {**base, section: {**base[section], key: 1}}
+        with pytest.raises(ConfigError, match=key):
+            parse_run_config(raw)
+    with pytest.raises(ConfigError, match="unknown key.*'tutor'"):
+        parse_run_config({**base, "tutor": 1})
+    with pytest.raises(ConfigError, match="unknown key.*'ema'"):
+        Trainer(parse_run_config({**base, "method_config": {"ema": 0.9}}))
+    with pytest.raises(ConfigError, match="data.dataset = 'acdc'"):
+        Trainer(parse_run_config({**base, "data": {**base["data"], "dataset": "acdc"}}))
+    with pytest.raises(ConfigError, match="amp must be one of"):
+        parse_run_config({**base, "train": {**base["train"], "amp": "fp16"}})
+
+
+def test_profiles_merge_beneath_the_run_file(tmp_path):
+    run = tmp_path / "run.yaml"
+    run.write_text("extends: cpu\nmethod: suponly\ntrain: {iterations: 7}\nnetwork: {proj_dim: 16}\n")
+    raw = load_raw(run)
+    assert raw["train"]["iterations"] == 7 and raw["train"]["lr"] == 0.01  # file wins, profile fills in
+    assert raw["network"]["proj_dim"] == 16 and raw["network"]["encoder"] == "resnet18"
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("method: suponly\ndata: {cache: c, split: s, dataset: phantom}\n")
+    paper = parse_run_config(load_raw(plain, profile="paper"))  # the CLI's --profile paper
+    assert paper.network.arch == "deeplabv3plus" and paper.train.iterations == 6000 and paper.data.img_size == 256
+    cfg = parse_run_config(deep_merge(load_raw(run), {"data": {"cache": "c", "split": "s", "dataset": "phantom"}}))
+    assert cfg.train.amp == "off" and cfg.data.img_size == 64  # YAML `off` is read as the string "off"

@@ -1,0 +1,54 @@
+"""The CLIs: `python -m methods.train` on the tiny phantom cache, and `python -m methods list`."""
+
+import csv
+
+import pytest
+import torch
+import yaml
+
+from methods.__main__ import main as methods_main
+from methods.train import main as train_main
+
+RUN = """\
+extends: cpu
+method: {method}
+seed: 1
+data: {{cache: {cache}, split: {split}, dataset: phantom, ratio: 5, img_size: 32, labelled_batch: 2, unlabelled_batch: 2}}
+network: {{encoder: tu-test_resnet, decoder_channels: [16, 8, 8, 8, 8], proj_hidden: 8, proj_dim: 8}}
+method_config: {method_config}
+train: {{iterations: 3, checkpoint_every: 2, log_every: 2, progress: false}}
+"""
+
+
+@pytest.mark.parametrize("method, method_config", [("suponly", "{}"), ("meanteacher", "{warmup_iters: 1}")])
+def test_train_cli_writes_the_run_folder(method, method_config, tiny_cache, tiny_split, tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(RUN.format(method=method, cache=tiny_cache, split=tiny_split, method_config=method_config))
+    out = tmp_path / "out"
+    assert train_main(["--config", str(cfg), "--out", str(out)]) == 0
+    with open(out / "log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["iteration"] for r in rows] == ["0", "1", "2"] and all(float(r["loss"]) > 0 for r in rows)
+    resolved = yaml.safe_load((out / "config.yaml").read_text())
+    assert resolved["method"] == method and resolved["out_dir"] == str(out)
+    assert resolved["train"]["lr"] == 0.01 and resolved["train"]["amp"] == "off"  # from the cpu profile
+    final = torch.load(out / "final.pt", weights_only=True)
+    assert final["iteration"] == 3 and final["meta"]["class_names"] == ["RV", "MYO", "LV"]
+    if method == "meanteacher":
+        assert rows[0]["unsup"] == "" and rows[2]["unsup"] != ""
+    # running the same command again finds the finished checkpoint and only rewrites final.pt
+    assert train_main(["--config", str(cfg), "--out", str(out)]) == 0
+
+
+def test_train_cli_reports_config_errors_without_a_traceback(tiny_cache, tiny_split, tmp_path, capsys):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(RUN.format(method="suponly", cache=tiny_cache, split=tiny_split, method_config="{}") + "shuffle: true\n")
+    assert train_main(["--config", str(cfg), "--out", str(tmp_path / "out")]) == 2
+    assert "unknown key(s) ['shuffle']" in capsys.readouterr().err
+
+
+def test_methods_list_prints_every_method_with_its_description(capsys):
+    assert methods_main(["list"]) == 0
+    out = capsys.readouterr().out
+    for line in ("suponly ", "Supervised only: 0.5 (CE + Dice)", "meanteacher ", "variants: default"):
+        assert line in out
