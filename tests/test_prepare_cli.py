@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from methods.data.__main__ import main
 from methods.data.cache import CachedDataset

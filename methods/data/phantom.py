@@ -125,7 +125,10 @@ def draw_patient(seed: int, index: int, options: PhantomOptions = PhantomOptions
     # float32 values, so the spacing a reader gets from the NIfTI header is exactly the drawn one
     pixel = float(np.float32(rng.uniform(*options.pixel_spacing_range)))
     dz = float(np.float32(rng.uniform(*options.slice_spacing_range)))
-    jitter = lambda spread: float(np.clip(rng.normal(1.0, spread), 1 - 2.5 * spread, 1 + 2.5 * spread))  # noqa: E731
+
+    def jitter(spread: float) -> float:
+        return float(np.clip(rng.normal(1.0, spread), 1 - 2.5 * spread, 1 + 2.5 * spread))
+
     geometry = {key: value * jitter(0.08) for key, value in GROUP_GEOMETRY[group].items()}
     geometry["k_es"] = min(geometry["k_es"], 0.95)
     geometry["rv_angle"] = math.radians(200.0 + rng.uniform(-15, 15))  # RV anterior-left of the LV
@@ -156,7 +159,8 @@ def draw_patient(seed: int, index: int, options: PhantomOptions = PhantomOptions
         "endo_amp": rng.normal(0, 0.035, 3).tolist(), "endo_phase": rng.uniform(0, 2 * math.pi, 3).tolist(),
         "wall_amp": rng.normal(0, 0.10, 2).tolist(), "wall_phase": rng.uniform(0, 2 * math.pi, 2).tolist(),
     }
-    # The stack spans the LV from just below the base to just past the apex, whatever the count.
+    # The stack spans the LV from just below the base to past the cavity apex (ending within the
+    # epicardial cap), whatever the slice count.
     s_first = float(rng.uniform(0.0, 0.06))
     s_last = float(rng.uniform(1.0, 1.12)) * geometry["epi_length"] / 1.12
     s_step = (s_last - s_first) / (n_slices - 1)
