@@ -46,10 +46,21 @@ def open_cache(cache_dir: str | Path, expected_dataset: str | None = None):
     return cache
 
 
-def cases_of_role(cache, split: dict, role: str) -> list[str]:
-    """Case ids (both frames) of the patients a split (from `load_split(path, cache)`) gives `role`."""
+def read_split(path: str | Path, cache=None) -> dict:
+    """Read and validate a split file (`methods.data.splits.load_split`); with `cache`, also its
+    dataset name and patient ids."""
+    return load_split(path, cache)
+
+
+def cases_of_role(cache, split: dict, role: str, split_path: str | Path = "split") -> list[str]:
+    """Case ids (both frames) of the patients a split gives `role`; the split must be of this cache."""
     if role not in SPLIT_ROLES:
         raise ConfigError(f"unknown split role {role!r}; roles: {list(SPLIT_ROLES)}")
+    if split.get("dataset") != cache.name:
+        raise ConfigError(f"split {split_path} is for dataset {split.get('dataset')!r}, the cache {cache.root} holds {cache.name!r}")
+    unknown = sorted(set(split[role]) - set(cache.patients()))
+    if unknown:
+        raise ConfigError(f"split {split_path}: {role} patients {unknown[:5]} are not in the cache {cache.root}")
     return list(cache.cases_of(split[role]))
 
 
@@ -165,12 +176,12 @@ class TrainingData:
             raise ConfigError("data: img_size and labelled_batch must be positive, unlabelled_batch >= 0")
         self.cache = cache
         self.img_size = img_size
-        self.labelled = load_slices(cache, cases_of_role(cache, split, "train_labelled"), img_size)
+        self.labelled = load_slices(cache, cases_of_role(cache, split, "train_labelled", split_path), img_size)
         if len(self.labelled) == 0:
             raise ConfigError(f"split {split_path}: train_labelled has no slices")
         self.use_unlabelled = bool(use_unlabelled and unlabelled_batch > 0)
         if self.use_unlabelled:
-            self.unlabelled = load_slices(cache, cases_of_role(cache, split, "train_unlabelled"), img_size)
+            self.unlabelled = load_slices(cache, cases_of_role(cache, split, "train_unlabelled", split_path), img_size)
             if len(self.unlabelled) == 0:
                 raise ConfigError(f"split {split_path}: train_unlabelled has no slices, but the method uses unlabelled data")
             self.unlabelled.labels = self.unlabelled.labels[:0]  # never used: keep no unlabelled labels
@@ -217,8 +228,8 @@ class TrainingData:
 def iter_eval_cases(cache_dir: str | Path, split_path: str | Path, role: str = "test") -> Iterator[Case]:
     """Whole 3D cases (native grid, with spacing) of the patients of one split role, in case order."""
     cache = open_cache(cache_dir)
-    split = load_split(split_path, cache)
-    for cid in cases_of_role(cache, split, role):
+    split = read_split(split_path, cache)
+    for cid in cases_of_role(cache, split, role, split_path):
         yield cache.load(cid)
 
 
