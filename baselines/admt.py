@@ -197,7 +197,6 @@ class ADMT(Method):
         self.teacher2 = _frozen(net_factory())
         self._rng = seeded_generator()
         self.alternation = AlternationState(cfg.period_max, self._rng)
-        self._updated_teacher: str | None = None
 
     # ---- what is evaluated / saved --------------------------------------------------------------
     @property
@@ -275,7 +274,6 @@ class ADMT(Method):
         unsup = dice_loss(out_s.float().softmax(1), pseudo, valid)
         weight = self.unsup_weight(it)
         loss = sup + weight * unsup
-        self._updated_teacher = "teacher1" if t1_active else "teacher2"
         logs = {
             "loss": loss.detach(),
             "sup": sup.detach(),

@@ -180,8 +180,8 @@ class WindowAttentionDecoder(nn.Module):
             skip = self.embeds[i](feats[i])
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = self.stages[i](self.fuse[i](torch.cat([x, skip], dim=1)))
-        x = F.interpolate(self.norm(x), size=out_size, mode="bilinear", align_corners=False)
-        return self.head(x)
+        # the 1x1 classifier commutes with bilinear up-sampling: classify at 1/4, then up-sample
+        return F.interpolate(self.head(self.norm(x)), size=out_size, mode="bilinear", align_corners=False)
 
 
 # --- the network --------------------------------------------------------------------------------
