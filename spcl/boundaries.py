@@ -56,22 +56,38 @@ def thick_boundaries(labels: Tensor) -> Tensor:
     return boundary
 
 
-def gaussian_kernel1d(sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+def gaussian_matrix(n: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """[n, n] matrix M with (M @ v) = v blurred by a Gaussian (radius ceil(3 sigma)), replicate padding.
+
+    Blurring as a matrix product keeps the smoothing one small matmul per axis on any device (a
+    single-channel conv2d is slow on the CPU)."""
     radius = max(1, int(math.ceil(3.0 * sigma)))
-    x = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
-    k = torch.exp(-(x**2) / (2.0 * sigma**2))
-    return k / k.sum()
+    taps = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
+    weights = torch.exp(-(taps**2) / (2.0 * sigma**2))
+    weights = weights / weights.sum()
+    rows = torch.arange(n, device=device)[:, None].expand(n, taps.numel())
+    cols = (rows + taps.long()[None, :]).clamp(0, n - 1)
+    matrix = torch.zeros(n, n, dtype=dtype, device=device)
+    return matrix.index_put_((rows, cols), weights[None, :].expand(n, -1).contiguous(), accumulate=True)
 
 
 def gaussian_smooth(maps: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur of [B, C, H, W] maps, replicate padding (channels independent)."""
-    b, c, h, w = maps.shape
-    k = gaussian_kernel1d(sigma, maps.dtype, maps.device)
-    r = k.numel() // 2
-    x = maps.reshape(b * c, 1, h, w)
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
-    x = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
-    return x.view(b, c, h, w)
+    """Separable Gaussian blur of [..., H, W] maps with replicate padding."""
+    h, w = maps.shape[-2:]
+    along_w = gaussian_matrix(w, sigma, maps.dtype, maps.device)
+    along_h = gaussian_matrix(h, sigma, maps.dtype, maps.device)
+    return along_h @ (maps @ along_w.T)
+
+
+def dilate8(mask: Tensor) -> Tensor:
+    """3 x 3 binary dilation of [..., H, W] bool maps (shifted ORs; max_pool2d is slow on the CPU)."""
+    out = mask.clone()
+    out[..., 1:, :] |= mask[..., :-1, :]
+    out[..., :-1, :] |= mask[..., 1:, :]
+    rows = out.clone()
+    out[..., :, 1:] |= rows[..., :, :-1]
+    out[..., :, :-1] |= rows[..., :, 1:]
+    return out
 
 
 def crack_edge_strength(masks: Tensor, smoothed: Tensor) -> Tensor:
@@ -99,7 +115,7 @@ def hysteresis(strength: Tensor, low: float, high: float, iters: int) -> Tensor:
     weak = strength >= low
     edges = strength >= high
     for _ in range(iters):
-        edges = weak & (F.max_pool2d(edges.float(), 3, stride=1, padding=1) > 0)
+        edges = weak & dilate8(edges)
     return edges
 
 

@@ -10,15 +10,17 @@ BCL, per anchor (Eq. 4):  log(1 + sum_{p in P_i} e^{-Y_p/tau} x sum_{n in N_i} e
                         = softplus( LSE_p(-Y_p/tau) + LSE_n(Y_n/tau) ),  tau = 1 in the paper.
 Both are written with log-sum-exp, so they are stable at tau = 0.07 and need no max subtraction.
 
-Masked entries are filled with the finite MASKED (-1e4) rather than -inf: e^(MASKED - x) is exactly 0
-in float32 for any logit here (|Y/tau| <= 1/0.07), and an anchor with no negatives (or a bank with no
-entries) gives softplus(about -1e4) = 0 with zero gradient instead of the NaN that log-sum-exp over
-an all -inf row back-propagates. An anchor with no valid positive is not counted in the mean.
+Masked entries of the small positive matrices are filled with the finite MASKED (-1e4) rather than
+-inf, so that a row without valid entries back-propagates zeros instead of NaN. An anchor with no
+valid positive is not counted in the mean; an anchor with no negative gets sum_neg = 0, which is
+clamped at TINY (log TINY = -69), so its ICL and BCL terms are 0 (below e^-30) with zero gradient.
 
-Because the relation depends only on the pair of subclasses (`SubclassRelation`), the negatives'
-log-sum-exp is taken per bank subclass first ([A, G] from [A, G, S]) and then over the negative
-subclasses, and the positives are gathered as whole subclass queues: the only pass over the full
-[anchors x bank] matrix is one masked log-sum-exp.
+Speed: the negatives need the whole [anchors x bank] matrix (2C x 400 slots). Since cosine
+similarities are at most 1, exp(Y/tau - 1/tau) never overflows, so the negatives' sum is
+exp(addmm) summed per bank subclass -- the scale, the shift and the empty-slot mask (-1e4 bias)
+ride on the matmul -- and then over the relation's negative subclasses ([A, G], tiny): three passes
+over the big matrix forward, two backward, no max pass. The positives (one or two subclass queues
+per anchor) come from their own small batched matmul.
 """
 
 from __future__ import annotations
@@ -41,15 +43,39 @@ def masked_logsumexp(x: Tensor, mask: Tensor, dim: int) -> Tensor:
 
 @dataclass
 class ContrastLogits:
-    """Per anchor row: the positives' logits [A, P] with their mask, and the negatives' LSE [A]."""
+    """Per anchor row: the positives' logits [A, P] with their mask, and the negatives' LSE [A].
+
+    `bank_weights` [A, G, S] = exp(Y/tau - 1/tau) (0 at empty slots), kept so that the same
+    similarities can be re-read at another temperature without a second matmul."""
 
     pos_logits: Tensor
     pos_valid: Tensor
     neg_lse: Tensor
+    tau: float
+    bank_weights: Tensor | None = None
+    neg_subclasses: Tensor | None = None
 
     @property
     def has_positive(self) -> Tensor:
         return self.pos_valid.any(-1)
+
+    def at_temperature(self, tau: float) -> "ContrastLogits":
+        """The same anchors and bank at temperature `tau`: exp(Y/tau - 1/tau) = w^(tau_0 / tau)."""
+        if self.bank_weights is None or self.neg_subclasses is None:
+            raise ValueError("at_temperature needs the bank weights of a contrast_logits result")
+        weights = self.bank_weights.pow(self.tau / tau)
+        neg_lse = negatives_logsumexp(weights, self.neg_subclasses, tau)
+        return ContrastLogits(self.pos_logits * (self.tau / tau), self.pos_valid, neg_lse, tau, weights, self.neg_subclasses)
+
+
+TINY = 1e-30
+
+
+def negatives_logsumexp(bank_weights: Tensor, neg_subclasses: Tensor, tau: float) -> Tensor:
+    """LSE over negatives of Y/tau, from bank weights [A, G, S] and the negative subclasses [A, G]."""
+    per_subclass = bank_weights.sum(-1)
+    total = (per_subclass * neg_subclasses.to(per_subclass.dtype)).sum(-1)
+    return torch.log(total.clamp(min=TINY)) + 1.0 / tau
 
 
 def info_nce(terms: ContrastLogits) -> Tensor:
@@ -66,24 +92,31 @@ def boundary_contrastive(terms: ContrastLogits) -> Tensor:
 
 
 def contrast_logits(
-    sim: Tensor,
+    anchors: Tensor,
     anchor_groups: Tensor,
+    bank: Tensor,
     bank_valid: Tensor,
     relation: SubclassRelation,
     tau: float,
 ) -> ContrastLogits:
-    """From similarities sim [Ga, k, G, S] (anchors of subclasses `anchor_groups` [Ga], k per subclass,
-    against a bank of G subclasses x S slots with validity [G, S]) to ContrastLogits over Ga*k rows."""
-    ga, k, g, s = sim.shape
-    logits = sim / tau
-    per_subclass = masked_logsumexp(logits, bank_valid[None, None], dim=-1)  # [Ga, k, G]
-    neg_subclasses = relation.negative[anchor_groups][:, None, :].expand(ga, k, g)
-    neg_lse = masked_logsumexp(per_subclass, neg_subclasses, dim=-1)  # [Ga, k]
+    """Anchors [Ga, k, D] of subclasses `anchor_groups` [Ga] (k rows each, L2-normalised) against a
+    bank [G, S, D] with slot validity [G, S] -> ContrastLogits over the Ga * k anchor rows."""
+    ga, k, d = anchors.shape
+    g, s, _ = bank.shape
+    rows = anchors.reshape(ga * k, d)
+    bias = torch.where(bank_valid, torch.full_like(bank_valid, -1.0 / tau, dtype=bank.dtype),
+                       torch.full_like(bank_valid, MASKED, dtype=bank.dtype))
+    shifted = torch.addmm(bias.reshape(1, g * s), rows, bank.reshape(g * s, d).T, alpha=1.0 / tau)
+    weights = shifted.exp().view(ga * k, g, s)
+    neg_subclasses = relation.negative[anchor_groups].repeat_interleave(k, dim=0)  # [A, G]
+    neg_lse = negatives_logsumexp(weights, neg_subclasses, tau)
     pos_groups = relation.positive_groups[anchor_groups]  # [Ga, P]
     p = pos_groups.shape[1]
-    pos_logits = torch.gather(logits, 2, pos_groups[:, None, :, None].expand(ga, k, p, s))  # [Ga, k, P, S]
-    pos_valid = bank_valid[pos_groups][:, None].expand(ga, k, p, s)
-    return ContrastLogits(pos_logits.reshape(ga * k, p * s), pos_valid.reshape(ga * k, p * s), neg_lse.reshape(ga * k))
+    pos_bank = bank[pos_groups].reshape(ga, p * s, d)
+    pos_logits = torch.bmm(anchors, pos_bank.transpose(1, 2)) / tau  # [Ga, k, P * S]
+    pos_valid = bank_valid[pos_groups].reshape(ga, 1, p * s).expand(ga, k, p * s)
+    return ContrastLogits(pos_logits.reshape(ga * k, p * s), pos_valid.reshape(ga * k, p * s), neg_lse, tau,
+                          weights, neg_subclasses)
 
 
 def anchor_mean(per_anchor: Tensor, counted: Tensor, classes: int, class_balanced: bool) -> tuple[Tensor, Tensor]:

@@ -5,10 +5,11 @@ reliable pixels of that subclass, z_bar = mean of the projection features, L2-no
 `FeatureMemory.update(b_update='mean')`: mean of the un-normalised `rep`, then normalised). A queue
 holds the newest `size` entries (the official 400).
 
-Storage is one buffer [G, size + 1, D] (G = 2C subclasses, index 2c + s) used as a ring per subclass,
-plus fill counts and write heads, so the bank is in the method's state_dict and a push is a single
-`index_put_` on the device: centroids an image does not have are written to the extra slot `size`, a
-sink that is never read, instead of being filtered out with a host-synchronising boolean index.
+Storage is one buffer [G * size + 1, D] (G = 2C subclasses, index 2c + s; subclass g owns rows
+g * size ... g * size + size - 1, used as a ring), plus fill counts and write heads, so the bank is in
+the method's state_dict and a push is a single `index_put_` on the device: centroids an image does
+not have go to the last row, a sink that is never read, instead of being filtered out with a
+host-synchronising boolean index; `features()` is a contiguous view of the other rows.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class SubclassMemoryBank(nn.Module):
             raise ValueError(f"memory bank needs positive num_classes, size and dim, got {num_classes}, {size}, {dim}")
         self.num_classes, self.size, self.dim = int(num_classes), int(size), int(dim)
         groups = 2 * self.num_classes
-        self.register_buffer("entries", torch.zeros(groups, self.size + 1, self.dim))
+        self.register_buffer("entries", torch.zeros(groups * self.size + 1, self.dim))
         self.register_buffer("count", torch.zeros(groups, dtype=torch.long))
         self.register_buffer("head", torch.zeros(groups, dtype=torch.long))
 
@@ -35,7 +36,7 @@ class SubclassMemoryBank(nn.Module):
 
     def features(self) -> Tensor:
         """[G, size, D]; rows beyond a subclass's count are zeros and must be masked by `valid()`."""
-        return self.entries[:, : self.size]
+        return self.entries[:-1].view(self.num_subclasses, self.size, self.dim)
 
     def valid(self) -> Tensor:
         """[G, size] bool: which slots hold an entry."""
@@ -64,9 +65,10 @@ class SubclassMemoryBank(nn.Module):
         rank = present.long().cumsum(0) - 1  # order of each new entry within its subclass
         new = present.long().sum(0)  # [G]
         keep = present & (rank >= (new - self.size)[None, :])  # more than `size` new: the newest win
-        slot = torch.where(keep, (self.head[None, :] + rank) % self.size, torch.full_like(rank, self.size))
-        group = torch.arange(g, device=slot.device)[None, :].expand(b, g)
-        self.entries.index_put_((group, slot), centroids.to(self.entries.dtype))
+        group = torch.arange(g, device=rank.device)[None, :]
+        row = group * self.size + (self.head[None, :] + rank) % self.size
+        row = torch.where(keep, row, torch.full_like(row, g * self.size))  # absent: the sink row
+        self.entries.index_put_((row,), centroids.to(self.entries.dtype))
         self.head.copy_((self.head + new) % self.size)
         self.count.copy_(torch.clamp(self.count + new, max=self.size))
 
@@ -85,9 +87,8 @@ def subclass_centroids(features: Tensor, subclass: Tensor, num_subclasses: int) 
     features [B, D, H, W] (un-normalised projections); subclass [B, H, W] long with -1 for pixels that
     must not contribute (unreliable, excluded class). Returns centroids [B, G, D] and present [B, G].
     """
-    b, d = features.shape[:2]
     member = F.one_hot((subclass + 1).flatten(1), num_subclasses + 1)[..., 1:].to(features.dtype)  # [B, N, G]
-    sums = torch.bmm(member.transpose(1, 2), features.flatten(2).transpose(1, 2))  # [B, G, D]
+    sums = torch.bmm(features.flatten(2), member).transpose(1, 2)  # [B, G, D]
     counts = member.sum(1)  # [B, G]
     centroids = F.normalize(sums / counts.clamp(min=1.0)[..., None], dim=-1)
     return centroids, counts > 0

@@ -283,61 +283,57 @@ class SPCL(MeanTeacher):
         """Anchors [G, k, D] (L2-normalised, with gradient) and their validity [G, k]."""
         candidate = view.reliable & view.hard & (view.labels >= self.first_class)
         group = torch.where(candidate, view.subclass, torch.full_like(view.labels, -1)).flatten()
-        d = view.projection.shape[1]
-        pixels = view.projection.permute(0, 2, 3, 1).reshape(-1, d)
         index, valid = sample_per_group(group, 2 * self.num_classes, self.cfg.anchors_per_subclass, generator)
-        anchors = F.normalize(pixels[index.flatten()], dim=-1).view(*index.shape, d)
-        return anchors, valid
+        b, d, h, w = view.projection.shape
+        flat = index.flatten()
+        pixels = view.projection.view(b, d, h * w)[flat // (h * w), :, flat % (h * w)]  # [G * k, D]
+        return F.normalize(pixels, dim=-1).view(*index.shape, d), valid
 
     # ---- the losses ------------------------------------------------------------------------------
-    def bank_similarities(self, anchors: Tensor) -> Tensor:
-        """Cosine similarities [Ga, k, G, S] of anchors [Ga, k, D] with every bank slot."""
-        bank = self.bank.features()
-        ga, k, d = anchors.shape
-        g, s, _ = bank.shape
-        return (anchors.reshape(ga * k, d) @ bank.reshape(g * s, d).T).view(ga, k, g, s)
-
-    def inner_contrast(self, anchors: Tensor, valid: Tensor, bank_valid: Tensor) -> tuple[Tensor, Tensor]:
-        """L_icl (Eq. 2) on inner anchors; also returns their similarities for the reservoir."""
+    def inner_contrast(self, anchors: Tensor, valid: Tensor, bank_valid: Tensor) -> Tensor:
+        """L_icl (Eq. 2) on the inner anchors [C, k, D]."""
         cfg, c = self.cfg, self.num_classes
         groups = torch.arange(0, 2 * c, 2, device=anchors.device)
-        sim = self.bank_similarities(anchors)
-        terms = contrast_logits(sim, groups, bank_valid, self.relation, cfg.tau)
+        terms = contrast_logits(anchors, groups, self.bank.features(), bank_valid, self.relation, cfg.tau)
         counted = valid.flatten() & terms.has_positive
         loss, _ = anchor_mean(cfg.icl_scale * info_nce(terms), counted, c, cfg.class_balanced)
-        return loss, sim
+        return loss
 
     def boundary_contrast(self, anchors: Tensor, valid: Tensor, bank_valid: Tensor) -> Tensor:
-        """L_bcl (Eq. 4, or the official rescaled form, or InfoNCE) on boundary anchors."""
+        """L_bcl (Eq. 4, or the official rescaled form, or InfoNCE) on the boundary anchors [C, k, D]."""
         cfg, c = self.cfg, self.num_classes
         groups = torch.arange(1, 2 * c, 2, device=anchors.device)
-        sim = self.bank_similarities(anchors)
+        bank = self.bank.features()
         if cfg.bcl_form == "infonce":
-            terms = contrast_logits(sim, groups, bank_valid, self.relation, cfg.tau)
+            terms = contrast_logits(anchors, groups, bank, bank_valid, self.relation, cfg.tau)
             per_anchor = cfg.icl_scale * info_nce(terms)
         else:
-            terms = contrast_logits(sim, groups, bank_valid, self.relation, cfg.bcl_tau)
+            terms = contrast_logits(anchors, groups, bank, bank_valid, self.relation, cfg.bcl_tau)
             per_anchor = boundary_contrastive(terms)
         counted = valid.flatten() & terms.has_positive
         if cfg.bcl_form == "official":
             with torch.no_grad():
-                nce = cfg.icl_scale * info_nce(contrast_logits(sim, groups, bank_valid, self.relation, cfg.tau))
+                nce = cfg.icl_scale * info_nce(terms.at_temperature(cfg.tau))
             per_anchor = balanced_to_infonce(per_anchor, nce, counted, c)
         loss, _ = anchor_mean(per_anchor, counted, c, cfg.class_balanced)
         return loss
 
-    def record_similarities(self, sim: Tensor, valid: Tensor, bank_valid: Tensor, gate: Tensor, generator) -> None:
-        """Draw pairs (inner anchor, bank slot) uniformly and keep those the ICL used, with their role."""
-        ga, k, g, s = sim.shape
+    @torch.no_grad()
+    def record_similarities(self, anchors: Tensor, valid: Tensor, bank_valid: Tensor, gate: Tensor, generator) -> None:
+        """Draw (inner anchor, bank slot) pairs uniformly; keep their cosine similarity and their role
+        in the ICL (positive / negative / neither) in the reservoir, for Fig. 3."""
+        c, k, d = anchors.shape
+        bank = self.bank.features()
+        g, s, _ = bank.shape
         n = self.cfg.similarity_pairs_per_step
-        a = torch.randint(0, ga * k, (n,), device=sim.device, generator=generator)
-        e = torch.randint(0, g * s, (n,), device=sim.device, generator=generator)
+        a = torch.randint(0, c * k, (n,), device=anchors.device, generator=generator)
+        e = torch.randint(0, g * s, (n,), device=anchors.device, generator=generator)
+        sim = (anchors.reshape(c * k, d)[a] * bank.reshape(g * s, d)[e]).sum(-1)
         anchor_group, entry_group = 2 * (a // k), e // s
         used = valid.flatten()[a] & bank_valid.flatten()[e] & gate
         pos = self.relation.positive[anchor_group, entry_group] & used
         neg = self.relation.negative[anchor_group, entry_group] & used
-        kind = pos.to(torch.int8) * POSITIVE + neg.to(torch.int8) * NEGATIVE
-        self.reservoir.add(sim.detach().reshape(ga * k, g * s)[a, e], kind)
+        self.reservoir.add(sim, pos.to(torch.int8) * POSITIVE + neg.to(torch.int8) * NEGATIVE)
 
     def contrastive_loss(self, view: SubclassView, it: int) -> tuple[Tensor, dict[str, Tensor]]:
         """lambda_c-free L_spcl for one step (gated), with named logs."""
@@ -354,8 +350,8 @@ class SPCL(MeanTeacher):
             gate = torch.ones((), dtype=torch.bool, device=device)
         icl = bcl = view.projection.new_zeros(())  # a disabled term (Table 3 ablations)
         if cfg.use_icl:
-            icl, sim = self.inner_contrast(anchors[0::2], valid[0::2], bank_valid)
-            self.record_similarities(sim, valid[0::2], bank_valid, gate, generator)
+            icl = self.inner_contrast(anchors[0::2], valid[0::2], bank_valid)
+            self.record_similarities(anchors[0::2].detach(), valid[0::2], bank_valid, gate, generator)
         if cfg.use_bcl:
             bcl = self.boundary_contrast(anchors[1::2], valid[1::2], bank_valid)
         alpha = self.alpha(it)

@@ -8,8 +8,8 @@ Reliability of a pseudo-label (labelled pixels are always reliable):
   unlabelled batch, alpha_t = max(80 (1 - progress), 10), i.e. the kept fraction grows from 20 % to
   90 % (reached at 87.5 % of the semi-supervised iterations).
 A fixed number k of anchors per subclass is drawn uniformly without replacement, for all subclasses
-at once: each candidate pixel gets a random key from the method's generator and the k largest keys
-of each subclass win (fewer when a subclass has fewer than k candidates; the rest are marked invalid).
+at once, with the method's seeded generator: one sort of (subclass, random key) pairs (fewer than k
+when a subclass has fewer candidates; the missing slots are marked invalid).
 """
 
 from __future__ import annotations
@@ -43,15 +43,20 @@ def pseudo_label_reliability(teacher_prob: Tensor, mode: str, gamma_t: float, ke
 
 
 def sample_per_group(group: Tensor, num_groups: int, k: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-    """Up to k pixels per group, uniformly without replacement.
+    """Up to k pixels per group, uniformly without replacement, for all groups at once.
 
     group: [N] long, the group (subclass) of each candidate pixel, -1 for non-candidates.
-    Returns index [G, k'] into the N pixels and valid [G, k'] bool, k' = min(k, N); slots of a group
-    with fewer than k' candidates are invalid (their index is arbitrary).
+    Returns index [G, k] into the N pixels and valid [G, k] bool; slots of a group with fewer than k
+    candidates are invalid (their index is arbitrary). One sort of the integer keys
+    group * 2^32 + random 31-bit number lays the groups out one after another, each in random order,
+    so the first k of each group's segment are a uniform sample without replacement.
     """
     n = group.numel()
-    keys = torch.rand(n, generator=generator, device=group.device)
-    member = group[None, :] == torch.arange(num_groups, device=group.device)[:, None]
-    scores = torch.where(member, keys[None, :], torch.full_like(keys, -1.0)[None, :])
-    top, index = scores.topk(min(k, n), dim=1)
-    return index, top >= 0
+    device = group.device
+    noise = torch.randint(0, 2**31, (n,), generator=generator, device=device)
+    keys, order = torch.sort(group.long() * 2**32 + noise)
+    bounds = torch.arange(num_groups + 1, device=device, dtype=torch.long) * 2**32
+    edges = torch.searchsorted(keys, bounds)  # segment of group g: [edges[g], edges[g + 1])
+    slot = edges[:-1, None] + torch.arange(k, device=device)[None, :]
+    valid = slot < edges[1:, None]
+    return order[slot.clamp(max=n - 1)], valid
