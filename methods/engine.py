@@ -173,6 +173,9 @@ class Trainer:
         self.run_dir = Path(cfg.out_dir)
         self.ckpt_path = self.run_dir / "checkpoints" / "last.pt"
         self.device = pick_device(cfg.train.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = False  # autotuning picks kernels non-deterministically
+            torch.backends.cudnn.deterministic = True
         self.method_cls = get_method(cfg.method)
         method_cfg = resolve_variant(self.method_cls, cfg.variant, cfg.method_config)
 
@@ -245,7 +248,9 @@ class Trainer:
         """Restore everything from `last.pt` if it exists; refuse one from another configuration."""
         if not self.ckpt_path.exists():
             return False
-        ckpt = read_checkpoint(self.ckpt_path, map_location=self.device)
+        # on the CPU: RNG states must stay CPU tensors; load_state_dict moves weights and the
+        # optimiser state to the parameters' device
+        ckpt = read_checkpoint(self.ckpt_path, map_location="cpu")
         check_compatible(ckpt, self.config_dict, self.ckpt_path)
         load_method_state(self.method, ckpt["method_state"], self.ckpt_path)
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -295,8 +300,8 @@ class Trainer:
 
         tc = self.cfg.train
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        resumed = self.try_resume()  # first: a refused checkpoint leaves the folder untouched
         write_yaml_atomic(self.run_dir / "config.yaml", self.config_dict)
-        resumed = self.try_resume()
         csv_log = CsvLog(self.run_dir / "log.csv", resume_from=self.iteration if resumed else 0)
         writer = _tensorboard_writer(self.run_dir)
         bar = tqdm(total=tc.iterations, initial=self.iteration, disable=not tc.progress,

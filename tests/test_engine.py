@@ -110,6 +110,7 @@ def test_resuming_with_another_config_or_method_is_refused(tiny_cache, tiny_spli
         Trainer(run_config(tiny_cache, tiny_split, tmp_path / "run", iterations=2)).run()
     with pytest.raises(CheckpointError, match=r"train.lr: 0.01 \(checkpoint\) != 0.02"):
         Trainer(run_config(tiny_cache, tiny_split, tmp_path / "run", method="suponly", iterations=2, lr=0.02)).run()
+    assert "method: suponly" in (tmp_path / "run/config.yaml").read_text()  # the refused runs changed nothing
 
 
 def test_a_checkpoint_of_another_network_shape_is_a_clear_error(tiny_cache, tiny_split, tmp_path):
@@ -141,7 +142,7 @@ def test_config_errors_name_the_setting(tiny_cache, tiny_split, tmp_path):
 
 def test_profiles_merge_beneath_the_run_file(tmp_path):
     run = tmp_path / "run.yaml"
-    run.write_text("extends: cpu\nmethod: suponly\ntrain: {iterations: 7}\nnetwork: {proj_dim: 16}\n")
+    run.write_text("extends: cpu\nmethod: suponly\ntrain: {iterations: 7, amp: off}\nnetwork: {proj_dim: 16}\n")
     raw = load_raw(run)
     assert raw["train"]["iterations"] == 7 and raw["train"]["lr"] == 0.01  # file wins, profile fills in
     assert raw["network"]["proj_dim"] == 16 and raw["network"]["encoder"] == "resnet18"
