@@ -34,6 +34,9 @@ from analysis.report import quality_markdown
 from analysis.tables import bcl_vs_infonce, check_fractions, class_tables, metric_summaries, table1, table3, table4
 
 
+PRINTED_DECIMALS = {"rank": 4, "z": 6, "p": 6, "p_finner": 6}  # as printed in the paper's Table 2
+
+
 @dataclass
 class Options:
     results_dir: Path
@@ -90,7 +93,9 @@ def _paper_section(diff: pd.DataFrame, summary_note: str) -> str:
     for r in diff.itertuples():
         where = "all settings" if r.dataset == "all" else setting_label(r.dataset, r.ratio)
         rows.append(f"{r.table}: {where}, {method_label(r.method)}/{r.variant}")
-        cells.append([r.quantity, Value(r.reproduced), Value(r.published), f"{r.difference:+.2f}"])
+        decimals = PRINTED_DECIMALS.get(r.quantity, 2)
+        cells.append([r.quantity, f"{r.reproduced:.{decimals}f}", f"{r.published:.{decimals}f}",
+                      f"{r.difference:+.{decimals}f}"])
     table = DisplayTable("Cell", rows, [Column("quantity"), Column("reproduced"), Column("published"),
                                         Column("reproduced − published")], cells)
     mean_abs = diff.groupby(["table", "quantity"])["difference"].agg(lambda d: d.abs().mean())
