@@ -234,6 +234,10 @@ class BASS(MeanTeacher):
 
     Config = BASSConfig
     description = "BASS (MIDL'24), per class: inner/outer boundary band and easy regions vs fg/bg queries, 4 InfoNCE, x0.1"
+    variants = {
+        "lrd": {"lrd": True},  # with the low-resolution denoising head
+        "code_quirks": {"code_quirks": True},  # the official code's InfoNCE instead of the paper's
+    }
 
     def __init__(self, cfg, net_factory, num_classes, max_iters, data_info=None):
         super().__init__(cfg, net_factory, num_classes, max_iters, data_info)
