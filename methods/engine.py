@@ -177,7 +177,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = False  # autotuning picks kernels non-deterministically
             torch.backends.cudnn.deterministic = True
         self.method_cls = get_method(cfg.method)
-        method_cfg = resolve_variant(self.method_cls, cfg.variant, cfg.method_config)
+        method_cfg = resolve_variant(self.method_cls, cfg.variant, cfg.method_config, base=cfg.variant_base)
 
         cache = open_cache(cfg.data.cache, expected_dataset=cfg.data.dataset)
         split = load_split(cfg.data.split, cache)
@@ -271,7 +271,8 @@ class Trainer:
         """One host synchronisation for all pending iterations; NaN/inf guard; CSV/TensorBoard."""
         if not self._pending:
             return
-        tensors = [v.detach().float().reshape(()) for _, _, logs in self._pending for v in logs.values() if isinstance(v, Tensor)]
+        tensors = [v.detach().float().reshape(()).to(self.device)
+                   for _, _, logs in self._pending for v in logs.values() if isinstance(v, Tensor)]
         host = iter(torch.stack(tensors).cpu().tolist()) if tensors else iter(())
         rows = []
         for it, lr, logs in self._pending:

@@ -38,6 +38,7 @@ def test_training_data_shapes_and_facts(data, tiny_cache):
     assert b.y_l.shape == (3, 32, 32) and b.y_l.dtype == torch.int64
     assert b.x_u.shape == (2, 1, 32, 32)
     assert set(torch.unique(td.labelled.labels).tolist()) <= {0, 1, 2, 3}
+    assert td.unlabelled.labels.shape[0] == 0  # unlabelled patients' labels are never kept
     assert td.info == {
         "labelled_slices": _slices_of(tiny_cache, split["train_labelled"]),
         "unlabelled_slices": _slices_of(tiny_cache, split["train_unlabelled"]),

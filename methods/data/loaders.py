@@ -93,24 +93,23 @@ class SliceSet:
     """All 2D slices of some cases on the training grid, in memory (CPU)."""
 
     images: Tensor  # [N, 1, S, S] float32
-    labels: Tensor  # [N, S, S] uint8
+    labels: Tensor  # [N, S, S] uint8 ([0, S, S] for unlabelled slices: never read)
     case_ids: list[str]  # one entry per slice
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
 
-def load_slices(cache, case_ids: list[str], img_size: int) -> SliceSet:
-    """Load and resize every slice of `case_ids` (each case resized in one vectorised call)."""
-    images, labels, owners = [], [], []
+def load_slices(cache, case_ids: list[str], img_size: int, with_labels: bool = True) -> SliceSet:
+    """Load and resize every slice of `case_ids` (each case resized in one vectorised call);
+    `with_labels=False` (unlabelled patients) keeps an empty label tensor."""
+    images, labels, owners = [torch.zeros(0, 1, img_size, img_size)], [torch.zeros(0, img_size, img_size, dtype=torch.uint8)], []
     for cid in case_ids:
         case: Case = cache.load(cid)
         images.append(resize_images(torch.from_numpy(case.image), img_size))
-        labels.append(resize_labels(torch.from_numpy(case.label), img_size))
+        if with_labels:
+            labels.append(resize_labels(torch.from_numpy(case.label), img_size))
         owners.extend([cid] * case.image.shape[0])
-    if not images:
-        empty = torch.zeros(0, 1, img_size, img_size)
-        return SliceSet(empty, torch.zeros(0, img_size, img_size, dtype=torch.uint8), [])
     return SliceSet(torch.cat(images), torch.cat(labels), owners)
 
 
@@ -181,10 +180,10 @@ class TrainingData:
             raise ConfigError(f"split {split_path}: train_labelled has no slices")
         self.use_unlabelled = bool(use_unlabelled and unlabelled_batch > 0)
         if self.use_unlabelled:
-            self.unlabelled = load_slices(cache, cases_of_role(cache, split, "train_unlabelled", split_path), img_size)
+            unlabelled_cases = cases_of_role(cache, split, "train_unlabelled", split_path)
+            self.unlabelled = load_slices(cache, unlabelled_cases, img_size, with_labels=False)
             if len(self.unlabelled) == 0:
                 raise ConfigError(f"split {split_path}: train_unlabelled has no slices, but the method uses unlabelled data")
-            self.unlabelled.labels = self.unlabelled.labels[:0]  # never used: keep no unlabelled labels
         else:
             self.unlabelled = load_slices(cache, [], img_size)
         self.labelled_batch, self.unlabelled_batch = labelled_batch, unlabelled_batch
