@@ -8,7 +8,9 @@ hard, so each of the 8 subclasses yields its full 256 anchors. Reported, in ms (
 - boundaries: the preset's boundary operator on the 8 label maps (both operators are also listed);
 - losses fwd+bwd: anchor sampling, ICL and BCL forward, and the backward to the projections;
 - bank update: per-image subclass centroids and the FIFO push;
-- total = the three together (the part the official code spends ~600 ms on: 5 + 540 + 66 ms).
+- total = the three together (the part the official code spends ~600 ms on: 5 + 540 + 66 ms);
+- GEMM floor: the four anchor x bank matrix products alone (forward and backward for the inner and
+  the boundary anchors, 6.7 GFLOP at the default sizes), which any exact implementation performs.
 Wall-clock and process CPU time are both printed: on a shared machine the wall time mostly measures
 the other tenants, the CPU time the work done.
 Labels are concentric discs (background / RV-like / MYO-like / LV-like) at random centres.
@@ -106,10 +108,22 @@ def main(argv: list[str] | None = None) -> int:
         centroids, present = subclass_centroids(projection.detach(), subclass, 2 * args.classes)
         method.bank.push(centroids, present)
 
+    anchors_rows = torch.randn(args.classes * args.anchors, args.dim, device=device)
+    grad_rows = torch.randn(args.classes * args.anchors, 2 * args.classes * args.bank, device=device)
+    flat_bank = method.bank.features().reshape(-1, args.dim)
+
+    def matmul_floor():
+        """The four products no exact implementation avoids: inner and boundary anchors x bank, forward
+        ([A, D] x [D, M]) and backward to the anchors ([A, M] x [M, D])."""
+        for _ in range(2):
+            anchors_rows @ flat_bank.T
+            grad_rows @ flat_bank
+
     ms, cpu = {}, {}
     for op in ("thick", "canny"):
         ms[f"boundaries ({op})"], cpu[f"boundaries ({op})"], _ = timed(boundaries(op), device, args.repeats)
     ms["losses fwd+bwd"], cpu["losses fwd+bwd"], logs = timed(losses, device, args.repeats)
+    ms["  of which GEMM floor"], cpu["  of which GEMM floor"], _ = timed(matmul_floor, device, args.repeats)
     ms["bank update"], cpu["bank update"], _ = timed(bank_update, device, args.repeats)
     parts = (f"boundaries ({cfg.boundary})", "losses fwd+bwd", "bank update")
     ms["total"], cpu["total"] = sum(ms[k] for k in parts), sum(cpu[k] for k in parts)
