@@ -17,6 +17,8 @@ optimiser and schedule, device and precision, logging, the NaN guard and checkpo
   point and restarting the same command resumes from `checkpoints/last.pt` to bit-identical
   weights. On CUDA cuDNN is put in deterministic mode; a few kernels (the backward of bilinear
   upsampling) have no deterministic implementation, so CUDA runs agree to rounding only.
+- Completion: `final.pt` is written, then `checkpoints/last.pt` is deleted (it would double the
+  disk use of every run); running a completed run again checks the config and does nothing.
 - Logs: every named value of every iteration, kept on the device and synchronised to the host
   once per `log_every` iterations (and before each checkpoint): `log.csv`, the progress bar and
   TensorBoard (when installed). The NaN/inf guard runs at that synchronisation and names the
@@ -300,6 +302,9 @@ class Trainer:
         from tqdm.auto import tqdm
 
         tc = self.cfg.train
+        if self.is_complete():
+            log.info("%s is already complete (final.pt at iteration %d); nothing to do", self.run_dir, tc.iterations)
+            return self.run_dir
         self.run_dir.mkdir(parents=True, exist_ok=True)
         resumed = self.try_resume()  # first: a refused checkpoint leaves the folder untouched
         write_yaml_atomic(self.run_dir / "config.yaml", self.config_dict)
@@ -316,14 +321,24 @@ class Trainer:
                 if self.iteration % tc.log_every == 0 or self.iteration % tc.checkpoint_every == 0 or last:
                     self.flush_logs(csv_log, writer)
                     bar.set_postfix({k: f"{v:.4g}" for k, v in self._latest.items()}, refresh=False)
-                if self.iteration % tc.checkpoint_every == 0 or last:
+                if self.iteration % tc.checkpoint_every == 0 and not last:  # the end writes final.pt
                     self.save_checkpoint()
         finally:
             bar.close()
             if writer is not None:
                 writer.close()
         self.write_outputs()
+        self.ckpt_path.unlink(missing_ok=True)  # final.pt now holds the weights; the resume state is not needed
         return self.run_dir
+
+    def is_complete(self) -> bool:
+        """final.pt of this very configuration at the last iteration, and no resume state pending."""
+        final = self.run_dir / "final.pt"
+        if not final.exists() or self.ckpt_path.exists():
+            return False
+        ckpt = read_checkpoint(final)
+        check_compatible(ckpt, self.config_dict, final)
+        return int(ckpt["iteration"]) == self.cfg.train.iterations
 
     def write_outputs(self) -> None:
         save_atomic(

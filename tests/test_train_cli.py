@@ -36,8 +36,10 @@ def test_train_cli_writes_the_run_folder(method, method_config, tiny_cache, tiny
     assert final["iteration"] == 3 and final["meta"]["class_names"] == ["RV", "MYO", "LV"]
     if method == "meanteacher":
         assert rows[0]["unsup"] == "" and rows[2]["unsup"] != ""
-    # running the same command again finds the finished checkpoint and only rewrites final.pt
+    # running the same command again finds the finished run and leaves it as it is
+    stamp = (out / "final.pt").stat().st_mtime_ns
     assert train_main(["--config", str(cfg), "--out", str(out)]) == 0
+    assert (out / "final.pt").stat().st_mtime_ns == stamp
 
 
 def test_train_cli_reports_config_errors_without_a_traceback(tiny_cache, tiny_split, tmp_path, capsys):
