@@ -109,7 +109,7 @@ def build_method(config: dict, data_info: dict, num_classes: int, device: str | 
     from methods.nets import NetFactory, NetworkProfile
 
     cls = get_method(config["method"])
-    cfg = resolve_variant(cls, config.get("variant"), config.get("method_config"))
+    cfg = resolve_variant(cls, config.get("variant"), config.get("method_config"), base=config.get("variant_base"))
     factory = NetFactory(NetworkProfile.from_dict(config.get("network")), num_classes)
     method = cls(cfg=cfg, net_factory=factory, num_classes=num_classes, max_iters=config["train"]["iterations"], data_info=data_info)
     return method.to(device)

@@ -82,6 +82,8 @@ class RunConfig:
     method: str
     data: DataConfig
     variant: str = "default"
+    #: preset a custom variant starts from (e.g. a threshold-sweep point); None: `variant` is a preset
+    variant_base: str | None = None
     method_config: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     out_dir: str = ""
@@ -94,6 +96,7 @@ class RunConfig:
         return {
             "method": self.method,
             "variant": self.variant,
+            "variant_base": self.variant_base,
             "method_config": dict(self.method_config),
             "seed": self.seed,
             "out_dir": self.out_dir,
@@ -104,7 +107,7 @@ class RunConfig:
         }
 
 
-_TOP_KEYS = ("method", "variant", "method_config", "seed", "out_dir", "data", "network", "augment", "train")
+_TOP_KEYS = ("method", "variant", "variant_base", "method_config", "seed", "out_dir", "data", "network", "augment", "train")
 _SECTIONS = ("data", "network", "augment", "train")
 
 
@@ -180,9 +183,13 @@ def parse_run_config(raw: dict, where: str = "run config") -> RunConfig:
     variant = raw.get("variant") or "default"
     if not isinstance(variant, str):
         raise ConfigError(f"{where}: variant must be a string, got {variant!r}")
+    variant_base = raw.get("variant_base")
+    if variant_base is not None and not isinstance(variant_base, str):
+        raise ConfigError(f"{where}: variant_base must be a preset name, got {variant_base!r}")
     return RunConfig(
         method=raw["method"],
         variant=variant,
+        variant_base=variant_base,
         method_config=dict(raw.get("method_config") or {}),
         seed=seed,
         out_dir=str(raw.get("out_dir") or ""),

@@ -1,0 +1,37 @@
+# spcl-bench: one command reproduces every table and figure of the SPCL paper.
+#   snakemake --cores all                                   the synthetic phantom on a CPU
+#   snakemake --cores all --configfile config/paper.yaml    the paper (ACDC, M&Ms, SCD)
+#   snakemake --configfile config/paper.yaml --profile profiles/slurm    on a SLURM cluster
+#   snakemake --report report.html                          HTML report of tables and figures
+# The default target lives here (a rule in an included file is not a default target).
+
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/provenance.smk"
+include: "workflow/rules/analysis.smk"
+
+
+localrules:
+    all,
+    run_config,
+    provenance,
+
+
+rule all:
+    default_target: True
+    input:
+        f"{ANALYSIS_OUT}/REPORT.md",
+        f"{ANALYSIS_OUT}/REPORT.html",

@@ -1,0 +1,40 @@
+# The whole analysis of the run: Tables 1-4, the Table 2 statistics, the figures, the comparison
+# with the paper, REPORT.md and REPORT.html (python -m analysis.run; docs/analysis.md).
+
+FIG3_RUNS = [r for r in RUNS if r.method == "spcl" and r.variant in ("default", "relation_pos")]
+
+ANALYSIS_OUT = f"{R}/analysis"
+
+
+rule analysis:
+    input:
+        metrics=[metrics_csv(r) for r in RUNS],
+        features=[f"{eval_dir(r)}/features.npz" for r in RUNS],
+        predictions=[f"{eval_dir(r)}/predictions" for r in RUNS],
+        # Fig. 3 reads similarities.npz, written by the same training job as final.pt
+        similarities=[f"{run_dir(r)}/final.pt" for r in FIG3_RUNS],
+        config=f"{R}/provenance/config.yaml",
+        versions=f"{R}/provenance/versions.txt",
+    output:
+        report=report(f"{ANALYSIS_OUT}/REPORT.md", category="Report"),
+        html=report(f"{ANALYSIS_OUT}/REPORT.html", category="Report"),
+        tables=report(
+            directory(f"{ANALYSIS_OUT}/tables"),
+            patterns=["{name}.csv"],
+            category="Tables",
+        ),
+        figures=report(
+            directory(f"{ANALYSIS_OUT}/figures"),
+            patterns=["{name}.png"],
+            category="Figures",
+        ),
+    params:
+        tsne_methods=" ".join((config.get("figures") or {}).get("tsne_methods", [])),
+        tsne_points=(config.get("figures") or {}).get("tsne_points_per_panel", 600),
+    log:
+        f"{R}/logs/analysis.log",
+    threads: workflow.cores
+    shell:
+        "python -m analysis.run --results-dir {R} --out {ANALYSIS_OUT} --config {input.config} "
+        "--control {config[control]} --tsne-methods {params.tsne_methods} "
+        "--tsne-points {params.tsne_points} --n-jobs {threads} > {log} 2>&1"

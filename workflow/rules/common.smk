@@ -1,0 +1,209 @@
+# Shared definitions: the table of training runs the config asks for, and the paths of every
+# output. Rules only read from here; nothing else knows the folder layout.
+#
+# results/<run_name>/
+#   data/<dataset>/cache/                 prepared cache (dataset.json + cases/*.npz)
+#   data/<dataset>/splits/r<pct>_s<seed>.json
+#   runs/<dataset>/r<pct>/<method>/<variant>/s<seed>/   run.yaml, final.pt, log.csv,
+#                                         checkpoints/last.pt (not a declared output: resume)
+#   eval/<dataset>/r<pct>/<method>/<variant>/s<seed>/   metrics.csv, features.npz, predictions/
+#   analysis/                             tables, figures, REPORT.md, REPORT.html
+#   logs/, benchmarks/, provenance/
+
+import copy
+import os
+from dataclasses import dataclass, field
+
+import yaml
+from snakemake.exceptions import WorkflowError
+
+R = os.path.join(config["results_root"], config["run_name"])
+DATASETS = {d["name"]: d for d in config["datasets"]}
+
+DATA_SOURCES = {
+    "acdc": "ACDC: register and download at https://humanheart-project.creatis.insa-lyon.fr/database/ "
+    "(point `root` at the folder holding patientNNN/ folders, e.g. database/)",
+    "mnms": "M&Ms: register and download at https://www.ub.edu/mnms/ (point `root` at the folder "
+    "holding the information CSV and Training/, Validation/, Testing/)",
+    "scd": "Sunnybrook Cardiac Data: download at https://www.cardiacatlas.org/sunnybrook-cardiac-data/ "
+    "(point `root` at the MICCAI-2009 release folder)",
+}
+
+# Table 3 / Table 4 / BCL-vs-InfoNCE runs (docs/architecture.md, "Variant names").
+ABLATION_RUNS = {
+    "table3": [("suponly", "default"), ("spcl", "sup_unsup"), ("spcl", "icl_only"), ("spcl", "bcl_only"), ("spcl", "default")],
+    "table4": [("spcl", "relation_neg"), ("spcl", "relation_pos"), ("spcl", "default")],
+    "bcl_vs_infonce": [("spcl", "bcl_infonce"), ("spcl", "default")],
+}
+
+
+def pct_label(percent):
+    """5 -> '5', 2.5 -> '2.5': the label-ratio folder name and wildcard value."""
+    return f"{float(percent):g}"
+
+
+def _fail(msg):
+    raise WorkflowError(f"config error: {msg}")
+
+
+def _check_config():
+    from methods.api import list_methods
+
+    registered = list_methods()
+    wanted = set(config["methods"]) | {config["control"]}
+    if config.get("ablations"):
+        wanted |= {m for runs in ABLATION_RUNS.values() for m, _ in runs}
+    if config.get("sweep"):
+        wanted.add("spcl")
+    missing = sorted(wanted - set(registered))
+    if missing:
+        _fail(f"method(s) {missing} are not registered; registered: {sorted(registered)}. "
+              "Add a module to baselines/ (see README, 'Add a baseline') or fix the name.")
+    if config["control"] not in config["methods"]:
+        _fail(f"control {config['control']!r} must be one of methods {config['methods']}")
+    for name, d in DATASETS.items():
+        if d["format"] != "phantom":
+            root = d.get("root")
+            if not root or not os.path.isdir(root):
+                _fail(f"dataset {name!r}: root {root!r} does not exist. {DATA_SOURCES[d['format']]}")
+        labelled = [r["labelled"] for r in d["ratios"]]
+        if len(set(map(pct_label, (r["percent"] for r in d["ratios"])))) != len(labelled):
+            _fail(f"dataset {name!r}: duplicate label ratios")
+    for key in ("ablations", "sweep"):
+        sec = config.get(key) or {}
+        if sec:
+            if sec.get("dataset") not in DATASETS:
+                _fail(f"{key}.dataset {sec.get('dataset')!r} is not one of the datasets {sorted(DATASETS)}")
+            pcts = {pct_label(r["percent"]) for r in DATASETS[sec["dataset"]]["ratios"]}
+            if pct_label(sec.get("percent", -1)) not in pcts:
+                _fail(f"{key}.percent {sec.get('percent')!r} is not a ratio of dataset {sec['dataset']!r} ({sorted(pcts)})")
+    sweep = config.get("sweep") or {}
+    if sweep and not (sweep.get("gamma_s") and sweep.get("gamma_t")):
+        _fail("sweep needs non-empty gamma_s and gamma_t lists")
+
+
+_check_config()
+
+
+@dataclass(frozen=True)
+class Run:
+    dataset: str
+    pct: str
+    method: str
+    variant: str
+    seed: int
+
+    @property
+    def key(self):
+        return f"{self.dataset}/r{self.pct}/{self.method}/{self.variant}/s{self.seed}"
+
+
+def _labelled(dataset, pct):
+    for r in DATASETS[dataset]["ratios"]:
+        if pct_label(r["percent"]) == pct:
+            return int(r["labelled"])
+    _fail(f"dataset {dataset!r} has no ratio {pct}")
+
+
+def _sweep_variants():
+    sweep = config.get("sweep") or {}
+    return {
+        f"sweep_gs{gs:g}_gt{gt:g}": {"gamma_s": float(gs), "gamma_t": float(gt)}
+        for gs in sweep.get("gamma_s", []) for gt in sweep.get("gamma_t", [])
+    }
+
+
+SWEEP_VARIANTS = _sweep_variants()
+
+
+def _all_runs():
+    runs = []
+    for d in config["datasets"]:
+        for r in d["ratios"]:
+            for m in config["methods"]:
+                for s in config["seeds"]:
+                    runs.append(Run(d["name"], pct_label(r["percent"]), m, "default", s))
+    abl = config.get("ablations") or {}
+    if abl:
+        for table, pairs in ABLATION_RUNS.items():
+            if abl.get(table, True):
+                for m, v in pairs:
+                    for s in abl.get("seeds") or config["seeds"]:
+                        runs.append(Run(abl["dataset"], pct_label(abl["percent"]), m, v, s))
+    sweep = config.get("sweep") or {}
+    for v in SWEEP_VARIANTS:
+        for s in config["seeds"]:
+            runs.append(Run(sweep["dataset"], pct_label(sweep["percent"]), "spcl", v, s))
+    return list(dict.fromkeys(runs))  # de-duplicated, order kept
+
+
+RUNS = _all_runs()
+
+
+def cache_dir(dataset):
+    return f"{R}/data/{dataset}/cache"
+
+
+def split_file(dataset, pct, seed):
+    return f"{R}/data/{dataset}/splits/r{pct}_s{seed}.json"
+
+
+def run_dir(run):
+    return f"{R}/runs/{run.key}"
+
+
+def eval_dir(run):
+    return f"{R}/eval/{run.key}"
+
+
+def metrics_csv(run):
+    return f"{eval_dir(run)}/metrics.csv"
+
+
+def _deep_merge(base, extra):
+    out = copy.deepcopy(base)
+    for k, v in (extra or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_profile():
+    path = os.path.join(workflow.basedir, "config", "profiles", f"{config['profile']}.yaml")
+    if not os.path.isfile(path):
+        _fail(f"profile {config['profile']!r}: {path} does not exist")
+    with open(path) as fh:
+        prof = yaml.safe_load(fh) or {}
+    return _deep_merge(prof, config.get("profile_overrides") or {})
+
+
+PROFILE = load_profile()
+
+
+def run_config(wc):
+    """The resolved run config (methods.train's RUN.yaml) for one training run."""
+    run = Run(wc.dataset, wc.pct, wc.method, wc.variant, int(wc.seed))
+    cfg = copy.deepcopy(PROFILE)
+    overrides = dict((config.get("method_config") or {}).get(run.method, {}))
+    cfg["method"] = run.method
+    cfg["variant"] = run.variant
+    if run.variant in SWEEP_VARIANTS:
+        cfg["variant_base"] = "default"
+        overrides.update(SWEEP_VARIANTS[run.variant])
+    cfg["method_config"] = overrides
+    cfg["seed"] = run.seed
+    cfg["out_dir"] = run_dir(run)
+    data = cfg.setdefault("data", {})
+    data.update(
+        cache=cache_dir(run.dataset),
+        split=split_file(run.dataset, run.pct, run.seed),
+        dataset=run.dataset,
+        ratio=float(run.pct),
+    )
+    return cfg
+
+
+def runs_where(**kw):
+    return [r for r in RUNS if all(getattr(r, k) == v for k, v in kw.items())]

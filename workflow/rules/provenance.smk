@@ -1,0 +1,39 @@
+# Provenance beside the outputs: the resolved workflow config, every run config is in its run
+# folder, and the versions of the packages that produced the numbers.
+
+
+rule provenance:
+    output:
+        config=f"{R}/provenance/config.yaml",
+        versions=f"{R}/provenance/versions.txt",
+    params:
+        cfg=lambda wc: config,
+    run:
+        import platform
+        import sys
+        from importlib import metadata
+
+        def atomic_write(path, text):
+            tmp = path + ".tmp"
+            with open(tmp, "w") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+
+        atomic_write(output.config, _yaml.safe_dump(dict(params.cfg), sort_keys=False))
+        names = ["spcl-bench", "torch", "torchvision", "segmentation-models-pytorch", "timm", "numpy",
+                 "scipy", "pandas", "nibabel", "pydicom", "scikit-image", "medpy", "matplotlib",
+                 "seaborn", "openTSNE", "scikit-posthocs", "snakemake"]
+        lines = [f"python {sys.version.split()[0]} ({platform.platform()})"]
+        for n in names:
+            try:
+                lines.append(f"{n} {metadata.version(n)}")
+            except metadata.PackageNotFoundError:
+                lines.append(f"{n} (not installed)")
+        try:
+            import torch
+
+            lines.append(f"cuda available: {torch.cuda.is_available()}"
+                         + (f" ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else ""))
+        except Exception as exc:  # noqa: BLE001
+            lines.append(f"torch import failed: {exc}")
+        atomic_write(output.versions, "\n".join(lines) + "\n")
