@@ -233,6 +233,7 @@ class BASS(MeanTeacher):
     """BASS's boundary-aware region contrast (MIDL'24) for classes, on SPCL's skeleton."""
 
     Config = BASSConfig
+    embeds_projection = True  # the contrast is on the projection head
     description = "BASS (MIDL'24), per class: inner/outer boundary band and easy regions vs fg/bg queries, 4 InfoNCE, x0.1"
     variants = {
         "lrd": {"lrd": True},  # with the low-resolution denoising head

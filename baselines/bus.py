@@ -141,6 +141,11 @@ class BUS(MeanTeacher):
         self._sampler = SamplingGenerator(int(torch.randint(0, 2**62, ()).item()))
         self.contrast_classes = list(range(0 if cfg.include_background else 1, self.num_classes))
 
+    @property
+    def embeds_projection(self) -> bool:  # type: ignore[override]
+        """t-SNE shows the space the contrast acts on (decoder features by default)."""
+        return self.cfg.embedding == "projection"
+
     def get_extra_state(self):
         return {**super().get_extra_state(), "sampler": self._sampler.state()}
 

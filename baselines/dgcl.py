@@ -141,6 +141,7 @@ class DGCL(MeanTeacher):
     """DGCL (CVPR'23) on SPCL's mean-teacher skeleton."""
 
     Config = DGCLConfig
+    embeds_projection = True  # the contrast is on the projection head
     description = "DGCL (CVPR'23): entropy-filtered CE x0.5 + density-guided InfoNCE to a high-density prototype x0.5"
 
     def __init__(self, cfg, net_factory, num_classes, max_iters, data_info=None):

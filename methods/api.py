@@ -117,10 +117,16 @@ class Method(nn.Module):
         """The network evaluated on the test set; its forward returns a NetOutput."""
         raise NotImplementedError(f"{type(self).__name__} must implement predictor")
 
+    #: whether `embed` returns the projection head's output (methods that train it with a
+    #: contrastive loss) or the decoder features (methods that never train the projection head)
+    embeds_projection: ClassVar[bool] = True
+
     @torch.no_grad()
     def embed(self, x: Tensor) -> Tensor:
-        """Projection features [B, D, h, w] of the evaluated network, for t-SNE figures."""
-        return self.predictor()(x).projection
+        """Features [B, D, h, w] of the evaluated network for the t-SNE figures: the projection
+        when the method trains it, else the decoder features (an untrained head is noise)."""
+        out = self.predictor()(x)
+        return out.projection if self.embeds_projection else out.features
 
     def optimised_parameters(self) -> list[nn.Parameter]:
         """Parameters the engine's optimiser updates (default: all that require grad)."""

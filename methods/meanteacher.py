@@ -82,17 +82,18 @@ class MTContext:
 
 def cutmix_box_mask(b: int, h: int, w: int, generator: torch.Generator | None, device) -> Tensor:
     """Per-image boxes of half the image area (official `generate_unsup_data(mode='cutmix')`):
-    width drawn uniformly in [W/2, W], height = area / width, random position. [B,H,W] bool."""
-    mask = torch.zeros(b, h, w, dtype=torch.bool, device=device)
+    width drawn uniformly in [W/2, W], height = area / width, random position. [B,H,W] bool.
+    Drawn on the CPU generator (resume-exact), built without a per-image loop."""
     r = torch.rand(b, 3, generator=generator)
-    for i in range(b):
-        bw = int(round(w / 2 + r[i, 0].item() * (w / 2)))
-        bw = max(1, min(w, bw))
-        bh = max(1, min(h, int(round(h * w / 2 / bw))))
-        y0 = int(r[i, 1].item() * (h - bh + 1))
-        x0 = int(r[i, 2].item() * (w - bw + 1))
-        mask[i, y0 : y0 + bh, x0 : x0 + bw] = True
-    return mask
+    bw = torch.round(w / 2 + r[:, 0] * (w / 2)).clamp(1, w)
+    bh = torch.round(h * w / 2 / bw).clamp(1, h)
+    y0 = torch.floor(r[:, 1] * (h - bh + 1))
+    x0 = torch.floor(r[:, 2] * (w - bw + 1))
+    ys = torch.arange(h, dtype=bw.dtype)[None, :, None]
+    xs = torch.arange(w, dtype=bw.dtype)[None, None, :]
+    inside_y = (ys >= y0[:, None, None]) & (ys < (y0 + bh)[:, None, None])
+    inside_x = (xs >= x0[:, None, None]) & (xs < (x0 + bw)[:, None, None])
+    return (inside_y & inside_x).to(device)
 
 
 def apply_cutmix(mask: Tensor, *tensors: Tensor) -> list[Tensor]:
@@ -110,6 +111,7 @@ class MeanTeacher(Method):
     """Mean teacher with SPCL's skeleton: warm-up, EMA teacher, 0.95 pseudo-labels, CutMix, Dice."""
 
     Config = MeanTeacherConfig
+    embeds_projection = False  # plain mean teacher never trains the projection head
     description = "Mean teacher (SPCL's skeleton): EMA teacher, conf>=0.95 pseudo-labels, CutMix p=0.5, Dice x0.3"
 
     def __init__(self, cfg, net_factory, num_classes, max_iters, data_info=None):
@@ -121,7 +123,8 @@ class MeanTeacher(Method):
         else:
             self.warmup_iters = int(cfg.warmup_iters)
         self.warmup_iters = min(self.warmup_iters, max(self.max_iters - 1, 0))
-        self._cutmix_gen = torch.Generator().manual_seed(0)
+        # seeded from the global RNG, which the engine seeds with the run's seed
+        self._cutmix_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
         self._last_ctx: MTContext | None = None
 
     # ---- what is evaluated --------------------------------------------------------------------

@@ -1,0 +1,89 @@
+"""The shared mean-teacher skeleton: CutMix boxes, EMA schedule, warm-up, the step's losses."""
+
+import pytest
+import torch
+
+from methods.api import Batch, get_method, resolve_variant
+from methods.ema import ema_update, make_teacher, official_decay
+from methods.meanteacher import apply_cutmix, cutmix_box_mask
+from methods.nets import NetFactory, NetworkProfile
+
+TINY = NetworkProfile(arch="unet", encoder="resnet18", encoder_depth=3, decoder_channels=(16, 8, 8), proj_hidden=8, proj_dim=8)
+
+
+def test_cutmix_box_is_half_the_image_and_one_rectangle():
+    gen = torch.Generator().manual_seed(3)
+    mask = cutmix_box_mask(6, 20, 24, gen, "cpu")
+    for m in mask:
+        rows = m.any(1).nonzero().flatten()
+        cols = m.any(0).nonzero().flatten()
+        h, w = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+        assert m.sum() == h * w  # a filled rectangle
+        assert 12 <= w <= 24  # width in [W/2, W]
+        assert abs(int(m.sum()) - 240) <= 20  # half of 20 x 24, up to rounding of the height
+
+
+def test_cutmix_pastes_the_next_image_inside_the_box():
+    x = torch.arange(3.0).view(3, 1, 1, 1).expand(3, 1, 4, 4).clone()
+    y = torch.arange(3).view(3, 1, 1).expand(3, 4, 4).clone()
+    mask = torch.zeros(3, 4, 4, dtype=torch.bool)
+    mask[:, :2, :2] = True
+    xm, ym = apply_cutmix(mask, x, y)
+    assert xm[0, 0, 0, 0] == 1 and xm[2, 0, 0, 0] == 0  # image i gets image i+1 mod B
+    assert xm[0, 0, 3, 3] == 0 and ym[1, 0, 0] == 2 and ym[1, 3, 3] == 1
+
+
+def test_official_ema_decay_copies_then_ramps():
+    assert official_decay(0, 0.999) == 0.0
+    assert official_decay(1, 0.999) == pytest.approx(0.5)
+    assert official_decay(9, 0.999) == pytest.approx(0.9)
+    assert official_decay(10_000, 0.999) == 0.999
+    student = torch.nn.Linear(2, 2)
+    teacher = make_teacher(student)
+    with torch.no_grad():
+        teacher.weight.zero_()
+    ema_update(teacher, student, 0.0)
+    assert torch.equal(teacher.weight, student.weight)
+    assert not any(p.requires_grad for p in teacher.parameters())
+
+
+def _method(**overrides):
+    cls = get_method("meanteacher")
+    cfg = resolve_variant(cls, "default", overrides)
+    torch.manual_seed(0)
+    return cls(cfg=cfg, net_factory=NetFactory(TINY, 4), num_classes=4, max_iters=10,
+               data_info={"labelled_slices": 3})
+
+
+def _batch():
+    g = torch.Generator().manual_seed(1)
+    return Batch(torch.randn(2, 1, 32, 32, generator=g), torch.randint(0, 4, (2, 32, 32), generator=g),
+                 torch.randn(2, 1, 32, 32, generator=g))
+
+
+def test_warmup_is_one_labelled_epoch_and_supervised_only():
+    m = _method()
+    assert m.warmup_iters == 3  # -1 means one official epoch = number of labelled slices
+    out = m.training_step(_batch(), 0)
+    assert set(out.logs) == {"loss", "sup"}
+    out = m.training_step(_batch(), 3)
+    assert {"sup", "unsup"} <= set(out.logs)
+    assert torch.isfinite(out.loss)
+
+
+def test_first_semi_supervised_step_copies_student_into_teacher():
+    m = _method(warmup_iters=1)
+    m.train()
+    with torch.no_grad():
+        for p in m.student.parameters():
+            p.add_(1.0)
+    m.training_step(_batch(), 1)
+    m.on_step_end(1)
+    for ps, pt in zip(m.student.parameters(), m.teacher.parameters()):
+        assert torch.equal(ps, pt)
+
+
+def test_unsup_loss_ignores_unconfident_pseudo_labels():
+    m = _method(warmup_iters=0, conf_threshold=1.01)  # nothing is confident: Dice over no pixel
+    out = m.training_step(_batch(), 0)
+    assert float(out.logs["unsup"]) == pytest.approx(0.0, abs=1e-6)
