@@ -5,12 +5,19 @@
 #   snakemake --report report.html                          HTML report of tables and figures
 # The default target lives here (a rule in an included file is not a default target).
 
+import os
+
 from snakemake.utils import min_version, validate
 
 min_version("8.0")
 
 
-configfile: "config/config.yaml"
+# config/config.yaml is the default, not a base: a --configfile replaces it. (Snakemake would merge
+# the two, so a key the paper config leaves out, e.g. the phantom's 300 iterations in
+# profile_overrides, would silently leak into the paper's runs.) --config key=value still applies.
+if not workflow.overwrite_configfiles:
+
+    configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
