@@ -67,6 +67,7 @@ from methods.meanteacher import MeanTeacher, MeanTeacherConfig, MTContext, downs
 from spcl.boundaries import BOUNDARY_OPERATORS, subclass_boundaries
 from spcl.losses import (
     BCL_FORMS,
+    MIN_TAU,
     anchor_mean,
     balanced_to_infonce,
     boundary_contrastive,
@@ -127,7 +128,10 @@ class SPCLConfig(MeanTeacherConfig):
         for name in ("gamma_s", "gamma_t", "alpha_max"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        for name in ("tau", "bcl_tau", "icl_scale", "canny_sigma"):
+        for name in ("tau", "bcl_tau"):
+            if not getattr(self, name) >= MIN_TAU:
+                raise ValueError(f"{name} must be >= {MIN_TAU} (e^(1/tau) must fit in float32), got {getattr(self, name)}")
+        for name in ("icl_scale", "canny_sigma"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if not 0.0 <= self.canny_low <= self.canny_high:
