@@ -29,7 +29,7 @@ import time
 import torch
 
 from methods.api import Batch, get_method, resolve_variant
-from methods.augment import AugmentConfig, CommonAugment
+from methods.augment import CommonAugment
 from methods.engine import autocast_for, build_optimizer, train_step
 from methods.nets import NetFactory
 from methods.runconfig import load_raw, parse_run_config, profile_path

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m methods", description="spcl-bench harness commands")
     parser.add_argument("command", choices=("list", "train"), help="list: registered methods; train: see `train --help`")
-    args, rest = parser.parse_known_args(argv[:1])
+    args, _ = parser.parse_known_args(argv[:1])
     if args.command == "train":
         from methods.train import main as train_main
 
