@@ -19,9 +19,9 @@ is not counted in the mean; an anchor with no negative gets sum_neg = 0, clamped
 Speed: the negatives need the whole [anchors x bank] matrix (2C x 400 slots). Since cosine
 similarities lie in [-1, 1], e^{Y/tau} stays within float32 for tau >= 0.02 (e^50 x 3200 slots
 << 3e38) and needs no max pass; the 1/tau scale rides on the anchors, and the slot validity and the relation's
-negative subclasses form one 0/1 row per anchor subclass, so sum_neg is one masked sum: an exp and
-a multiply-sum pass over the big matrix forward, two multiplies backward (measured faster on the CPU
-than the same sum as a batched matrix-vector product). The positives (one or two subclass queues per anchor) come from a small batched matmul.
+negative subclasses form one 0/1 row per anchor subclass, so sum_neg is one masked sum of exp
+(`MaskedExpSum`: exp, mask and sum forward, a single multiply backward since d sum / dx = mask e^x,
+which it keeps; a batched matrix-vector product measured slower on the CPU). The positives (one or two subclass queues per anchor) come from a small batched matmul.
 """
 
 from __future__ import annotations
@@ -52,16 +52,14 @@ def masked_logsumexp(x: Tensor, mask: Tensor, dim: int) -> Tensor:
 class ContrastLogits:
     """Per anchor row: the positives' logits [A, P] with their mask, and the negatives' LSE [A].
 
-    `bank_weights` [Ga, k, M] = exp(Y/tau) over the M bank slots and `neg_columns` [Ga, M]
-    (1 for a valid negative slot of the anchor subclass), kept so that the same similarities can be
-    re-read at another temperature without a second matmul."""
+    `neg_weights` [Ga, k, M] = exp(Y/tau) on the valid negative slots, 0 elsewhere (no gradient),
+    kept so that the negatives can be re-read at another temperature without a second matmul."""
 
     pos_logits: Tensor
     pos_valid: Tensor
     neg_lse: Tensor
     tau: float
-    bank_weights: Tensor | None = None
-    neg_columns: Tensor | None = None
+    neg_weights: Tensor | None = None
 
     @property
     def has_positive(self) -> Tensor:
@@ -69,18 +67,30 @@ class ContrastLogits:
 
     def at_temperature(self, tau: float) -> "ContrastLogits":
         """The same anchors and bank at temperature `tau`: exp(Y/tau) = w^(tau_0 / tau)."""
-        if self.bank_weights is None or self.neg_columns is None:
-            raise ValueError("at_temperature needs the bank weights of a contrast_logits result")
-        weights = self.bank_weights.pow(self.tau / tau)
-        neg_lse = negatives_logsumexp(weights, self.neg_columns, tau)
-        return ContrastLogits(self.pos_logits * (self.tau / tau), self.pos_valid, neg_lse, tau, weights, self.neg_columns)
+        if self.neg_weights is None:
+            raise ValueError("at_temperature needs the negative weights of a contrast_logits result")
+        weights = self.neg_weights.pow(self.tau / tau)
+        neg_lse = torch.log(weights.sum(-1).flatten().clamp(min=TINY))
+        return ContrastLogits(self.pos_logits * (self.tau / tau), self.pos_valid, neg_lse, tau, weights)
 
 
-def negatives_logsumexp(bank_weights: Tensor, neg_columns: Tensor, tau: float) -> Tensor:
-    """LSE over negatives of Y/tau [Ga * k], from bank weights [Ga, k, M] = exp(Y/tau) and the 0/1
-    negative columns [Ga, M] of each anchor subclass."""
-    total = (bank_weights * neg_columns[:, None, :]).sum(-1).flatten()
-    return torch.log(total.clamp(min=TINY))
+class MaskedExpSum(torch.autograd.Function):
+    """sum over the last dim of mask * e^x, returned with w = mask * e^x (non-differentiable).
+
+    The backward is the one multiply grad * w, with the w the forward kept, instead of autograd's
+    two (through the mask product, then through exp)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, mask: Tensor):
+        weights = torch.exp(x).mul_(mask)
+        ctx.save_for_backward(weights)
+        ctx.mark_non_differentiable(weights)
+        return weights.sum(-1), weights
+
+    @staticmethod
+    def backward(ctx, grad_total: Tensor, grad_weights: Tensor):
+        (weights,) = ctx.saved_tensors
+        return grad_total.unsqueeze(-1) * weights, None
 
 
 def info_nce(terms: ContrastLogits) -> Tensor:
@@ -110,17 +120,17 @@ def contrast_logits(
     g, s, _ = bank.shape
     if tau < MIN_TAU:
         raise ValueError(f"temperature {tau} is below {MIN_TAU}: e^(1/tau) would overflow float32")
-    rows = anchors.reshape(ga * k, d) / tau
-    weights = torch.mm(rows, bank.reshape(g * s, d).T).exp().view(ga, k, g * s)
-    neg_columns = (relation.negative[anchor_groups][:, :, None] & bank_valid[None]).reshape(ga, g * s).to(bank.dtype)
-    neg_lse = negatives_logsumexp(weights, neg_columns, tau)
+    logits = torch.mm(anchors.reshape(ga * k, d) / tau, bank.reshape(g * s, d).T).view(ga, k, g * s)
+    neg_columns = (relation.negative[anchor_groups][:, :, None] & bank_valid[None]).reshape(ga, 1, g * s)
+    neg_sum, neg_weights = MaskedExpSum.apply(logits, neg_columns.to(logits.dtype))
+    neg_lse = torch.log(neg_sum.flatten().clamp(min=TINY))
     pos_groups = relation.positive_groups[anchor_groups]  # [Ga, P]
     p = pos_groups.shape[1]
     pos_bank = bank[pos_groups].reshape(ga, p * s, d)
     pos_logits = torch.bmm(anchors, pos_bank.transpose(1, 2)) / tau  # [Ga, k, P * S]
     pos_valid = bank_valid[pos_groups].reshape(ga, 1, p * s).expand(ga, k, p * s)
     return ContrastLogits(pos_logits.reshape(ga * k, p * s), pos_valid.reshape(ga * k, p * s), neg_lse, tau,
-                          weights, neg_columns)
+                          neg_weights)
 
 
 def anchor_mean(per_anchor: Tensor, counted: Tensor, classes: int, class_balanced: bool) -> tuple[Tensor, Tensor]:

@@ -7,6 +7,7 @@ import torch
 
 from spcl.losses import (
     ContrastLogits,
+    MaskedExpSum,
     anchor_mean,
     balanced_to_infonce,
     boundary_contrastive,
@@ -175,15 +176,27 @@ def test_fused_contrast_equals_the_dense_masked_reference(relation, tau):
     bank = torch.nn.functional.normalize(torch.randn(6, 5, 4, generator=g), dim=-1)
     valid = torch.rand(6, 5, generator=g) > 0.3
     valid[2] = False  # one subclass entirely empty
-    anchors = torch.nn.functional.normalize(torch.randn(3, 2, 4, generator=g), dim=-1)
+    anchors = torch.nn.functional.normalize(torch.randn(3, 2, 4, generator=g), dim=-1).requires_grad_(True)
     groups = torch.tensor([0, 3, 5])
     t = contrast_logits(anchors, groups, bank, valid, subclass_relation(relation, 3), tau)
     ref_icl, ref_bcl = dense_reference(anchors, groups, bank, valid, relation, tau)
     assert torch.allclose(info_nce(t), ref_icl, rtol=1e-5, atol=1e-6)
     assert torch.allclose(boundary_contrastive(t), ref_bcl, rtol=1e-5, atol=1e-6)
+    weights = torch.arange(1.0, 7.0)  # distinct weights per anchor: gradients of a weighted sum
+    grad, = torch.autograd.grad((weights * (info_nce(t) + boundary_contrastive(t))).sum(), anchors)
+    ref_grad, = torch.autograd.grad((weights * (ref_icl + ref_bcl)).sum(), anchors)
+    assert torch.allclose(grad, ref_grad, rtol=1e-4, atol=1e-5)
     other = t.at_temperature(0.3)  # re-reading the same similarities at another temperature
     ref_icl, ref_bcl = dense_reference(anchors, groups, bank, valid, relation, 0.3)
     assert torch.allclose(info_nce(other), ref_icl, rtol=1e-4, atol=1e-6)
+
+
+def test_masked_exp_sum_gradient():
+    x = torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True)
+    mask = (torch.rand(2, 1, 5) > 0.4).double()
+    assert torch.autograd.gradcheck(lambda v: MaskedExpSum.apply(v, mask)[0], (x,))
+    total, weights = MaskedExpSum.apply(x, mask)
+    assert torch.allclose(total, (mask * x.exp()).sum(-1)) and not weights.requires_grad
 
 
 # ---- averaging and the official balancing ------------------------------------------------------------
