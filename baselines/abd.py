@@ -199,6 +199,7 @@ class ABD(Method):
     """Two cross-teaching students with ABD-I (labelled) and ABD-R (unlabelled) displacement."""
 
     Config = ABDConfig
+    embeds_projection = False  # ABD trains no projection head: t-SNE shows decoder features
     description = "ABD (CVPR'24), cross-teaching: two students, weak/strong views, ABD-I + ABD-R 4x4 patch displacement"
     NATIVE_SCHEDULE = NATIVE_SCHEDULE
     variants = {"native": {"schedule": "native"}}
@@ -217,11 +218,6 @@ class ABD(Method):
         return self.model1 if self.cfg.eval_network == "model1" else self.model2
 
     @torch.no_grad()
-    def embed(self, x: Tensor) -> Tensor:
-        """ABD trains no projection head, so the t-SNE features are the evaluated network's
-        decoder features (its untouched `projector` would only be a random map of them)."""
-        return self.predictor()(x).features
-
     def get_extra_state(self):
         return {"rng": self._rng.get_state()}
 

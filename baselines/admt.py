@@ -185,6 +185,7 @@ class ADMT(Method):
     """Student + two EMA teachers updated alternately at random periods, with conflict combating."""
 
     Config = ADMTConfig
+    embeds_projection = False  # AD-MT trains no projection head: t-SNE shows decoder features
     description = "AD-MT (ECCV'24): two alternately updated EMA teachers (random periods), entropy ensemble, conflict combating"
     NATIVE_SCHEDULE = NATIVE_SCHEDULE
     variants = {"native": {"schedule": "native"}, "official_mean": {"ensemble": "official_mean"}}
@@ -210,11 +211,6 @@ class ADMT(Method):
         return [p for p in self.student.parameters() if p.requires_grad]
 
     @torch.no_grad()
-    def embed(self, x: Tensor) -> Tensor:
-        """AD-MT trains no projection head, so the t-SNE features are the evaluated network's
-        decoder features (its untouched `projector` would only be a random map of them)."""
-        return self.predictor()(x).features
-
     def get_extra_state(self):
         return {"rng": self._rng.get_state(), "alternation": self.alternation.state()}
 

@@ -36,6 +36,7 @@ class SupOnly(Method):
     description = "Supervised only: 0.5 (CE + Dice) on labelled slices, student evaluated (lower bound)"
     evaluated_network = "student"
     uses_unlabelled: ClassVar[bool] = False
+    embeds_projection: ClassVar[bool] = False  # no contrastive loss: t-SNE shows decoder features
 
     def __init__(self, cfg, net_factory, num_classes, max_iters, data_info=None):
         super().__init__(cfg, net_factory, num_classes, max_iters, data_info)

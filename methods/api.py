@@ -87,6 +87,9 @@ class Method(nn.Module):
     name: ClassVar[str] = ""
     #: which network `predictor()` returns, recorded in the results CSV ("student", "teacher", ...)
     evaluated_network: ClassVar[str] = "student"
+    #: False for methods that never look at unlabelled images (SupOnly): the engine then skips
+    #: loading them and passes an empty `x_u`
+    uses_unlabelled: ClassVar[bool] = True
     #: named presets: variant name -> config overrides (e.g. the ablations of Tables 3 and 4).
     #: "default" (no overrides) always exists; see `resolve_variant`.
     variants: ClassVar[dict[str, dict[str, Any]]] = {}
@@ -129,7 +132,11 @@ class Method(nn.Module):
         return out.projection if self.embeds_projection else out.features
 
     def optimised_parameters(self) -> list[nn.Parameter]:
-        """Parameters the engine's optimiser updates (default: all that require grad)."""
+        """Parameters the engine's optimiser updates (default: all that require grad).
+
+        A method whose paper uses another optimiser may also define
+        `configure_optimizer(params, train_cfg) -> Optimizer | (Optimizer, LRScheduler)`;
+        without it the engine uses SGD with poly decay from the run's `train` settings."""
         return [p for p in self.parameters() if p.requires_grad]
 
     def train(self, mode: bool = True) -> "Method":

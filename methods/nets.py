@@ -136,7 +136,16 @@ def _build_smp(profile: NetworkProfile, num_classes: int, weights: str | None) -
         classes=num_classes,
         decoder_channels=tuple(profile.decoder_channels)[: profile.encoder_depth],
     )
+    _drop_unused_resnet_stages(model.encoder, profile.encoder_depth)
     return model, tuple(profile.decoder_channels)[: profile.encoder_depth][-1]
+
+
+def _drop_unused_resnet_stages(encoder: nn.Module, depth: int) -> None:
+    """smp's ResNet encoders keep layer{depth}..layer4 even when `encoder_depth` never runs them;
+    removing them keeps dead weights out of the optimiser, the EMA teachers and checkpoints."""
+    for stage in range(max(depth, 1), 5):
+        if isinstance(getattr(encoder, f"layer{stage}", None), nn.Module):
+            delattr(encoder, f"layer{stage}")
 
 
 def _build_offline(profile: NetworkProfile, num_classes: int) -> tuple[nn.Module, int]:
