@@ -22,6 +22,7 @@ import argparse
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -59,6 +60,56 @@ def timed(fn, device: torch.device, repeats: int) -> tuple[float, float, object]
     return statistics.median(wall), statistics.median(cpu), out
 
 
+def step_ratio(profile: str, steps: int, warmup: int, device: torch.device) -> None:
+    """Whole steps of meanteacher / spcl / spcl_official, interleaved, on the same batches."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from step_time import NUM_CLASSES, synthetic_batches
+
+    from methods.augment import CommonAugment
+    from methods.engine import autocast_for, build_optimizer, train_step
+    from methods.runconfig import load_raw, parse_run_config, profile_path
+
+    raw = load_raw(profile_path(profile))
+    raw.setdefault("data", {}).update({"cache": "-", "split": "-", "dataset": "-"})
+    cfg = parse_run_config({"method": "benchmark", **raw}, where=f"profile {profile}")
+    batches = synthetic_batches(warmup + steps, cfg.data.labelled_batch, cfg.data.unlabelled_batch, cfg.data.img_size, seed=0)
+    info = {"labelled_slices": 0, "unlabelled_slices": 1000, "labelled_batch": cfg.data.labelled_batch,
+            "unlabelled_batch": cfg.data.unlabelled_batch, "img_size": cfg.data.img_size}
+    iters = 2 * len(batches)
+    cfg.train.iterations = iters
+    names = ("meanteacher", "spcl", "spcl_official")
+    runs = {}
+    for name in names:
+        torch.manual_seed(0)
+        cls = get_method(name)
+        method = cls(cfg=resolve_variant(cls, "default", None), net_factory=NetFactory(cfg.network, NUM_CLASSES),
+                     num_classes=NUM_CLASSES, max_iters=iters, data_info=info).to(device)
+        optimizer, scheduler = build_optimizer(method, cfg.train)
+        runs[name] = (method, optimizer, scheduler, CommonAugment(cfg.augment, torch.Generator().manual_seed(0)))
+    autocast = lambda: autocast_for(device, "off")  # noqa: E731
+    wall = {n: [] for n in names}
+    cpu = {n: [] for n in names}
+    for i, batch in enumerate(batches):
+        for name in names:
+            method, optimizer, scheduler, augment = runs[name]
+            sync(device)
+            t0, c0 = time.perf_counter(), time.process_time()
+            logs = train_step(method, optimizer, scheduler, augment, batch, iters // 2 + i, device, autocast)
+            float(logs["loss"])
+            sync(device)
+            if i >= warmup:
+                wall[name].append((time.perf_counter() - t0) * 1000.0)
+                cpu[name].append((time.process_time() - c0) * 1000.0)
+    print(f"whole steps, profile {profile}: {cfg.network.arch}/{cfg.network.encoder}, {cfg.data.img_size} px, "
+          f"batch {cfg.data.labelled_batch}+{cfg.data.unlabelled_batch}, projection D {cfg.network.proj_dim}, "
+          f"device {device}, torch threads {torch.get_num_threads()}, {steps} interleaved steps (median)")
+    ref_wall, ref_cpu = statistics.median(wall["meanteacher"]), statistics.median(cpu["meanteacher"])
+    print(f"  {'method':15s} {'wall ms':>9s} {'CPU ms':>9s} {'x MT wall':>10s} {'x MT CPU':>9s}")
+    for name in names:
+        w, c = statistics.median(wall[name]), statistics.median(cpu[name])
+        print(f"  {name:15s} {w:9.1f} {c:9.1f} {w / ref_wall:10.2f} {c / ref_cpu:9.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", default="spcl", choices=("spcl", "spcl_official"))
@@ -71,11 +122,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--step-ratio", action="store_true", help="time whole steps against the mean teacher instead")
+    p.add_argument("--profile", default="cpu", help="network/data profile for --step-ratio (cpu | paper | YAML)")
+    p.add_argument("--steps", type=int, default=8, help="timed steps per method for --step-ratio")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps per method for --step-ratio")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
+    if args.step_ratio:
+        step_ratio(args.profile, args.steps, args.warmup, device)
+        return 0
 
     cls = get_method(args.preset)
     cfg = resolve_variant(cls, "default", {"bank_size": args.bank, "anchors_per_subclass": args.anchors})

@@ -1,27 +1,26 @@
-"""ICL (paper Eq. 2) and BCL (Eq. 4) over the subclass memory bank.
+"""ICL (paper Eq. 2) and BCL (Eq. 4) over the subclass memory bank, in the paper's own notation.
 
-Notation: an anchor z_i (L2-normalised), bank entries z (L2-normalised centroids), similarities
-Y = z_i . z, logits Y / tau. P_i / N_i: the anchor's positive / negative entries under the subclass
-relation (`spcl.relations`); unconcerned entries are in neither.
+An anchor z_i (L2-normalised), bank entries z (L2-normalised centroids), similarities Y = z_i . z.
+P_i / N_i: the anchor's positive / negative entries under the subclass relation (`spcl.relations`);
+unconcerned entries are in neither. With the paper's sums (Sec. 2.3)
+    sr+_i = sum_{p in P_i} e^{-Y_p/tau},        sr-_i = sum_{n in N_i} e^{Y_n/tau}:
+ICL, per anchor (Eq. 2):  1/|P_i| sum_p -log( e^{Y_p/tau} / (e^{Y_p/tau} + sr-_i) )
+                        = 1/|P_i| sum_p log(1 + e^{-Y_p/tau} sr-_i)          (the first line of Eq. 3)
+BCL, per anchor (Eq. 4):  log(1 + sr+_i sr-_i),  tau = 1 in the paper (0.07 in the official code).
+Written with log1p of products of exponentials, both are exact (no max subtraction, no log-sum-exp)
+as long as e^{2/tau} x |P| x |N| fits in float32: tau >= MIN_TAU = 0.03 (the official 0.07 gives
+at most 1e19). An anchor without negatives gets sr- = 0, so its ICL and BCL terms are exactly 0 with
+zero gradient; an anchor without a valid positive is not counted in the mean.
 
-ICL, per anchor (Eq. 2):  1/|P_i| sum_{p in P_i} -log( e^{Y_p/tau} / (e^{Y_p/tau} + sum_{n in N_i} e^{Y_n/tau}) )
-                        = 1/|P_i| sum_p softplus( LSE_{n in N_i}(Y_n/tau) - Y_p/tau ).
-BCL, per anchor (Eq. 4):  log(1 + sum_{p in P_i} e^{-Y_p/tau} x sum_{n in N_i} e^{Y_n/tau})
-                        = softplus( LSE_p(-Y_p/tau) + LSE_n(Y_n/tau) ),  tau = 1 in the paper.
-Both are written with log-sum-exp, so they are stable at tau = 0.07 and need no max subtraction.
+Empty bank slots hold zero vectors and are multiplied out after exp rather than masked with a huge
+negative logit: exp is 5-15x slower on the CPU where it underflows (3.3 M values: 12 ms at -2,
+69 ms at -1e4, 167 ms at -100, 33 ms at -inf; measured).
 
-Empty bank slots and masked positives never enter exp() at a huge negative value: they are
-multiplied out after exp, because exp is 5-15x slower on the CPU where it underflows (3.3 M values:
-12 ms at -2, 69 ms at -1e4, 167 ms at -100, 33 ms at -inf; measured). An anchor with no valid positive
-is not counted in the mean; an anchor with no negative gets sum_neg = 0, clamped at TINY
-(log TINY = -69), so its ICL and BCL terms are 0 (below e^-40 for tau >= 0.07) with zero gradient.
-
-Speed: the negatives need the whole [anchors x bank] matrix (2C x 400 slots). Since cosine
-similarities lie in [-1, 1], e^{Y/tau} stays within float32 for tau >= 0.02 (e^50 x 3200 slots
-<< 3e38) and needs no max pass; the 1/tau scale rides on the anchors, and the slot validity and the relation's
-negative subclasses form one 0/1 row per anchor subclass, so sum_neg is one masked sum of exp
-(`MaskedExpSum`: exp, mask and sum forward, a single multiply backward since d sum / dx = mask e^x,
-which it keeps; a batched matrix-vector product measured slower on the CPU). The positives (one or two subclass queues per anchor) come from a small batched matmul.
+Speed: sr- needs the whole [anchors x bank] matrix (2C x 400 slots): one matmul (the 1/tau scale
+rides on the anchors), then `MaskedExpSum` with one 0/1 row per anchor subclass (valid slot and
+negative subclass): exp, mask and sum forward, a single multiply backward (d sum / dx = mask e^x,
+which it keeps). The positives (one or two subclass queues per anchor) come from a small batched
+matmul.
 """
 
 from __future__ import annotations
@@ -29,35 +28,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from spcl.relations import SubclassRelation
 
 BCL_FORMS = ("paper", "official", "infonce")
-TINY = 1e-30
-MIN_TAU = 0.02
-
-
-def masked_logsumexp(x: Tensor, mask: Tensor, dim: int) -> Tensor:
-    """log sum_{mask} e^x along `dim`; log TINY (-69) where the mask is empty; masked values are
-    zeroed before exp (never exp of a huge negative) and contribute no gradient."""
-    peak = torch.where(mask, x, torch.full_like(x, -torch.inf)).amax(dim, keepdim=True).detach()
-    peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
-    total = (torch.exp(torch.where(mask, x - peak, torch.zeros_like(x))) * mask).sum(dim)
-    return torch.log(total.clamp(min=TINY)) + peak.squeeze(dim)
+MIN_TAU = 0.03
 
 
 @dataclass
 class ContrastLogits:
-    """Per anchor row: the positives' logits [A, P] with their mask, and the negatives' LSE [A].
+    """Per anchor row: the positives' logits Y_p/tau [A, P] with their mask, and sr- [A].
 
-    `neg_weights` [Ga, k, M] = exp(Y/tau) on the valid negative slots, 0 elsewhere (no gradient),
+    `neg_weights` [Ga, k, M] = e^{Y/tau} on the valid negative slots, 0 elsewhere (no gradient),
     kept so that the negatives can be re-read at another temperature without a second matmul."""
 
     pos_logits: Tensor
     pos_valid: Tensor
-    neg_lse: Tensor
+    sr_neg: Tensor
     tau: float
     neg_weights: Tensor | None = None
 
@@ -65,13 +53,16 @@ class ContrastLogits:
     def has_positive(self) -> Tensor:
         return self.pos_valid.any(-1)
 
+    def sr_pos(self) -> Tensor:
+        """sum over valid positives of e^{-Y_p/tau} [A]."""
+        return (torch.exp(-self.pos_logits) * self.pos_valid).sum(-1)
+
     def at_temperature(self, tau: float) -> "ContrastLogits":
-        """The same anchors and bank at temperature `tau`: exp(Y/tau) = w^(tau_0 / tau)."""
+        """The same anchors and bank at temperature `tau`: e^{Y/tau} = (e^{Y/tau_0})^(tau_0 / tau)."""
         if self.neg_weights is None:
             raise ValueError("at_temperature needs the negative weights of a contrast_logits result")
         weights = self.neg_weights.pow(self.tau / tau)
-        neg_lse = torch.log(weights.sum(-1).flatten().clamp(min=TINY))
-        return ContrastLogits(self.pos_logits * (self.tau / tau), self.pos_valid, neg_lse, tau, weights)
+        return ContrastLogits(self.pos_logits * (self.tau / tau), self.pos_valid, weights.sum(-1).flatten(), tau, weights)
 
 
 class MaskedExpSum(torch.autograd.Function):
@@ -94,16 +85,15 @@ class MaskedExpSum(torch.autograd.Function):
 
 
 def info_nce(terms: ContrastLogits) -> Tensor:
-    """Eq. 2 per anchor [A] (0 for anchors without positives)."""
-    per_pair = F.softplus(terms.neg_lse[:, None] - terms.pos_logits)
+    """Eq. 2 per anchor [A]: mean over valid positives of log(1 + e^{-Y_p/tau} sr-) (0 without positives)."""
+    per_pair = torch.log1p(torch.exp(-terms.pos_logits) * terms.sr_neg[:, None])
     valid = terms.pos_valid.to(per_pair.dtype)
     return (per_pair * valid).sum(-1) / valid.sum(-1).clamp(min=1.0)
 
 
 def boundary_contrastive(terms: ContrastLogits) -> Tensor:
-    """Eq. 4 per anchor [A]: log(1 + sum_pos e^{-s+} sum_neg e^{s-}) on the given logits."""
-    pos_lse = masked_logsumexp(-terms.pos_logits, terms.pos_valid, dim=-1)
-    return F.softplus(pos_lse + terms.neg_lse)
+    """Eq. 4 per anchor [A]: log(1 + sr+ sr-)."""
+    return torch.log1p(terms.sr_pos() * terms.sr_neg)
 
 
 def contrast_logits(
@@ -119,18 +109,18 @@ def contrast_logits(
     ga, k, d = anchors.shape
     g, s, _ = bank.shape
     if tau < MIN_TAU:
-        raise ValueError(f"temperature {tau} is below {MIN_TAU}: e^(1/tau) would overflow float32")
-    logits = torch.mm(anchors.reshape(ga * k, d) / tau, bank.reshape(g * s, d).T).view(ga, k, g * s)
+        raise ValueError(f"temperature {tau} is below {MIN_TAU}: e^(2/tau) products would overflow float32")
+    scaled = anchors / tau
+    logits = torch.mm(scaled.reshape(ga * k, d), bank.reshape(g * s, d).T).view(ga, k, g * s)
     neg_columns = (relation.negative[anchor_groups][:, :, None] & bank_valid[None]).reshape(ga, 1, g * s)
-    neg_sum, neg_weights = MaskedExpSum.apply(logits, neg_columns.to(logits.dtype))
-    neg_lse = torch.log(neg_sum.flatten().clamp(min=TINY))
+    sr_neg, neg_weights = MaskedExpSum.apply(logits, neg_columns.to(logits.dtype))
     pos_groups = relation.positive_groups[anchor_groups]  # [Ga, P]
     p = pos_groups.shape[1]
     pos_bank = bank[pos_groups].reshape(ga, p * s, d)
-    pos_logits = torch.bmm(anchors, pos_bank.transpose(1, 2)) / tau  # [Ga, k, P * S]
+    pos_logits = torch.bmm(scaled, pos_bank.transpose(1, 2))  # [Ga, k, P * S]
     pos_valid = bank_valid[pos_groups].reshape(ga, 1, p * s).expand(ga, k, p * s)
-    return ContrastLogits(pos_logits.reshape(ga * k, p * s), pos_valid.reshape(ga * k, p * s), neg_lse, tau,
-                          neg_weights)
+    return ContrastLogits(pos_logits.reshape(ga * k, p * s), pos_valid.reshape(ga * k, p * s), sr_neg.flatten(),
+                          tau, neg_weights)
 
 
 def anchor_mean(per_anchor: Tensor, counted: Tensor, classes: int, class_balanced: bool) -> tuple[Tensor, Tensor]:

@@ -77,7 +77,14 @@ from spcl.losses import (
 from spcl.memory import SubclassMemoryBank, subclass_centroids
 from spcl.relations import RELATIONS, subclass_relation
 from spcl.reservoir import NEGATIVE, POSITIVE, SimilarityReservoir
-from spcl.sampling import RELIABILITY, entropy_keep_fraction, hard_mask, pseudo_label_reliability, sample_per_group
+from spcl.sampling import (
+    RELIABILITY,
+    confident_pseudo_labels,
+    entropy_keep_fraction,
+    hard_mask,
+    low_entropy_pseudo_labels,
+    sample_per_group,
+)
 
 ALPHA_RAMP_STEPS = 60  # official: sigmoid_rampup(i_iter // 100, 60) over 6000 iterations
 
@@ -267,12 +274,14 @@ class SPCL(MeanTeacher):
         size = tuple(projection.shape[-2:])
         with torch.no_grad():
             labels_l = downsample_labels(ctx.batch.y_l, size)
-            teacher_prob = resize_nearest(ctx.t_prob_u.float(), size)
-            labels = torch.cat([labels_l, teacher_prob.argmax(1)])
+            labels = torch.cat([labels_l, downsample_labels(ctx.pseudo_u, size)])
             boundary = subclass_boundaries(labels, self.num_classes, cfg.boundary, sigma=cfg.canny_sigma,
                                            low=cfg.canny_low, high=cfg.canny_high)
-            keep = entropy_keep_fraction(self.semi_progress(ctx.it), cfg.entropy_alpha_start, cfg.entropy_alpha_end)
-            reliable_u = pseudo_label_reliability(teacher_prob, cfg.reliability, cfg.gamma_t, keep)
+            if cfg.reliability == "confidence":
+                reliable_u = confident_pseudo_labels(resize_nearest(ctx.conf_u[:, None], size)[:, 0], cfg.gamma_t)
+            else:
+                keep = entropy_keep_fraction(self.semi_progress(ctx.it), cfg.entropy_alpha_start, cfg.entropy_alpha_end)
+                reliable_u = low_entropy_pseudo_labels(resize_nearest(ctx.t_prob_u.float(), size), keep)
             reliable = torch.cat([torch.ones_like(labels_l, dtype=torch.bool), reliable_u])
             student_logits = resize_nearest(torch.cat([ctx.s_l.logits, ctx.s_u.logits]).detach().float(), size)
             hard = hard_mask(student_logits.softmax(1).max(1).values, cfg.gamma_s, cfg.strict_hard_threshold)

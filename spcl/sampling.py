@@ -31,15 +31,17 @@ def entropy_keep_fraction(progress: float, alpha_start: float = 80.0, alpha_end:
     return (100.0 - alpha_t) / 100.0
 
 
-def pseudo_label_reliability(teacher_prob: Tensor, mode: str, gamma_t: float, keep_fraction: float) -> Tensor:
-    """Reliable pseudo-labels [B, H, W] from the teacher's softmax [B, C, H, W]."""
-    if mode == "confidence":
-        return teacher_prob.max(1).values >= gamma_t
-    if mode == "entropy":
-        entropy = -(teacher_prob * torch.log(teacher_prob + 1e-10)).sum(1)
-        threshold = torch.quantile(entropy.flatten().float(), keep_fraction)
-        return entropy < threshold
-    raise ValueError(f"reliability must be one of {list(RELIABILITY)}, got {mode!r}")
+def confident_pseudo_labels(teacher_conf: Tensor, gamma_t: float) -> Tensor:
+    """Paper: reliable where the teacher's max probability [B, H, W] is >= gamma_t."""
+    return teacher_conf >= gamma_t
+
+
+def low_entropy_pseudo_labels(teacher_prob: Tensor, keep_fraction: float) -> Tensor:
+    """Official code: reliable where the teacher's entropy (softmax [B, C, H, W]) is below the
+    `keep_fraction` quantile of the batch (pixels at or above it are dropped)."""
+    entropy = -(teacher_prob * torch.log(teacher_prob + 1e-10)).sum(1)
+    threshold = torch.quantile(entropy.flatten().float(), keep_fraction)
+    return entropy < threshold
 
 
 def sample_per_group(group: Tensor, num_groups: int, k: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:

@@ -12,7 +12,8 @@ from spcl.memory import SubclassMemoryBank, subclass_centroids
 from spcl.sampling import (
     entropy_keep_fraction,
     hard_mask,
-    pseudo_label_reliability,
+    confident_pseudo_labels,
+    low_entropy_pseudo_labels,
     sample_per_group,
 )
 
@@ -125,11 +126,10 @@ def test_threshold_logic_of_hard_and_reliable_pixels():
     assert hard_mask(conf, 0.75).tolist() == [True, True, False]  # paper: <=
     assert hard_mask(conf, 0.75, strict=True).tolist() == [True, False, False]  # official: <
     prob = torch.tensor([[0.95, 0.9, 0.2], [0.05, 0.1, 0.8]]).view(1, 2, 1, 3)
-    assert pseudo_label_reliability(prob, "confidence", 0.95, 0.5).tolist() == [[[True, False, False]]]
+    assert confident_pseudo_labels(prob.max(1).values, 0.95).tolist() == [[[True, False, False]]]  # >=
     # entropy: the most certain pixel (0.95/0.05) has the lowest entropy; keep fraction 0.5 keeps it
-    assert pseudo_label_reliability(prob, "entropy", 0.95, 0.5).tolist() == [[[True, False, False]]]
-    with pytest.raises(ValueError, match="reliability must be one of"):
-        pseudo_label_reliability(prob, "dice", 0.95, 0.5)
+    assert low_entropy_pseudo_labels(prob, 0.5).tolist() == [[[True, False, False]]]
+    assert low_entropy_pseudo_labels(prob, 0.9).tolist() == [[[True, True, False]]]
 
 
 def test_entropy_keep_fraction_follows_the_official_schedule():

@@ -67,7 +67,7 @@ def test_sweep_points_are_plain_gamma_overrides():
     "key, value, message",
     [("boundary", "sobel", "boundary must be one of"), ("relation", "both", "relation must be one of"),
      ("reliability", "dice", "reliability must be one of"), ("bcl_form", "triplet", "bcl_form must be one of"),
-     ("gamma_s", 1.5, "gamma_s must be in"), ("tau", 0.01, "tau must be >= 0.02"), ("bank_size", 0, "bank_size must be >= 1"),
+     ("gamma_s", 1.5, "gamma_s must be in"), ("tau", 0.01, "tau must be >= 0.03"), ("bank_size", 0, "bank_size must be >= 1"),
      ("canny_low", 0.5, "canny_low <= canny_high"), ("alpha_rampup_iters", 0, "alpha_rampup_iters"),
      ("gamma_t", "high", "gamma_t must be a number"), ("anchors", 5, "unknown key")],
 )
