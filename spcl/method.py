@@ -210,6 +210,7 @@ class SPCL(MeanTeacher):
     Config = SPCLConfig
     description = "SPCL (paper text where explicit): Canny subclasses, conf>=0.95 anchors, ICL tau 0.5 + BCL (Eq. 4)"
     variants = SPCL_VARIANTS
+    embeds_projection = True  # the contrastive losses train the projection head: t-SNE (Figs 4, 7) uses it
 
     def __init__(self, cfg, net_factory, num_classes, max_iters, data_info=None):
         super().__init__(cfg, net_factory, num_classes, max_iters, data_info)

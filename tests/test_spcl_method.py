@@ -56,6 +56,7 @@ def test_presets_follow_paper_and_official_code():
         assert (cfg.anchors_per_subclass, cfg.bank_size, cfg.bank_full_gate, cfg.relation) == (256, 400, True, "unconcerned")
     assert get_method("spcl") is SPCL and get_method("spcl_official") is SPCLOfficial
     assert set(TABLE_VARIANTS) == set(SPCL_VARIANTS) and SPCLOfficial.variants is SPCL_VARIANTS
+    assert SPCL.embeds_projection and SPCLOfficial.embeds_projection
 
 
 def test_sweep_points_are_plain_gamma_overrides():
