@@ -217,7 +217,6 @@ class ABD(Method):
     def predictor(self) -> nn.Module:
         return self.model1 if self.cfg.eval_network == "model1" else self.model2
 
-    @torch.no_grad()
     def get_extra_state(self):
         return {"rng": self._rng.get_state()}
 

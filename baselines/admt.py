@@ -210,7 +210,6 @@ class ADMT(Method):
     def optimised_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.student.parameters() if p.requires_grad]
 
-    @torch.no_grad()
     def get_extra_state(self):
         return {"rng": self._rng.get_state(), "alternation": self.alternation.state()}
 
