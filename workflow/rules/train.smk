@@ -8,21 +8,22 @@ import yaml as _yaml
 RUN_PATTERN = "{dataset}/r{pct}/{method}/{variant}/s{seed}"
 
 
+def _run_yaml(wc):
+    return _yaml.safe_dump(run_config(wc), sort_keys=False)
+
+
 rule run_config:
+    # A shell job on purpose: Snakemake spawns every `run:` job as a new Snakemake process that parses
+    # the whole workflow again (importing torch and every method), several seconds per run config.
+    # A changed config never resumes an old run: the run's checkpoints go with the old run.yaml.
     output:
         f"{R}/runs/{RUN_PATTERN}/run.yaml",
     params:
-        cfg=run_config,
-    run:
-        import shutil
-
-        text = _yaml.safe_dump(params.cfg, sort_keys=False)
-        ckpts = os.path.join(os.path.dirname(output[0]), "checkpoints")
-        shutil.rmtree(ckpts, ignore_errors=True)  # a changed config never resumes an old run
-        tmp = output[0] + ".tmp"
-        with open(tmp, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, output[0])
+        text=_run_yaml,
+        checkpoints=lambda wc, output: os.path.join(os.path.dirname(output[0]), "checkpoints"),
+    shell:
+        "rm -rf {params.checkpoints:q} && printf '%s' {params.text:q} > {output:q}.tmp "
+        "&& mv {output:q}.tmp {output:q}"
 
 
 rule train:
