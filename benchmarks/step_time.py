@@ -1,6 +1,6 @@
 """Time training steps of several methods side by side, in one process, on the same batches.
 
-    python benchmarks/step_time.py --profile cpu --methods suponly,meanteacher [--steps 20]
+    python benchmarks/step_time.py --profile cpu --methods suponly,meanteacher [--steps 20] [--rounds 3]
     python benchmarks/step_time.py --profile paper --amp --methods suponly,meanteacher,spcl
 
 Every method gets the same network profile, batch sizes and sequence of batches (synthetic
@@ -151,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave torch's default)")
     p.add_argument("--cache", help="prepared cache for real slices (with --split)")
     p.add_argument("--split")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="repeat the whole list of methods this many times (alternating) and report "
+                        "medians over rounds: robust to load that changes while the benchmark runs")
     args = p.parse_args(argv)
 
     if args.threads:
@@ -172,12 +175,16 @@ def main(argv: list[str] | None = None) -> int:
     # a discarded first pass initialises the libraries' lazy state (oneDNN/cuDNN primitives,
     # thread pools), which would otherwise be charged to the first method's time and memory
     bench_method(names[0], cfg, batches[: args.warmup + 1], args.warmup, device, amp)
-    results = [bench_method(name, cfg, batches, args.warmup, device, amp) for name in names]
-    ref = next((r["ms"] for r in results if r["method"] == "meanteacher"), None)
+    rounds = [[bench_method(name, cfg, batches, args.warmup, device, amp) for name in names]
+              for _ in range(max(1, args.rounds))]
     print(f"{'method':<14}{'ms/step':>10}{'it/s':>8}{'peak MiB':>10}{'x meanteacher':>15}")
-    for r in results:
-        ratio = f"{r['ms'] / ref:.2f}" if ref else "-"
-        print(f"{r['method']:<14}{r['ms']:>10.1f}{r['it_s']:>8.2f}{r['peak_mib']:>10.0f}{ratio:>15}")
+    for j, name in enumerate(names):
+        ms = statistics.median(r[j]["ms"] for r in rounds)
+        peak = max(r[j]["peak_mib"] for r in rounds)
+        # the ratio is taken within each round (same load), then the median over rounds
+        ref = [next((x["ms"] for x in r if x["method"] == "meanteacher"), None) for r in rounds]
+        ratio = f"{statistics.median(r[j]['ms'] / m for r, m in zip(rounds, ref)):.2f}" if all(ref) else "-"
+        print(f"{name:<14}{ms:>10.1f}{1000 / ms:>8.2f}{peak:>10.0f}{ratio:>15}")
     return 0
 
 

@@ -146,10 +146,10 @@ def test_profiles_merge_beneath_the_run_file(tmp_path):
     run.write_text("extends: cpu\nmethod: suponly\ntrain: {iterations: 7, amp: off}\nnetwork: {proj_dim: 16}\n")
     raw = load_raw(run)
     assert raw["train"]["iterations"] == 7 and raw["train"]["lr"] == 0.01  # file wins, profile fills in
-    assert raw["network"]["proj_dim"] == 16 and raw["network"]["encoder"] == "resnet18"
+    assert raw["network"]["proj_dim"] == 16 and raw["network"]["encoder"] == "tu-resnet10t"
     plain = tmp_path / "plain.yaml"
     plain.write_text("method: suponly\ndata: {cache: c, split: s, dataset: phantom}\n")
     paper = parse_run_config(load_raw(plain, profile="paper"))  # the CLI's --profile paper
     assert paper.network.arch == "deeplabv3plus" and paper.train.iterations == 6000 and paper.data.img_size == 256
     cfg = parse_run_config(deep_merge(load_raw(run), {"data": {"cache": "c", "split": "s", "dataset": "phantom"}}))
-    assert cfg.train.amp == "off" and cfg.data.img_size == 64  # YAML `off` is read as the string "off"
+    assert cfg.train.amp == "off" and cfg.data.img_size == 48  # YAML `off` is read as the string "off"
