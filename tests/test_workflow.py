@@ -1,0 +1,356 @@
+"""The Snakemake workflow as a user runs it: `python -m snakemake` in a subprocess.
+
+- the paper config (config/paper.yaml) on fixture ACDC, M&Ms and SCD trees plans the right number
+  of jobs (dry run), and its runs get the paper profile, not the phantom default's settings;
+- a missing dataset root, an unknown method and an unknown config key stop it at start-up with
+  a message naming the setting;
+- a tiny phantom config (tests/workflow_configs/tiny.yaml) runs end to end to every table and
+  figure, REPORT.md/.html, logs, benchmarks and provenance, and a second invocation has nothing
+  to do;
+- a training job killed with the whole Snakemake process group resumes from its checkpoint when
+  the command is run again, to the weights of an uninterrupted run.
+
+Every invocation gets its own working directory (Snakemake locks it) and `--workflow-profile
+none` (the repo's profiles/default must not leak in).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from fixtures_datasets import write_acdc_fixture, write_mnms_fixture, write_scd_fixture
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+CONFIGS = Path(__file__).parent / "workflow_configs"
+
+# The paper's ablation runs (docs/architecture.md, "Variant names the analysis relies on"):
+# Table 3, Table 4 and BCL against InfoNCE, each on one setting.
+PAPER_ABLATION_RUNS = {
+    ("suponly", "default"), ("spcl", "sup_unsup"), ("spcl", "icl_only"), ("spcl", "bcl_only"),
+    ("spcl", "default"), ("spcl", "relation_neg"), ("spcl", "relation_pos"), ("spcl", "bcl_infonce"),
+}
+
+
+def _env() -> dict[str, str]:
+    """This interpreter's `python` first on PATH (the rules call `python -m ...`), the repo importable."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["HF_HUB_OFFLINE"] = "1"
+    return env
+
+
+def snakemake_cmd(workdir: Path, configfile: Path, *options: str, targets: tuple[str, ...] = (),
+                  cores: int = 1) -> list[str]:
+    # targets first: --configfile takes every argument after it
+    return [sys.executable, "-m", "snakemake", *targets, "--cores", str(cores), "--workflow-profile", "none",
+            "-s", str(SNAKEFILE), "-d", str(workdir), *options, "--configfile", str(configfile)]
+
+
+def snakemake(workdir: Path, configfile: Path, *options: str, targets: tuple[str, ...] = (), cores: int = 1,
+              timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run Snakemake in `workdir` (also its cwd, as a user would from there); stdout + stderr in `.stdout`."""
+    return subprocess.run(snakemake_cmd(workdir, configfile, *options, targets=targets, cores=cores), cwd=workdir,
+                          env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The "Job stats" table of a (dry) run: rule -> number of jobs, without the total."""
+    assert "Job stats:" in output, output[-3000:]
+    counts = {}
+    for line in output.split("Job stats:", 1)[1].splitlines()[3:]:  # after the header and the dashes
+        match = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if not match:
+            break
+        counts[match[1]] = int(match[2])
+    counts.pop("total")
+    return counts
+
+
+def expected_runs(cfg: dict) -> set[tuple[str, str, str, str, int]]:
+    """(dataset, ratio folder label, method, variant, seed) of every training run `cfg` asks for,
+    from the config alone: the grid, the paper's ablation runs, the threshold sweep."""
+    pct = lambda p: f"{float(p):g}"  # noqa: E731  the r<pct> folder: 5 -> "5", 2.5 -> "2.5"
+    runs = {(d["name"], pct(r["percent"]), m, "default", s)
+            for d in cfg["datasets"] for r in d["ratios"] for m in cfg["methods"] for s in cfg["seeds"]}
+    abl = cfg.get("ablations") or {}
+    if abl:
+        runs |= {(abl["dataset"], pct(abl["percent"]), m, v, s) for m, v in PAPER_ABLATION_RUNS for s in cfg["seeds"]}
+    sweep = cfg.get("sweep") or {}
+    if sweep:
+        runs |= {(sweep["dataset"], pct(sweep["percent"]), "spcl", f"sweep_gs{gs:g}_gt{gt:g}", s)
+                 for gs in sweep["gamma_s"] for gt in sweep["gamma_t"] for s in cfg["seeds"]}
+    return runs
+
+
+def contains(full, part) -> bool:
+    """Every setting of `part` is in `full` with the same value (dicts may have more keys)."""
+    if isinstance(part, dict):
+        return isinstance(full, dict) and all(k in full and contains(full[k], v) for k, v in part.items())
+    if isinstance(part, list):
+        return isinstance(full, list) and len(full) == len(part) and all(map(contains, full, part))
+    return full == part
+
+
+def run_key(run: tuple) -> str:
+    dataset, pct, method, variant, seed = run
+    return f"{dataset}/r{pct}/{method}/{variant}/s{seed}"
+
+
+def write_yaml(cfg: dict, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def read_log(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# ------------------------------------------------------------------------------------------------
+# the paper config on fixture data: job graph and start-up checks
+
+
+@pytest.fixture(scope="module")
+def raw_roots(tmp_path_factory) -> dict[str, Path]:
+    """Tiny ACDC, M&Ms and SCD trees in their release layouts (tests/fixtures_datasets.py)."""
+    base = tmp_path_factory.mktemp("raw")
+    write_acdc_fixture(base / "ACDC")
+    write_mnms_fixture(base / "MnMs")
+    write_scd_fixture(base / "SCD")
+    return {"acdc": base / "ACDC" / "database", "mnms": base / "MnMs", "scd": base / "SCD"}
+
+
+def paper_config(raw_roots: dict[str, Path]) -> dict:
+    cfg = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    for d in cfg["datasets"]:
+        d["root"] = str(raw_roots[d["name"]])
+    return cfg
+
+
+def test_paper_config_plans_every_training_run_once(raw_roots, tmp_path):
+    cfg = paper_config(raw_roots)
+    result = snakemake(tmp_path, write_yaml(cfg, tmp_path / "paper.yaml"), "-n", "--quiet", "rules")
+    assert result.returncode == 0, result.stdout[-3000:]
+    counts = job_counts(result.stdout)
+
+    # 3 datasets x 2 ratios x 8 methods x 3 seeds = 144; ablations on ACDC 5% not in that grid:
+    # 6 SPCL variants x 3 seeds = 18 (suponly/default and spcl/default are in it); sweep 5 x 4 x 3 = 60
+    assert len(expected_runs(cfg)) == 144 + 18 + 60 == 222
+    assert counts["train"] == 222
+    assert counts["run_config"] == counts["evaluate"] == counts["train"]
+    assert counts["prepare"] == 3
+    assert counts["split"] == 3 * 2 * 3  # one per (dataset, ratio, seed)
+    assert counts["analysis"] == counts["provenance"] == counts["all"] == 1
+
+
+def test_a_configfile_replaces_the_default_config(raw_roots, tmp_path):
+    """From the repo root, config/config.yaml sits next to the Snakefile; the paper's runs must get
+    the paper profile and nothing of the phantom default (its profile_overrides: 300 iterations)."""
+    (tmp_path / "config").mkdir()
+    shutil.copy(REPO / "config" / "config.yaml", tmp_path / "config" / "config.yaml")  # as in the repo root
+    run_yaml = "results/paper/runs/acdc/r5/spcl/default/s0/run.yaml"
+    result = snakemake(tmp_path, write_yaml(paper_config(raw_roots), tmp_path / "paper.yaml"), targets=(run_yaml,))
+    assert result.returncode == 0, result.stdout[-3000:]
+
+    run_cfg = yaml.safe_load((tmp_path / run_yaml).read_text())
+    paper_profile = yaml.safe_load((REPO / "config" / "profiles" / "paper.yaml").read_text())
+    assert run_cfg["train"] == paper_profile["train"]  # 6000 iterations, not the phantom's 300
+    assert run_cfg["network"] == paper_profile["network"]
+    assert (run_cfg["method"], run_cfg["variant"], run_cfg["seed"]) == ("spcl", "default", 0)
+    assert run_cfg["data"]["split"] == "results/paper/data/acdc/splits/r5_s0.json"
+
+
+def _missing_root(cfg, tmp_path):
+    cfg["datasets"][1]["root"] = str(tmp_path / "no" / "MnMs")
+    return [f"dataset 'mnms': root '{tmp_path / 'no' / 'MnMs'}' does not exist", "https://www.ub.edu/mnms/"]
+
+
+def _unknown_method(cfg, tmp_path):
+    from methods.api import list_methods
+
+    cfg["methods"].append("unet_plus_plus")
+    return ["method(s) ['unet_plus_plus'] are not registered", f"registered: {sorted(list_methods())}"]
+
+
+def _unknown_top_level_key(cfg, tmp_path):
+    cfg["learning_rate"] = 0.01
+    return ["Error validating config file", "'learning_rate' was unexpected"]
+
+
+def _unknown_nested_key(cfg, tmp_path):
+    cfg["ablations"]["tabel3"] = False
+    return ["Error validating config file", "'tabel3' was unexpected"]
+
+
+@pytest.mark.parametrize("break_config", [_missing_root, _unknown_method, _unknown_top_level_key, _unknown_nested_key],
+                         ids=lambda f: f.__name__.lstrip("_"))
+def test_a_bad_config_stops_at_start_up_naming_the_setting(break_config, raw_roots, tmp_path):
+    cfg = paper_config(raw_roots)
+    messages = break_config(cfg, tmp_path)
+    result = snakemake(tmp_path, write_yaml(cfg, tmp_path / "bad.yaml"), "-n")
+    assert result.returncode != 0
+    for message in messages:
+        assert message in result.stdout, result.stdout[-3000:]
+    assert "Job stats:" not in result.stdout  # stopped before planning any job
+
+
+# ------------------------------------------------------------------------------------------------
+# the whole workflow on a tiny phantom
+
+TABLES = ["table1", "table3_phantom_20", "table4_phantom_20", "bcl_vs_infonce_phantom_20", "classes_phantom_20",
+          "classes_phantom_40"]
+STATISTICS = ["friedman", "friedman_all_adjustments", "omnibus", "blocks", "nemenyi_pairwise", "paired_tests",
+              "bootstrap_ci"]
+FIGURES = ["fig3_similarities", "fig4_tsne_methods", "fig5_threshold_sweep", "fig6_qualitative",
+           "fig7_tsne_relations", "cd_diagram"]
+
+
+@pytest.mark.slow
+def test_tiny_workflow_produces_every_output_and_then_has_nothing_to_do(tmp_path):
+    config = CONFIGS / "tiny.yaml"
+    cfg = yaml.safe_load(config.read_text())
+    result = snakemake(tmp_path, config, cores=2, timeout=1800)
+    assert result.returncode == 0, result.stdout[-5000:]
+    out = tmp_path / "results" / "tiny"
+
+    runs = expected_runs(cfg)
+    assert len(runs) == 3 * 2 + 6 + 2  # the grid, the ablation variants, the 1 x 2 sweep
+    assert {str(p.parent.relative_to(out / "runs")) for p in (out / "runs").glob("*/*/*/*/*/final.pt")} == {
+        run_key(r) for r in runs}
+    for run in runs:
+        key = run_key(run)
+        rows = read_log(out / "runs" / key / "log.csv")
+        assert [int(r["iteration"]) for r in rows] == [0, 1, 2, 3], key
+        assert not (out / "runs" / key / "checkpoints" / "last.pt").exists(), key
+        assert (out / "eval" / key / "metrics.csv").is_file() and (out / "eval" / key / "features.npz").is_file()
+        assert len(list((out / "eval" / key / "predictions").glob("*.npz"))) == 1  # prediction_cases: 1
+        train_log = (out / "logs" / "train" / f"{key}.log").read_text()
+        assert train_log.strip().endswith(f"finished: results/tiny/runs/{key}"), key
+        assert (out / "logs" / "evaluate" / f"{key}.log").stat().st_size > 0
+        with (out / "benchmarks" / "train" / f"{key}.tsv").open() as f:
+            bench = list(csv.DictReader(f, delimiter="\t"))
+        assert len(bench) == 1 and float(bench[0]["s"]) > 0 and "cpu_time" in bench[0], key
+    for spcl_run in ("phantom/r20/spcl/default/s0", "phantom/r20/spcl/relation_pos/s0"):  # Fig. 3's input
+        assert (out / "runs" / spcl_run / "similarities.npz").is_file()
+    assert (out / "logs" / "prepare" / "phantom.log").is_file() and (out / "logs" / "analysis.log").is_file()
+    assert sorted(p.name for p in (out / "logs" / "split").iterdir()) == ["phantom_r20_s0.log", "phantom_r40_s0.log"]
+
+    provenance = yaml.safe_load((out / "provenance" / "config.yaml").read_text())
+    assert contains(provenance, cfg)  # the resolved config: the file plus schema defaults
+    versions = (out / "provenance" / "versions.txt").read_text()
+    assert re.search(r"^torch \d", versions, re.M) and re.search(r"^snakemake \d", versions, re.M)
+
+    analysis = out / "analysis"
+    for name in TABLES:
+        for ext in ("csv", "md", "tex"):
+            assert (analysis / "tables" / f"{name}.{ext}").is_file(), f"{name}.{ext}"
+    for name in STATISTICS + ["cases", "paper_comparison"]:
+        assert (analysis / "tables" / f"{name}.csv").is_file(), name
+    for name in FIGURES:
+        for ext in ("png", "pdf"):
+            assert (analysis / "figures" / f"{name}.{ext}").is_file(), f"{name}.{ext}"
+    with (analysis / "tables" / "cases.csv").open(newline="") as f:
+        assert len(list(csv.DictReader(f))) == len(runs) * 2 * 2 * 3  # runs x 2 test patients x (ED, ES) x 3 classes
+    report = (analysis / "REPORT.md").read_text()
+    assert "Every table and figure was produced." in report
+    for name in FIGURES:
+        assert f"(figures/{name}.png)" in report, name
+    html = (analysis / "REPORT.html").read_text()
+    assert html.lstrip().lower().startswith("<!doctype html") and "Table 1" in html
+
+    again = snakemake(tmp_path, config, cores=2)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "Nothing to be done" in again.stdout, again.stdout[-3000:]
+
+
+# ------------------------------------------------------------------------------------------------
+# a training job killed mid-run resumes
+
+
+def _kill_when_checkpointed(cmd: list[str], workdir: Path, run_dir: Path, log: Path) -> None:
+    """Start Snakemake in its own process group; SIGKILL the whole group (Snakemake and the training
+    job) as soon as the first resume checkpoint exists; return once no process of it is left."""
+    with log.open("w") as fh:
+        proc = subprocess.Popen(cmd, cwd=workdir, env=_env(), stdout=fh, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    deadline = time.monotonic() + 900  # a guard against a hang, not a timing assertion
+    try:
+        while not (run_dir / "checkpoints" / "last.pt").exists():
+            assert proc.poll() is None, f"snakemake ended before the first checkpoint:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, "no checkpoint after 900 s"
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    while True:  # the training job is in the same group; wait until the kernel has reaped it too
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_a_killed_training_job_resumes_from_its_checkpoint(tmp_path):
+    config = CONFIGS / "resume.yaml"
+    iterations = yaml.safe_load(config.read_text())["profile_overrides"]["train"]["iterations"]
+    run_dir = tmp_path / "results/resume/runs/phantom/r20/suponly/default/s0"
+    target = str((run_dir / "final.pt").relative_to(tmp_path))
+
+    cmd = snakemake_cmd(tmp_path, config, targets=(target,))
+    _kill_when_checkpointed(cmd, tmp_path, run_dir, tmp_path / "killed.log")
+    assert not (run_dir / "final.pt").exists(), "the run finished before it was killed: raise its iterations"
+    killed_at = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["iteration"]
+    assert 0 < killed_at < iterations and killed_at % 5 == 0  # checkpoint_every: 5
+
+    # A marker in the killed run's log: a resumed run keeps the rows before its checkpoint as they
+    # are on disk, a restarted one writes them anew.
+    rows = read_log(run_dir / "log.csv")
+    assert len(rows) >= killed_at
+    rows[0]["lr"] = "-1"
+    with (run_dir / "log.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+    # as documented in config/README.md: a hard kill leaves Snakemake's lock; remove it, run again
+    unlock = snakemake(tmp_path, config, "--unlock", targets=(target,))
+    assert unlock.returncode == 0, unlock.stdout[-3000:]
+    rerun = snakemake(tmp_path, config, "--rerun-incomplete", targets=(target,))
+    assert rerun.returncode == 0, rerun.stdout[-3000:]
+    assert re.search(r"^train\s+1$", rerun.stdout, re.M) and not re.search(r"^run_config\s", rerun.stdout, re.M)
+
+    assert (run_dir / "final.pt").is_file() and not (run_dir / "checkpoints" / "last.pt").exists()
+    resumed = read_log(run_dir / "log.csv")
+    assert [int(r["iteration"]) for r in resumed] == list(range(iterations))
+    assert resumed[0]["lr"] == "-1", "the rerun started again from iteration 0 instead of resuming"
+
+    # the same run config, uninterrupted, outside the workflow: bit-identical weights and losses
+    reference = tmp_path / "reference"
+    env = {**_env(), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # as the train rule runs it
+    ref = subprocess.run([sys.executable, "-m", "methods.train", "--config", str(run_dir / "run.yaml"),
+                          "--out", str(reference), "--no-progress"],
+                         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert ref.returncode == 0, ref.stdout[-3000:]
+    a = torch.load(run_dir / "final.pt", weights_only=True)["method_state"]
+    b = torch.load(reference / "final.pt", weights_only=True)["method_state"]
+    assert a.keys() == b.keys()
+    for name in a:
+        same = torch.equal(a[name], b[name]) if isinstance(a[name], torch.Tensor) else a[name] == b[name]
+        assert same, name
+    uninterrupted = read_log(reference / "log.csv")
+    assert resumed[1:] == uninterrupted[1:] and resumed[0]["loss"] == uninterrupted[0]["loss"]
