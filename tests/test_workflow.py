@@ -174,6 +174,31 @@ def test_a_configfile_replaces_the_default_config(raw_roots, tmp_path):
     assert run_cfg["data"]["split"] == "results/paper/data/acdc/splits/r5_s0.json"
 
 
+CLUSTER_PARSE = """
+import sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, ResourceSettings, StorageSettings
+
+snakefile, workdir, configfile = map(Path, sys.argv[1:])
+with SnakemakeApi(OutputSettings(quiet=None)) as api:
+    workflow = api.workflow(resource_settings=ResourceSettings(nodes=40), snakefile=snakefile, workdir=workdir,
+                            config_settings=ConfigSettings(configfiles=[configfile]), storage_settings=StorageSettings())
+    workflow.dag(DAGSettings())  # parses the Snakefile
+    print("rules:", sorted(rule.name for rule in workflow._workflow.rules))
+"""
+
+
+def test_the_workflow_parses_for_a_cluster_run(raw_roots, tmp_path):
+    """`--profile profiles/slurm` gives --jobs and no --cores, so the workflow's core count is
+    undefined: no rule may ask for it (workflow.cores raised at parse time)."""
+    configfile = write_yaml(paper_config(raw_roots), tmp_path / "paper.yaml")
+    result = subprocess.run([sys.executable, "-c", CLUSTER_PARSE, str(SNAKEFILE), str(tmp_path), str(configfile)],
+                            cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "rules: ['all', 'analysis', 'evaluate', 'prepare', 'provenance', 'run_config', 'split', 'train']" in result.stdout
+
+
 def _missing_root(cfg, tmp_path):
     cfg["datasets"][1]["root"] = str(tmp_path / "no" / "MnMs")
     return [f"dataset 'mnms': root '{tmp_path / 'no' / 'MnMs'}' does not exist", "https://www.ub.edu/mnms/"]

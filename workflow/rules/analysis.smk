@@ -31,10 +31,13 @@ rule analysis:
     params:
         tsne_methods=" ".join((config.get("figures") or {}).get("tsne_methods", [])),
         tsne_points=(config.get("figures") or {}).get("tsne_points_per_panel", 600),
+        tsne_jobs=(config.get("figures") or {}).get("tsne_jobs", 1),
     log:
         f"{R}/logs/analysis.log",
-    threads: workflow.cores
+    # openTSNE's embedding depends on its thread count, so that is a setting (figures.tsne_jobs),
+    # not the machine's core count (workflow.cores, which a SLURM run does not even define)
+    threads: (config.get("figures") or {}).get("tsne_jobs", 1)
     shell:
         "python -m analysis.run --results-dir {R} --out {ANALYSIS_OUT} --config {input.config} "
         "--control {config[control]} --tsne-methods {params.tsne_methods} "
-        "--tsne-points {params.tsne_points} --n-jobs {threads} > {log} 2>&1"
+        "--tsne-points {params.tsne_points} --n-jobs {params.tsne_jobs} > {log} 2>&1"
