@@ -8,7 +8,8 @@
   figure, REPORT.md/.html, logs, benchmarks and provenance, and a second invocation has nothing
   to do;
 - a training job killed with the whole Snakemake process group resumes from its checkpoint when
-  the command is run again, to the weights of an uninterrupted run.
+  the command is run again (that the resumed weights are bit-identical to an uninterrupted run's
+  is the engine's own test, tests/test_engine.py; here it would cost one more training process).
 
 Every invocation gets its own working directory (Snakemake locks it) and `--workflow-profile
 none` (the repo's profiles/default must not leak in).
@@ -53,14 +54,15 @@ def _env() -> dict[str, str]:
     return env
 
 
-def snakemake_cmd(workdir: Path, configfile: Path, *options: str, targets: tuple[str, ...] = (),
+def snakemake_cmd(workdir: Path, configfile: Path | None, *options: str, targets: tuple[str, ...] = (),
                   cores: int = 1) -> list[str]:
     # targets first: --configfile takes every argument after it
     return [sys.executable, "-m", "snakemake", *targets, "--cores", str(cores), "--workflow-profile", "none",
-            "-s", str(SNAKEFILE), "-d", str(workdir), *options, "--configfile", str(configfile)]
+            "-s", str(SNAKEFILE), "-d", str(workdir), *options,
+            *(["--configfile", str(configfile)] if configfile else [])]
 
 
-def snakemake(workdir: Path, configfile: Path, *options: str, targets: tuple[str, ...] = (), cores: int = 1,
+def snakemake(workdir: Path, configfile: Path | None, *options: str, targets: tuple[str, ...] = (), cores: int = 1,
               timeout: float = 900) -> subprocess.CompletedProcess:
     """Run Snakemake in `workdir` (also its cwd, as a user would from there); stdout + stderr in `.stdout`."""
     return subprocess.run(snakemake_cmd(workdir, configfile, *options, targets=targets, cores=cores), cwd=workdir,
@@ -157,6 +159,15 @@ def test_paper_config_plans_every_training_run_once(raw_roots, tmp_path):
     assert counts["analysis"] == counts["provenance"] == counts["all"] == 1
 
 
+def test_without_a_configfile_the_default_phantom_config_is_planned_from_any_directory(tmp_path):
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    result = snakemake(tmp_path, None, "-n", "--quiet", "rules")
+    assert result.returncode == 0, result.stdout[-3000:]
+    counts = job_counts(result.stdout)
+    assert counts["train"] == counts["evaluate"] == len(expected_runs(cfg))
+    assert counts["prepare"] == len(cfg["datasets"])
+
+
 def test_a_configfile_replaces_the_default_config(raw_roots, tmp_path):
     """From the repo root, config/config.yaml sits next to the Snakefile; the paper's runs must get
     the paper profile and nothing of the phantom default (its profile_overrides: 300 iterations)."""
@@ -236,12 +247,9 @@ def test_a_bad_config_stops_at_start_up_naming_the_setting(break_config, raw_roo
 # ------------------------------------------------------------------------------------------------
 # the whole workflow on a tiny phantom
 
-TABLES = ["table1", "table3_phantom_20", "table4_phantom_20", "bcl_vs_infonce_phantom_20", "classes_phantom_20",
-          "classes_phantom_40"]
-STATISTICS = ["friedman", "friedman_all_adjustments", "omnibus", "blocks", "nemenyi_pairwise", "paired_tests",
-              "bootstrap_ci"]
+TABLES = ["table1", "table3_phantom_20", "table4_phantom_20", "bcl_vs_infonce_phantom_20", "classes_phantom_20"]
 FIGURES = ["fig3_similarities", "fig4_tsne_methods", "fig5_threshold_sweep", "fig6_qualitative",
-           "fig7_tsne_relations", "cd_diagram"]
+           "fig7_tsne_relations"]
 
 
 @pytest.mark.slow
@@ -253,7 +261,7 @@ def test_tiny_workflow_produces_every_output_and_then_has_nothing_to_do(tmp_path
     out = tmp_path / "results" / "tiny"
 
     runs = expected_runs(cfg)
-    assert len(runs) == 3 * 2 + 6 + 2  # the grid, the ablation variants, the 1 x 2 sweep
+    assert len(runs) == 3 + 6 + 2  # the grid, the ablation variants, the 1 x 2 sweep
     assert {str(p.parent.relative_to(out / "runs")) for p in (out / "runs").glob("*/*/*/*/*/final.pt")} == {
         run_key(r) for r in runs}
     for run in runs:
@@ -272,7 +280,7 @@ def test_tiny_workflow_produces_every_output_and_then_has_nothing_to_do(tmp_path
     for spcl_run in ("phantom/r20/spcl/default/s0", "phantom/r20/spcl/relation_pos/s0"):  # Fig. 3's input
         assert (out / "runs" / spcl_run / "similarities.npz").is_file()
     assert (out / "logs" / "prepare" / "phantom.log").is_file() and (out / "logs" / "analysis.log").is_file()
-    assert sorted(p.name for p in (out / "logs" / "split").iterdir()) == ["phantom_r20_s0.log", "phantom_r40_s0.log"]
+    assert sorted(p.name for p in (out / "logs" / "split").iterdir()) == ["phantom_r20_s0.log"]
 
     provenance = yaml.safe_load((out / "provenance" / "config.yaml").read_text())
     assert contains(provenance, cfg)  # the resolved config: the file plus schema defaults
@@ -283,7 +291,7 @@ def test_tiny_workflow_produces_every_output_and_then_has_nothing_to_do(tmp_path
     for name in TABLES:
         for ext in ("csv", "md", "tex"):
             assert (analysis / "tables" / f"{name}.{ext}").is_file(), f"{name}.{ext}"
-    for name in STATISTICS + ["cases", "paper_comparison"]:
+    for name in ("cases", "paper_comparison"):
         assert (analysis / "tables" / f"{name}.csv").is_file(), name
     for name in FIGURES:
         for ext in ("png", "pdf"):
@@ -291,9 +299,14 @@ def test_tiny_workflow_produces_every_output_and_then_has_nothing_to_do(tmp_path
     with (analysis / "tables" / "cases.csv").open(newline="") as f:
         assert len(list(csv.DictReader(f))) == len(runs) * 2 * 2 * 3  # runs x 2 test patients x (ED, ES) x 3 classes
     report = (analysis / "REPORT.md").read_text()
-    assert "Every table and figure was produced." in report
     for name in FIGURES:
         assert f"(figures/{name}.png)" in report, name
+    # one setting: the only thing missing is Table 2 (and its CD diagram), and the report says why
+    not_produced = report.split("## Not produced", 1)[1].split("\n## ", 1)[0]
+    assert [line for line in not_produced.splitlines() if line.startswith("- ")] == [
+        "- Table 2 and the CD diagram: the Friedman test needs at least 2 settings where every method has 'dice' "
+        "values; complete settings: [('phantom', 20.0)], incomplete (dropped): []"]
+    assert not (analysis / "tables" / "friedman.csv").exists() and not list(analysis.glob("figures/cd_diagram.*"))
     html = (analysis / "REPORT.html").read_text()
     assert html.lstrip().lower().startswith("<!doctype html") and "Table 1" in html
 
@@ -363,19 +376,8 @@ def test_a_killed_training_job_resumes_from_its_checkpoint(tmp_path):
     resumed = read_log(run_dir / "log.csv")
     assert [int(r["iteration"]) for r in resumed] == list(range(iterations))
     assert resumed[0]["lr"] == "-1", "the rerun started again from iteration 0 instead of resuming"
-
-    # the same run config, uninterrupted, outside the workflow: bit-identical weights and losses
-    reference = tmp_path / "reference"
-    env = {**_env(), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # as the train rule runs it
-    ref = subprocess.run([sys.executable, "-m", "methods.train", "--config", str(run_dir / "run.yaml"),
-                          "--out", str(reference), "--no-progress"],
-                         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert ref.returncode == 0, ref.stdout[-3000:]
-    a = torch.load(run_dir / "final.pt", weights_only=True)["method_state"]
-    b = torch.load(reference / "final.pt", weights_only=True)["method_state"]
-    assert a.keys() == b.keys()
-    for name in a:
-        same = torch.equal(a[name], b[name]) if isinstance(a[name], torch.Tensor) else a[name] == b[name]
-        assert same, name
-    uninterrupted = read_log(reference / "log.csv")
-    assert resumed[1:] == uninterrupted[1:] and resumed[0]["loss"] == uninterrupted[0]["loss"]
+    run_cfg = yaml.safe_load((run_dir / "run.yaml").read_text())["train"]
+    poly = lambda it: run_cfg["lr"] * (1 - it / iterations) ** run_cfg["poly_power"]  # noqa: E731
+    assert float(resumed[killed_at]["lr"]) == pytest.approx(poly(killed_at), rel=1e-5)  # the schedule went on
+    assert (tmp_path / "results/resume/logs/train/phantom/r20/suponly/default/s0.log").read_text().strip().endswith(
+        "finished: results/resume/runs/phantom/r20/suponly/default/s0")
