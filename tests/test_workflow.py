@@ -1,12 +1,13 @@
 """The Snakemake workflow as a user runs it: `python -m snakemake` in a subprocess.
 
 - the paper config (config/paper.yaml) on fixture ACDC, M&Ms and SCD trees plans the right number
-  of jobs (dry run), and its runs get the paper profile, not the phantom default's settings;
+  of jobs (dry run), its runs get the paper profile and nothing of the phantom default, and it
+  parses for a cluster run (--jobs, no --cores); without --configfile the default is planned;
 - a missing dataset root, an unknown method and an unknown config key stop it at start-up with
   a message naming the setting;
-- a tiny phantom config (tests/workflow_configs/tiny.yaml) runs end to end to every table and
-  figure, REPORT.md/.html, logs, benchmarks and provenance, and a second invocation has nothing
-  to do;
+- a tiny phantom config (tests/workflow_configs/tiny.yaml) runs end to end to every figure and
+  every table but Table 2 (one setting; the report must say so), REPORT.md/.html, logs,
+  benchmarks and provenance, and a second invocation has nothing to do;
 - a training job killed with the whole Snakemake process group resumes from its checkpoint when
   the command is run again (that the resumed weights are bit-identical to an uninterrupted run's
   is the engine's own test, tests/test_engine.py; here it would cost one more training process).
