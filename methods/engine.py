@@ -307,6 +307,8 @@ class Trainer:
             return self.run_dir
         self.run_dir.mkdir(parents=True, exist_ok=True)
         resumed = self.try_resume()  # first: a refused checkpoint leaves the folder untouched
+        if resumed:
+            log.info("resumed from %s at iteration %d", self.ckpt_path, self.iteration)
         write_yaml_atomic(self.run_dir / "config.yaml", self.config_dict)
         csv_log = CsvLog(self.run_dir / "log.csv", resume_from=self.iteration if resumed else 0)
         writer = _tensorboard_writer(self.run_dir)
@@ -329,6 +331,10 @@ class Trainer:
                 writer.close()
         self.write_outputs()
         self.ckpt_path.unlink(missing_ok=True)  # final.pt now holds the weights; the resume state is not needed
+        try:
+            self.ckpt_path.parent.rmdir()
+        except OSError:  # not empty or already gone
+            pass
         return self.run_dir
 
     def is_complete(self) -> bool:
@@ -348,11 +354,13 @@ class Trainer:
         )
         samples = getattr(self.method, "similarity_samples", None)
         arrays = samples() if callable(samples) else None
+        path = self.run_dir / "similarities.npz"
         if arrays:
-            path = self.run_dir / "similarities.npz"
             tmp = path.with_name(".similarities.tmp.npz")
             np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
             os.replace(tmp, path)
+        else:
+            path.unlink(missing_ok=True)  # never leave a file from an earlier configuration
 
 
 def _as_tuples(x):

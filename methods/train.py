@@ -8,6 +8,7 @@ checkpoint is already at the last iteration). The run config shape is documented
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from methods.api import ConfigError
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     if args.threads:
         import torch
 
