@@ -155,7 +155,7 @@ def test_evaluate_method_rows_follow_the_schema(method):
     first = df.iloc[0]
     assert (first["dataset"], first["ratio"], first["labelled_cases"], first["method"], first["variant"], first["seed"]) == (
         "phantom", 2.5, 2, "meanteacher", "default", 3)
-    assert set(df["evaluated_network"]) == {"teacher"} and set(df["checkpoint"]) == {"runs/x/final.pt"}
+    assert set(df["evaluated_network"]) == {"student"} and set(df["checkpoint"]) == {"runs/x/final.pt"}
     # the numbers are the metrics of the native-grid prediction
     pred = predict_case(method.predictor(), cases[1], IMG_SIZE, "cpu")
     expected = pd.DataFrame(case_metrics(pred, cases[1].label, cases[1].spacing, CLASSES))
@@ -264,7 +264,7 @@ def test_cli_writes_the_csv_predictions_and_features(trained_run, tmp_path, caps
     row = df.iloc[0]
     assert (row["dataset"], row["ratio"], row["labelled_cases"], row["method"], row["variant"], row["seed"]) == (
         "phantom", 5, len(split["train_labelled"]), "meanteacher", "default", 1)
-    assert row["evaluated_network"] == "teacher" and row["checkpoint"] == str(r["checkpoint"])
+    assert row["evaluated_network"] == "student" and row["checkpoint"] == str(r["checkpoint"])
     assert [p.name for p in (tmp_path / "pred").iterdir()] == [f"{test_cases[-1]}.npz"]
     with np.load(tmp_path / "features.npz") as f:
         assert np.bincount(f["class_index"]).tolist() == [5] * 4

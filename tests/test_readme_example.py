@@ -6,6 +6,9 @@ import sys
 import types
 from pathlib import Path
 
+import pytest
+
+from methods import api
 from methods.api import list_methods
 from tests._tiny_run import assert_logged_and_finite, train_tiny
 
@@ -20,7 +23,16 @@ def _example_source() -> str:
     return blocks[0]
 
 
-def test_readme_baseline_example_registers_and_trains(tiny_cache, tiny_split, tmp_path):
+@pytest.fixture
+def registry_restored():
+    """The example registers `entmin` in this process; later tests must see the real registry."""
+    before = dict(list_methods())  # discovery first, so the restored registry is complete
+    yield
+    api._REGISTRY.clear()
+    api._REGISTRY.update(before)
+
+
+def test_readme_baseline_example_registers_and_trains(tiny_cache, tiny_split, tmp_path, registry_restored):
     module = types.ModuleType("baselines.entmin_readme_example")
     exec(compile(_example_source(), str(README), "exec"), module.__dict__)
     assert "entmin" in list_methods()
