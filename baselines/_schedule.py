@@ -84,3 +84,15 @@ def step_generator(cpu_gen: torch.Generator, device: torch.device) -> torch.Gene
     """A generator on `device` for this step's pixel-level draws, seeded from `cpu_gen`."""
     seed = int(torch.randint(0, 2**62, (1,), generator=cpu_gen).item())
     return torch.Generator(device=device).manual_seed(seed)
+
+
+class GeneratorStateMixin:
+    """For methods whose random draws all come from `self._rng` (a CPU torch.Generator): keep its
+    state in the checkpoint (nn.Module extra state), so a resumed run draws exactly the same."""
+
+    def get_extra_state(self):
+        return {"rng": self._rng.get_state()}
+
+    def set_extra_state(self, state):
+        if state and "rng" in state:
+            self._rng.set_state(state["rng"])

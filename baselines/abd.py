@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines._schedule import NativeSchedule, check_schedule, native_time, seeded_generator, step_generator
+from baselines._schedule import GeneratorStateMixin, NativeSchedule, check_schedule, native_time, seeded_generator, step_generator
 from baselines._views import abd_strong_view
 from methods.api import Batch, Method, StepOutput, check_choice, register_method
 from methods.losses import dice_loss, sigmoid_rampup, supervised_loss
@@ -195,7 +195,7 @@ def abd_r(x_w: Tensor, x_s: Tensor, conf_w: Tensor, conf_s: Tensor, logits_w: Te
 
 
 @register_method("abd")
-class ABD(Method):
+class ABD(GeneratorStateMixin, Method):
     """Two cross-teaching students with ABD-I (labelled) and ABD-R (unlabelled) displacement."""
 
     Config = ABDConfig
@@ -216,13 +216,6 @@ class ABD(Method):
 
     def predictor(self) -> nn.Module:
         return self.model1 if self.cfg.eval_network == "model1" else self.model2
-
-    def get_extra_state(self):
-        return {"rng": self._rng.get_state()}
-
-    def set_extra_state(self, state):
-        if state and "rng" in state:
-            self._rng.set_state(state["rng"])
 
     # ---- schedule ---------------------------------------------------------------------------
     def official_time(self, it: int) -> float:

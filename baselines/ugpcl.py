@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines._schedule import NativeSchedule, check_schedule, native_time, seeded_generator, step_generator
+from baselines._schedule import GeneratorStateMixin, NativeSchedule, check_schedule, native_time, seeded_generator, step_generator
 from methods.api import Batch, Method, StepOutput, register_method
 from methods.losses import sigmoid_rampup
 from methods.meanteacher import downsample_labels
@@ -391,7 +391,7 @@ def enqueue_segments(queue: Tensor, ptr: Tensor, embed: Tensor, labels: Tensor) 
 
 
 @register_method("ugpcl")
-class UGPCL(Method):
+class UGPCL(GeneratorStateMixin, Method):
     """One encoder, a CNN and an attention decoder, uncertainty-masked contrast against a segment queue."""
 
     Config = UGPCLConfig
@@ -414,13 +414,6 @@ class UGPCL(Method):
 
     def predictor(self) -> nn.Module:
         return self.net
-
-    def get_extra_state(self):
-        return {"rng": self._rng.get_state()}
-
-    def set_extra_state(self, state):
-        if state and "rng" in state:
-            self._rng.set_state(state["rng"])
 
     # ---- schedules ----------------------------------------------------------------------------
     def official_time(self, it: int) -> float:

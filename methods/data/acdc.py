@@ -23,21 +23,16 @@ from methods.data.nifti import (
     spacing_zyx,
     xyz_to_zyx,
 )
-from methods.data.types import Case, DatasetFormatError, check_label_values
+from methods.data.types import Case, DatasetFormatError, check_label_values, reject_options
 
 DATASET_NAME = "acdc"
 CLASS_NAMES = ("RV", "MYO", "LV")
 _PATIENT_GLOB = "**/patient[0-9][0-9][0-9]/Info.cfg"
 
 
-def _check_no_options(options: dict) -> None:
-    if options:
-        raise TypeError(f"the {DATASET_NAME} reader takes no options, got {sorted(options)}")
-
-
 def class_names(**options) -> tuple[str, ...]:
     """Foreground classes in label order (label k = k-th name)."""
-    _check_no_options(options)
+    reject_options(DATASET_NAME, options)
     return CLASS_NAMES
 
 
@@ -86,14 +81,14 @@ def read_info(path: Path) -> dict[str, str]:
 
 def list_patients(root, **options) -> list[str]:
     """Sorted patient ids (`patient001`, ...) of every patient folder under root."""
-    _check_no_options(options)
+    reject_options(DATASET_NAME, options)
     return sorted(_patient_folders(Path(root)))
 
 
 def patient_meta(root, **options) -> dict[str, dict]:
     """Per-patient metadata from Info.cfg without reading any image: the pathology group, the
     folder it came from (training/testing) and the ED/ES frame numbers."""
-    _check_no_options(options)
+    reject_options(DATASET_NAME, options)
     return {patient: _meta(folder, read_info(folder / "Info.cfg")) for patient, folder in _patient_folders(Path(root)).items()}
 
 
@@ -136,7 +131,7 @@ def iter_cases(root, patients=None, **options) -> Iterator[Case]:
 
     `patients` restricts reading to those ids; an id that is not on disk is an error.
     """
-    _check_no_options(options)
+    reject_options(DATASET_NAME, options)
     folders = _patient_folders(Path(root))
     wanted = sorted(folders) if patients is None else list(patients)
     missing = [p for p in wanted if p not in folders]

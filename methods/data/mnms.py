@@ -30,7 +30,7 @@ from methods.data.nifti import (
     spacing_zyx,
     xyz_to_zyx,
 )
-from methods.data.types import Case, DatasetFormatError, check_label_values
+from methods.data.types import Case, DatasetFormatError, check_label_values, reject_options
 
 DATASET_NAME = "mnms"
 CLASS_NAMES = ("RV", "MYO", "LV")
@@ -54,14 +54,9 @@ _COLUMN_ALIASES = {
 _REQUIRED_COLUMNS = ("code", "vendor", "centre", "ed", "es")
 
 
-def _check_no_options(options: dict) -> None:
-    if options:
-        raise TypeError(f"the {DATASET_NAME} reader takes no options, got {sorted(options)}")
-
-
 def class_names(**options) -> tuple[str, ...]:
     """Foreground classes in canonical label order (label k = k-th name)."""
-    _check_no_options(options)
+    reject_options(DATASET_NAME, options)
     return CLASS_NAMES
 
 
@@ -171,14 +166,14 @@ def _labelled(subjects: dict[str, dict]) -> dict[str, dict]:
 
 def list_patients(root, **options) -> list[str]:
     """Sorted subject codes with ground truth (Training/Labeled, Validation, Testing)."""
-    _check_no_options(options)
+    reject_options(DATASET_NAME, options)
     return sorted(_labelled(_read_subjects(root)))
 
 
 def patient_meta(root, **options) -> dict[str, dict]:
     """code -> vendor, vendor_name, centre, pathology, subset, ed_index, es_index for the
     labelled subjects, from the CSV only (no image is read)."""
-    _check_no_options(options)
+    reject_options(DATASET_NAME, options)
     return {
         code: {k: v for k, v in s.items() if k != "folder"}
         for code, s in sorted(_labelled(_read_subjects(root)).items())
@@ -233,7 +228,7 @@ def iter_cases(root, patients=None, **options) -> Iterator[Case]:
 
     `patients` restricts reading to those codes; a code that is not a labelled subject is an error.
     """
-    _check_no_options(options)
+    reject_options(DATASET_NAME, options)
     subjects = _labelled(_read_subjects(root))
     wanted = sorted(subjects) if patients is None else list(patients)
     missing = [p for p in wanted if p not in subjects]

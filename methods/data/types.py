@@ -61,3 +61,9 @@ def check_label_values(label: np.ndarray, allowed: set[int], where: str | Path) 
         raise DatasetFormatError(
             f"{where}: label values {sorted(extra)} are outside the expected set {sorted(allowed)}"
         )
+
+
+def reject_options(dataset: str, options: dict) -> None:
+    """Readers without options refuse any (a typo must not be silently ignored)."""
+    if options:
+        raise TypeError(f"the {dataset} reader takes no options, got {sorted(options)}")
