@@ -240,10 +240,15 @@ def significance_statements(result: Comparison) -> list[str]:
     out = []
     verdict = "rejects" if f.iman_davenport_p <= a else "does not reject"
     out.append(
-        f"Omnibus: the Friedman test {verdict} equal performance of all {f.n_methods} methods at α = {a:g} "
+        f"Omnibus: the Friedman test (Iman–Davenport form) {verdict} equal performance of all "
+        f"{f.n_methods} methods at α = {a:g} "
         f"(χ²_F = {f.chi2:.3f}, p = {_fmt_p(f.chi2_p)}; Iman–Davenport F({f.df1}, {f.df2}) = {f.iman_davenport_f:.3f}, "
         f"p = {_fmt_p(f.iman_davenport_p)})."
     )
+    if (f.chi2_p <= a) != (f.iman_davenport_p <= a) and not np.isinf(f.iman_davenport_f):
+        chi2_verdict = "rejects" if f.chi2_p <= a else "does not reject"
+        out.append(f"The χ² form {chi2_verdict} it (p = {_fmt_p(f.chi2_p)}): the two forms disagree, "
+                   "so read the omnibus result as borderline.")
     if np.isinf(f.iman_davenport_f):
         out.append("Every setting ranks the methods in the same order, so the Iman–Davenport F is unbounded; "
                    f"the χ² p-value ({_fmt_p(f.chi2_p)}) is the more cautious reading.")
