@@ -23,7 +23,7 @@ from methods.data.nifti import (
     spacing_zyx,
     xyz_to_zyx,
 )
-from methods.data.types import Case, DatasetFormatError, check_label_values, reject_options
+from methods.data.types import Case, DatasetFormatError, check_label_values, reject_options, select_patients
 
 DATASET_NAME = "acdc"
 CLASS_NAMES = ("RV", "MYO", "LV")
@@ -133,10 +133,7 @@ def iter_cases(root, patients=None, **options) -> Iterator[Case]:
     """
     reject_options(DATASET_NAME, options)
     folders = _patient_folders(Path(root))
-    wanted = sorted(folders) if patients is None else list(patients)
-    missing = [p for p in wanted if p not in folders]
-    if missing:
-        raise DatasetFormatError(f"{root}: no patient folder (with Info.cfg) for {missing}")
+    wanted = select_patients(folders, patients, root, "patient folder (with Info.cfg)")
     for patient in wanted:
         folder = folders[patient]
         info = read_info(folder / "Info.cfg")

@@ -30,7 +30,7 @@ from methods.data.nifti import (
     spacing_zyx,
     xyz_to_zyx,
 )
-from methods.data.types import Case, DatasetFormatError, check_label_values, reject_options
+from methods.data.types import Case, DatasetFormatError, check_label_values, reject_options, select_patients
 
 DATASET_NAME = "mnms"
 CLASS_NAMES = ("RV", "MYO", "LV")
@@ -230,9 +230,6 @@ def iter_cases(root, patients=None, **options) -> Iterator[Case]:
     """
     reject_options(DATASET_NAME, options)
     subjects = _labelled(_read_subjects(root))
-    wanted = sorted(subjects) if patients is None else list(patients)
-    missing = [p for p in wanted if p not in subjects]
-    if missing:
-        raise DatasetFormatError(f"{root}: no labelled M&Ms subject (CSV row + files) for {missing}")
+    wanted = select_patients(subjects, patients, root, "labelled M&Ms subject (CSV row + files)")
     for code in wanted:
         yield from _read_subject(code, subjects[code])

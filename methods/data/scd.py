@@ -46,7 +46,7 @@ import numpy as np
 import pydicom
 from skimage.draw import polygon2mask
 
-from methods.data.types import Case, DatasetFormatError
+from methods.data.types import Case, DatasetFormatError, select_patients
 
 DATASET_NAME = "scd"
 CLASS_OPTIONS = {"lv": ("LV",), "lv_myo": ("LV", "MYO")}
@@ -401,9 +401,6 @@ def iter_cases(root, patients=None, **options) -> Iterator[Case]:
     classes = _classes(options)
     phases_per_slice = _phases_per_slice(options)
     studies = _discover(Path(root))
-    wanted = sorted(studies) if patients is None else list(patients)
-    missing = [p for p in wanted if p not in studies]
-    if missing:
-        raise DatasetFormatError(f"{root}: no SCD case with contours and images for {missing}")
+    wanted = select_patients(studies, patients, root, "SCD case with contours and images")
     for patient in wanted:
         yield from _read_study(studies[patient], classes, phases_per_slice)

@@ -67,3 +67,13 @@ def reject_options(dataset: str, options: dict) -> None:
     """Readers without options refuse any (a typo must not be silently ignored)."""
     if options:
         raise TypeError(f"the {dataset} reader takes no options, got {sorted(options)}")
+
+
+def select_patients(available, patients, root, what: str) -> list[str]:
+    """All of `available` in sorted order, or the requested `patients`; an id that is not
+    available is a DatasetFormatError naming the root and `what` was looked for."""
+    wanted = sorted(available) if patients is None else list(patients)
+    missing = [p for p in wanted if p not in available]
+    if missing:
+        raise DatasetFormatError(f"{root}: no {what} for {missing}")
+    return wanted
