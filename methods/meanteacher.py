@@ -8,7 +8,10 @@ notes, baselines.md sections 1.2 and 9):
   train mode only to update its BN statistics;
 - EMA teacher, decay min(1 - 1/(t + 1), 0.999) with t counted from the first semi-supervised step
   (t = 0 copies the student's parameters); parameters only, the teacher's BN buffers come from its
-  own train-mode forwards (`teacher_mode="train"`, the official behaviour; "eval" as an option);
+  own train-mode forwards (`teacher_mode="train"`, the official behaviour). With
+  `teacher_mode="eval"` the teacher never runs in train mode, so its BN running statistics are
+  averaged from the student's with the same decay (otherwise they would stay at their initial
+  values and every pseudo-label would come from an un-normalised network);
 - teacher pseudo-labels on the unlabelled images; pixels below `conf_threshold` (0.95) ignored;
 - CutMix with probability 0.5: one box of half the image area, pasted from the next unlabelled
   image (i + 1 mod B); pseudo-labels and confidences are mixed the same way;
@@ -161,6 +164,12 @@ class MeanTeacher(Method):
     def training_step(self, batch: Batch, it: int) -> StepOutput:
         if self.in_warmup(it) or batch.x_u.shape[0] == 0:
             return self.warmup_step(batch, it)
+        if it == self.warmup_iters:
+            # official: the student's parameters are copied into the teacher at the start of the
+            # first semi-supervised step, so its pseudo-labels already come from the trained student
+            with torch.no_grad():
+                for pt, ps in zip(self.teacher.parameters(), self.student.parameters()):
+                    pt.copy_(ps)
         ctx = self.build_context(batch, it)
         loss_sup = supervised_loss(ctx.s_l.logits, batch.y_l)
         loss_unsup = self.unsupervised_loss(ctx)
@@ -217,7 +226,7 @@ class MeanTeacher(Method):
             self.after_update(self._last_ctx, it)
             self._last_ctx = None
         decay = official_decay(it - self.warmup_iters, self.cfg.ema_decay)
-        ema_update(self.teacher, self.student, decay)
+        ema_update(self.teacher, self.student, decay, buffers=self.cfg.teacher_mode == "eval")
 
 
 def downsample_labels(labels: Tensor, size: tuple[int, int]) -> Tensor:

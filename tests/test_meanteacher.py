@@ -83,6 +83,51 @@ def test_first_semi_supervised_step_copies_student_into_teacher():
         assert torch.equal(ps, pt)
 
 
+def test_first_semi_supervised_pseudo_labels_come_from_the_student():
+    m = _method(warmup_iters=1)
+    m.train()
+    with torch.no_grad():
+        for p in m.student.parameters():
+            p.add_(1.0)
+    m.training_step(_batch(), 1)
+    ctx = m._last_ctx
+    # the teacher already holds the student's parameters when it labels the unlabelled images
+    for ps, pt in zip(m.student.parameters(), m.teacher.parameters()):
+        assert torch.equal(ps, pt)
+    with torch.no_grad():
+        expected = m.teacher(torch.cat([_batch().x_l, _batch().x_u])).logits[2:].softmax(1)
+    assert torch.allclose(ctx.t_prob_u, expected, atol=1e-6)
+
+
+def test_eval_mode_teacher_averages_the_students_bn_statistics():
+    m = _method(warmup_iters=0, teacher_mode="eval")
+    bn_t = [b for b in m.teacher.modules() if isinstance(b, torch.nn.BatchNorm2d)]
+    bn_s = [b for b in m.student.modules() if isinstance(b, torch.nn.BatchNorm2d)]
+    m.train()
+    assert not m.teacher.training  # never a train-mode forward: BN statistics cannot come from it
+    m.training_step(_batch(), 0)
+    m.on_step_end(0)  # decay 0: the teacher becomes the student, buffers included
+    for t, s in zip(bn_t, bn_s):
+        assert torch.equal(t.running_mean, s.running_mean) and torch.equal(t.running_var, s.running_var)
+    assert any(float(t.running_mean.abs().sum()) > 0 for t in bn_t)
+    before = [t.running_mean.clone() for t in bn_t]
+    m.training_step(_batch(), 1)
+    m.on_step_end(1)  # decay 1/2: the mean of the two
+    for t, s, b in zip(bn_t, bn_s, before):
+        assert torch.allclose(t.running_mean, 0.5 * b + 0.5 * s.running_mean, atol=1e-6)
+
+
+def test_train_mode_teacher_keeps_its_own_bn_statistics():
+    m = _method(warmup_iters=0)
+    m.train()
+    m.training_step(_batch(), 0)
+    m.on_step_end(0)
+    bn_t = [b for b in m.teacher.modules() if isinstance(b, torch.nn.BatchNorm2d)]
+    bn_s = [b for b in m.student.modules() if isinstance(b, torch.nn.BatchNorm2d)]
+    # the teacher saw [x_l; x_u], the student [x_l; x_u; x_aug]: official, parameters-only EMA
+    assert any(not torch.equal(t.running_mean, s.running_mean) for t, s in zip(bn_t, bn_s))
+
+
 def test_unsup_loss_ignores_unconfident_pseudo_labels():
     m = _method(warmup_iters=0, conf_threshold=1.01)  # nothing is confident: Dice over no pixel
     out = m.training_step(_batch(), 0)
