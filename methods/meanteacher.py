@@ -167,9 +167,8 @@ class MeanTeacher(Method):
         if it == self.warmup_iters:
             # official: the student's parameters are copied into the teacher at the start of the
             # first semi-supervised step, so its pseudo-labels already come from the trained student
-            with torch.no_grad():
-                for pt, ps in zip(self.teacher.parameters(), self.student.parameters()):
-                    pt.copy_(ps)
+            # (with teacher_mode="eval" the BN statistics too, which that teacher cannot gather)
+            ema_update(self.teacher, self.student, 0.0, buffers=self.cfg.teacher_mode == "eval")
         ctx = self.build_context(batch, it)
         loss_sup = supervised_loss(ctx.s_l.logits, batch.y_l)
         loss_unsup = self.unsupervised_loss(ctx)

@@ -1,5 +1,7 @@
 """The shared mean-teacher skeleton: CutMix boxes, EMA schedule, warm-up, the step's losses."""
 
+import copy
+
 import pytest
 import torch
 
@@ -105,7 +107,14 @@ def test_eval_mode_teacher_averages_the_students_bn_statistics():
     bn_s = [b for b in m.student.modules() if isinstance(b, torch.nn.BatchNorm2d)]
     m.train()
     assert not m.teacher.training  # never a train-mode forward: BN statistics cannot come from it
+    with torch.no_grad():
+        m.student(_batch().x_l)  # the student's statistics move away from their initial values
+    before_step = copy.deepcopy(m.student).eval()
     m.training_step(_batch(), 0)
+    # the first pseudo-labels already come from the student's parameters and BN statistics
+    with torch.no_grad():
+        expected = before_step(_batch().x_u).logits.softmax(1)
+    assert torch.allclose(m._last_ctx.t_prob_u, expected, atol=1e-5)
     m.on_step_end(0)  # decay 0: the teacher becomes the student, buffers included
     for t, s in zip(bn_t, bn_s):
         assert torch.equal(t.running_mean, s.running_mean) and torch.equal(t.running_var, s.running_var)
