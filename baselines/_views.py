@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from methods.augment import grey_jitter
+
 # --- per-image intensity range --------------------------------------------------------------
 
 
@@ -40,22 +42,15 @@ def uniform(b: int, low: float, high: float, g: torch.Generator, device) -> Tens
 def colour_jitter_grey(unit: Tensor, brightness: float, contrast: float, g: torch.Generator) -> Tensor:
     """torchvision ColorJitter(brightness, contrast, *, *) on grey images in [0,1], per image.
 
-    Factors are drawn uniformly in [max(0, 1 - s), 1 + s]. Brightness multiplies; contrast blends
-    with the image's mean grey level; both clamp to [0, 1]. The order of the two is random per image.
+    Factors are drawn uniformly in [max(0, 1 - s), 1 + s]; the arithmetic is the common
+    augmentation's `grey_jitter` (brightness multiplies, contrast blends with the mean grey
+    level, both clamp to [0, 1], random order per image).
     """
     b, dev = unit.shape[0], unit.device
     fb = uniform(b, max(0.0, 1 - brightness), 1 + brightness, g, dev).view(b, 1, 1, 1)
     fc = uniform(b, max(0.0, 1 - contrast), 1 + contrast, g, dev).view(b, 1, 1, 1)
     brightness_first = (torch.rand(b, generator=g, device=dev) < 0.5).view(b, 1, 1, 1)
-
-    def bright(t: Tensor) -> Tensor:
-        return (t * fb).clamp(0, 1)
-
-    def contr(t: Tensor) -> Tensor:
-        mean = t.mean(dim=(1, 2, 3), keepdim=True)
-        return (fc * t + (1 - fc) * mean).clamp(0, 1)
-
-    return torch.where(brightness_first, contr(bright(unit)), bright(contr(unit)))
+    return grey_jitter(unit, fb, fc, brightness_first)
 
 
 def gaussian_blur(x: Tensor, sigma: Tensor, max_sigma: float) -> Tensor:

@@ -5,8 +5,10 @@ image centre with zero fill (`TF.rotate` there; here bilinear for images, neares
 horizontal flip with probability `hflip` (official: 0.5); a vertical flip (`vflip`, default 0) is
 available for other protocols. The flips are folded into the same affine matrix, so one
 `affine_grid` + `grid_sample` call transforms the batch, and image and label share the grid.
-Not reproduced: the official colour jitter (brightness/contrast/saturation/hue on 3-channel
-copies of a grey slice), see docs/methods.md.
+Also as there, before the geometric transform and with probability `jitter` (official 0.8),
+torchvision's `ColorJitter(0.4, 0.4, 0.4, 0.1)`, which on a grey slice copied to three channels
+is a brightness and a contrast factor in U(0.6, 1.4) in random order (saturation and hue are
+identities on grey); `jitter: 0` turns it off and draws nothing. See docs/methods.md.
 
 Random parameters are drawn on the CPU from a `torch.Generator` that the engine owns and
 checkpoints, so augmentation is identical on resume and independent of the device.
@@ -27,11 +29,17 @@ class AugmentConfig:
     rotate_deg: float = 20.0
     hflip: float = 0.5
     vflip: float = 0.0
+    jitter: float = 0.8  # probability of the official grey ColorJitter (SPCL's pipeline: 0.8)
+    brightness: float = 0.4
+    contrast: float = 0.4
 
     def validate(self) -> None:
         if self.rotate_deg < 0 or self.rotate_deg > 180:
             raise ValueError(f"rotate_deg must be in [0, 180], got {self.rotate_deg}")
-        for name in ("hflip", "vflip"):
+        for name in ("brightness", "contrast"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (a ColorJitter strength), got {getattr(self, name)}")
+        for name in ("hflip", "vflip", "jitter"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {p}")
@@ -76,10 +84,38 @@ class CommonAugment:
 
     @property
     def active(self) -> bool:
-        return self.cfg.rotate_deg > 0 or self.cfg.hflip > 0 or self.cfg.vflip > 0
+        return self.cfg.rotate_deg > 0 or self.cfg.hflip > 0 or self.cfg.vflip > 0 or self.cfg.jitter > 0
 
     def __call__(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         if x.shape[0] == 0 or not self.active:
             return x, y
+        if self.cfg.jitter > 0:
+            x = grey_jitter(x, *random_jitter(x.shape[0], self.cfg, self.generator, x.device))
         theta = random_affines(x.shape[0], x.shape[-2], x.shape[-1], self.cfg, self.generator)
         return warp(x, y, theta)
+
+
+def random_jitter(n: int, cfg: AugmentConfig, generator: torch.Generator, device) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-image ColorJitter draws on the CPU generator: brightness and contrast factors (1 where
+    the jitter is not applied) and whether brightness comes first. [n,1,1,1] each."""
+    r = torch.rand(n, 4, generator=generator, dtype=torch.float64)
+    applied = r[:, 0] < cfg.jitter
+    fb = torch.where(applied, max(0.0, 1 - cfg.brightness) + r[:, 1] * (1 + cfg.brightness - max(0.0, 1 - cfg.brightness)), 1.0)
+    fc = torch.where(applied, max(0.0, 1 - cfg.contrast) + r[:, 2] * (1 + cfg.contrast - max(0.0, 1 - cfg.contrast)), 1.0)
+    first = r[:, 3] < 0.5
+    return tuple(t.float().view(n, 1, 1, 1).to(device) if t.dtype != torch.bool else t.view(n, 1, 1, 1).to(device)
+                 for t in (fb, fc, first))
+
+
+def grey_jitter(x: Tensor, fb: Tensor, fc: Tensor, brightness_first: Tensor) -> Tensor:
+    """torchvision ColorJitter's brightness and contrast on grey images in [0, 1] (saturation and
+    hue do nothing to a grey slice copied to three channels): brightness multiplies, contrast
+    blends with the image's mean grey level, each clamps to [0, 1]; per-image order."""
+
+    def bright(t: Tensor) -> Tensor:
+        return (t * fb).clamp(0, 1)
+
+    def contr(t: Tensor) -> Tensor:
+        return (fc * t + (1 - fc) * t.mean(dim=(1, 2, 3), keepdim=True)).clamp(0, 1)
+
+    return torch.where(brightness_first, contr(bright(x)), bright(contr(x)))

@@ -11,7 +11,7 @@ unknown keys anywhere are an error naming the key):
     out_dir: results/runs/x
     data:    {cache, split, dataset, ratio, img_size, labelled_batch, unlabelled_batch}
     network: {NetworkProfile fields}
-    augment: {rotate_deg, hflip, vflip}
+    augment: {rotate_deg, hflip, vflip, jitter, brightness, contrast}
     train:   {iterations, lr, momentum, weight_decay, poly_power, checkpoint_every, log_every,
               amp: auto|bf16|off, device: auto|cpu|cuda, progress}
 

@@ -4,7 +4,9 @@ import math
 
 import torch
 
-from methods.augment import AugmentConfig, CommonAugment, random_affines, warp
+import pytest
+
+from methods.augment import AugmentConfig, CommonAugment, grey_jitter, random_affines, random_jitter, warp
 
 
 def _labels(b=3, h=16, w=16, seed=0):
@@ -24,16 +26,16 @@ def test_identity_affine_returns_the_input():
     assert torch.allclose(x_out, x, atol=1e-5)
 
 
-def test_zero_degree_rotation_without_flips_is_the_identity():
+def test_zero_degree_rotation_without_flips_or_jitter_is_the_identity():
     x, y = torch.randn(4, 1, 12, 12), _labels(4, 12, 12)
-    aug = CommonAugment(AugmentConfig(rotate_deg=0.0, hflip=0.0, vflip=0.0), torch.Generator().manual_seed(1))
+    aug = CommonAugment(AugmentConfig(rotate_deg=0.0, hflip=0.0, vflip=0.0, jitter=0.0), torch.Generator().manual_seed(1))
     x_out, y_out = aug(x, y)
     assert torch.equal(x_out, x) and torch.equal(y_out, y)
 
 
 def test_a_flip_is_a_mirror_and_flipping_twice_is_the_identity():
     x, y = torch.randn(2, 1, 10, 14), _labels(2, 10, 14)
-    aug = CommonAugment(AugmentConfig(rotate_deg=0.0, hflip=1.0, vflip=1.0), torch.Generator().manual_seed(3))
+    aug = CommonAugment(AugmentConfig(rotate_deg=0.0, hflip=1.0, vflip=1.0, jitter=0.0), torch.Generator().manual_seed(3))
     x1, y1 = aug(x, y)
     assert torch.equal(y1, torch.flip(y, dims=(-2, -1)))
     assert torch.allclose(x1, torch.flip(x, dims=(-2, -1)), atol=1e-5)
@@ -88,3 +90,37 @@ def test_an_empty_batch_passes_through():
     x = torch.zeros(0, 1, 8, 8)
     aug = CommonAugment(AugmentConfig(), torch.Generator().manual_seed(0))
     assert aug(x)[0].shape == (0, 1, 8, 8)
+
+
+def test_grey_jitter_by_hand_in_both_orders():
+    x = torch.tensor([0.2, 0.6]).view(1, 1, 1, 2)
+    fb, fc = torch.full((1, 1, 1, 1), 2.0), torch.full((1, 1, 1, 1), 0.5)
+    # brightness first: [0.4, 1.2 -> 1.0]; contrast 0.5 towards their mean 0.7: [0.55, 0.85]
+    out = grey_jitter(x, fb, fc, torch.ones(1, 1, 1, 1, dtype=torch.bool))
+    assert torch.allclose(out.flatten(), torch.tensor([0.55, 0.85]))
+    # contrast first: towards 0.4 -> [0.3, 0.5]; then x2: [0.6, 1.0]
+    out = grey_jitter(x, fb, fc, torch.zeros(1, 1, 1, 1, dtype=torch.bool))
+    assert torch.allclose(out.flatten(), torch.tensor([0.6, 1.0]))
+
+
+def test_jitter_follows_its_probability_and_range():
+    cfg = AugmentConfig(jitter=0.8, brightness=0.4, contrast=0.4)
+    fb, fc, _ = random_jitter(20000, cfg, torch.Generator().manual_seed(0), "cpu")
+    applied = fb.flatten() != 1.0
+    assert applied.float().mean().item() == pytest.approx(0.8, abs=0.015)
+    assert torch.equal(applied, fc.flatten() != 1.0)  # one decision for both factors
+    assert fb.min() >= 0.6 and fb.max() <= 1.4 and fc.min() >= 0.6 and fc.max() <= 1.4
+
+
+def test_jitter_changes_images_only_and_off_draws_nothing():
+    x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    y = torch.randint(0, 4, (3, 8, 8), generator=torch.Generator().manual_seed(2))
+    only_jitter = AugmentConfig(rotate_deg=0.0, hflip=0.0, jitter=1.0)
+    x_out, y_out = CommonAugment(only_jitter, torch.Generator().manual_seed(0))(x, y)
+    assert torch.equal(y_out, y) and not torch.allclose(x_out, x)
+    # jitter = 0 draws nothing: exactly the geometric augmentation, whatever the strengths
+    cfg = AugmentConfig(jitter=0.0, brightness=0.9, contrast=0.1)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    a = CommonAugment(cfg, g1)(x, y)
+    b = warp(x, y, random_affines(3, 8, 8, cfg, g2))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and torch.equal(g1.get_state(), g2.get_state())
