@@ -11,7 +11,8 @@ optimiser and schedule, device and precision, logging, the NaN guard and checkpo
   hook returns only an optimiser, the engine attaches the poly schedule to it.
 - Unlabelled data: a method class with `uses_unlabelled = False` gets an empty `x_u` and the
   unlabelled slices are never loaded.
-- Precision: bf16 autocast on CUDA (`train.amp: auto`), off on the CPU.
+- Precision: `train.amp: auto` is bf16 autocast on CUDA and fp32 on the CPU; `bf16` forces bf16
+  autocast on either device (evaluation autocasts on CUDA only); `off` is fp32.
 - Determinism: the seed drives python/numpy/torch, weight initialisation, both data streams and
   the augmentation generator. On the CPU a run is bit-for-bit repeatable, and killing it at any
   point and restarting the same command resumes from `checkpoints/last.pt` to bit-identical
