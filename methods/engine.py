@@ -33,6 +33,7 @@ import csv
 import logging
 import os
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ from methods.checkpoint import (
 from methods.data.loaders import TrainingData, open_cache
 from methods.data.splits import load_split
 from methods.nets import NetFactory
+from methods.provenance import append_session, machine_record, now_utc
 from methods.runconfig import RunConfig, TrainConfig, write_yaml_atomic
 
 log = logging.getLogger(__name__)
@@ -315,6 +317,7 @@ class Trainer:
         writer = _tensorboard_writer(self.run_dir)
         bar = tqdm(total=tc.iterations, initial=self.iteration, disable=not tc.progress,
                    desc=f"{self.cfg.method}/{self.cfg.variant}", dynamic_ncols=True)
+        first_iteration, started, t0 = self.iteration, now_utc(), time.perf_counter()
         try:
             while self.iteration < tc.iterations:
                 self.step(self.iteration)
@@ -331,6 +334,16 @@ class Trainer:
             if writer is not None:
                 writer.close()
         self.write_outputs()
+        seconds = time.perf_counter() - t0
+        trained = self.iteration - first_iteration
+        append_session(self.run_dir, {
+            **machine_record(self.device),
+            "precision": "bf16" if tc.amp == "bf16" or (tc.amp == "auto" and self.device.type == "cuda") else "fp32",
+            "started": started, "finished": now_utc(),
+            "from_iteration": first_iteration, "to_iteration": self.iteration,
+            "seconds": round(seconds, 3),
+            "seconds_per_iteration": round(seconds / trained, 5) if trained else None,
+        })
         self.ckpt_path.unlink(missing_ok=True)  # final.pt now holds the weights; the resume state is not needed
         try:
             self.ckpt_path.parent.rmdir()

@@ -1,6 +1,7 @@
 """Engine: exact resume after a kill, NaN guard, config and checkpoint errors, outputs."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -73,6 +74,14 @@ def test_a_killed_run_resumes_to_bit_identical_weights_and_log(tiny_cache, tiny_
     assert [int(r["iteration"]) for r in rows] == [0, 1, 2, 3]
     assert rows[0]["unsup"] == "" and rows[3]["unsup"] != ""  # warm-up of 1 iteration, then semi-supervised
     assert float(rows[1]["lr"]) == pytest.approx(0.01 * (1 - 1 / 4) ** 0.9, rel=1e-5)  # poly(0.9)
+    # each training process records where it ran and which iterations it trained
+    ref_env = json.loads((tmp_path / "ref/environment.json").read_text())["sessions"]
+    assert [(x["from_iteration"], x["to_iteration"]) for x in ref_env] == [(0, 4)]
+    killed_env = json.loads((tmp_path / "killed/environment.json").read_text())["sessions"]
+    assert [(x["from_iteration"], x["to_iteration"]) for x in killed_env] == [(2, 4)]  # the killed process left none
+    session = killed_env[0]
+    assert session["device"] == "cpu" and session["precision"] == "fp32" and session["torch"] == torch.__version__
+    assert session["seconds"] >= 0 and session["seconds_per_iteration"] == pytest.approx(session["seconds"] / 2, rel=1e-3, abs=1e-5)
 
 
 def test_the_nan_guard_names_the_loss_and_the_iteration(tiny_cache, tiny_split, tmp_path):

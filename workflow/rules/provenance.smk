@@ -1,5 +1,7 @@
 # Provenance beside the outputs: the resolved workflow config, every run config is in its run
-# folder, and the versions of the packages that produced the numbers.
+# folder, and the versions of the packages that produced the numbers. This rule runs where
+# Snakemake runs (on SLURM, the head node); each training job records its own host, GPU and
+# timings in RUN/environment.json (methods/provenance.py).
 
 
 rule provenance:
@@ -32,8 +34,9 @@ rule provenance:
         try:
             import torch
 
-            lines.append(f"cuda available: {torch.cuda.is_available()}"
-                         + (f" ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else ""))
+            lines.append(f"cuda available on the machine running snakemake: {torch.cuda.is_available()}"
+                         + (f" ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "")
+                         + "; the device each training job used is in its run folder's environment.json")
         except Exception as exc:  # noqa: BLE001
             lines.append(f"torch import failed: {exc}")
         atomic_write(output.versions, "\n".join(lines) + "\n")
