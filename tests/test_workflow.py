@@ -170,6 +170,16 @@ def test_without_a_configfile_the_default_phantom_config_is_planned_from_any_dir
     assert counts["prepare"] == len(cfg["datasets"])
 
 
+def test_the_mean_teacher_experiment_config_plans_its_sixteen_runs(tmp_path):
+    cfg_path = REPO / "config" / "experiments" / "mt_vs_suponly.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    result = snakemake(tmp_path, cfg_path, "-n", "--quiet", "rules")
+    assert result.returncode == 0, result.stdout[-3000:]
+    counts = job_counts(result.stdout)
+    assert counts["train"] == counts["evaluate"] == len(expected_runs(cfg)) == 16
+    assert counts["split"] == 8
+
+
 def test_a_configfile_replaces_the_default_config(raw_roots, tmp_path):
     """From the repo root, config/config.yaml sits next to the Snakefile; the paper's runs must get
     the paper profile and nothing of the phantom default (its profile_overrides: 300 iterations)."""
