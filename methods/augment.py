@@ -100,11 +100,13 @@ def random_jitter(n: int, cfg: AugmentConfig, generator: torch.Generator, device
     the jitter is not applied) and whether brightness comes first. [n,1,1,1] each."""
     r = torch.rand(n, 4, generator=generator, dtype=torch.float64)
     applied = r[:, 0] < cfg.jitter
-    fb = torch.where(applied, max(0.0, 1 - cfg.brightness) + r[:, 1] * (1 + cfg.brightness - max(0.0, 1 - cfg.brightness)), 1.0)
-    fc = torch.where(applied, max(0.0, 1 - cfg.contrast) + r[:, 2] * (1 + cfg.contrast - max(0.0, 1 - cfg.contrast)), 1.0)
-    first = r[:, 3] < 0.5
-    return tuple(t.float().view(n, 1, 1, 1).to(device) if t.dtype != torch.bool else t.view(n, 1, 1, 1).to(device)
-                 for t in (fb, fc, first))
+
+    def factor(u: Tensor, strength: float) -> Tensor:  # U(max(0, 1 - s), 1 + s) where applied
+        low = max(0.0, 1 - strength)
+        return torch.where(applied, low + u * (1 + strength - low), 1.0).float()
+
+    fb, fc, first = factor(r[:, 1], cfg.brightness), factor(r[:, 2], cfg.contrast), r[:, 3] < 0.5
+    return tuple(t.view(n, 1, 1, 1).to(device) for t in (fb, fc, first))
 
 
 def grey_jitter(x: Tensor, fb: Tensor, fc: Tensor, brightness_first: Tensor) -> Tensor:

@@ -79,9 +79,13 @@ def pick_device(setting: str) -> torch.device:
     return torch.device(setting)
 
 
+def uses_bf16(device: torch.device, amp: str) -> bool:
+    """The `train.amp` rule: "bf16" always, "auto" on CUDA only, "off" never."""
+    return amp == "bf16" or (amp == "auto" and device.type == "cuda")
+
+
 def autocast_for(device: torch.device, amp: str):
-    use = amp == "bf16" or (amp == "auto" and device.type == "cuda")
-    if not use:
+    if not uses_bf16(device, amp):
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
@@ -334,15 +338,15 @@ class Trainer:
             if writer is not None:
                 writer.close()
         self.write_outputs()
-        seconds = time.perf_counter() - t0
+        seconds = round(time.perf_counter() - t0, 3)  # the per-iteration figure derives from this value
         trained = self.iteration - first_iteration
         append_session(self.run_dir, {
             **machine_record(self.device),
-            "precision": "bf16" if tc.amp == "bf16" or (tc.amp == "auto" and self.device.type == "cuda") else "fp32",
+            "precision": "bf16" if uses_bf16(self.device, tc.amp) else "fp32",
             "started": started, "finished": now_utc(),
             "from_iteration": first_iteration, "to_iteration": self.iteration,
-            "seconds": round(seconds, 3),
-            "seconds_per_iteration": round(seconds / trained, 5) if trained else None,
+            "seconds": seconds,
+            "seconds_per_iteration": round(seconds / trained, 6) if trained else None,
         })
         self.ckpt_path.unlink(missing_ok=True)  # final.pt now holds the weights; the resume state is not needed
         try:

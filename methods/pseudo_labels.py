@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -95,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from methods.checkpoint import load_trained_method
     from methods.data.loaders import cases_of_role, load_slices, open_cache, read_split
+    from methods.evaluate import write_csv_atomic
 
     args = build_parser().parse_args(argv)
     if not 0.0 <= args.threshold <= 1.0:
@@ -117,11 +117,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{float((probs.max(1).values >= args.threshold).float().mean()):.3f} of the pixels labelled")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        table.to_csv(tmp, index=False)
-        tmp.replace(out)
+        write_csv_atomic(table, args.out)
     return 0
 
 
