@@ -58,10 +58,12 @@ def synthetic_batches(n: int, b_l: int, b_u: int, size: int, seed: int) -> list[
 
 def cache_batches(n: int, cfg, seed: int) -> list[Batch]:
     from methods.data.loaders import TrainingData, open_cache
+    from methods.data.region import region_from_data_config
     from methods.data.splits import load_split
 
     cache = open_cache(cfg.data.cache)
-    data = TrainingData(cache, load_split(cfg.data.split, cache), cfg.data.img_size,
+    split = load_split(cfg.data.split, cache)
+    data = TrainingData(cache, split, region_from_data_config(cfg.data, split, cfg.data.split),
                         cfg.data.labelled_batch, cfg.data.unlabelled_batch, seed)
     return [data.next_batch() for _ in range(n)]
 
@@ -130,7 +132,7 @@ def bench_method(name: str, cfg, batches: list[Batch], warmup: int, device: torc
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-            logs = train_step(method, optimizer, scheduler, augment, b, iters // 2 + i, device, autocast)
+            logs, _ = train_step(method, optimizer, scheduler, augment, b, iters // 2 + i, device, autocast)
             float(logs["loss"])  # one sync per step, so the time covers the whole step
             if i >= warmup:
                 times.append(time.perf_counter() - t0)

@@ -1,11 +1,12 @@
 """Evaluate a trained method on whole 3D cases: per-case metrics, saved predictions, feature samples.
 
 Inference (`predict_case`) is slice by slice on the training grid, as the network was trained:
-each short-axis slice is resized to `img_size` x `img_size` with the training loader's own
-`resize_images` (bilinear, antialiased when shrinking), the logits are resized back to the native
-slice size bilinearly (`resize_to_native`, i.e. the stretch of a non-square slice is undone), and
-the argmax gives the label on the native grid, where the metrics are computed with the case's
-spacing. Slices go through the network in batches, in eval mode, under `torch.inference_mode`, with
+each short-axis slice goes through the run's region stage (`methods.data.region`: the whole slice
+resized to `img_size`, or a field of view in mm around a label-free centre at a fixed pixel size),
+the logits are mapped back to the native slice by the region's exact inverse (bilinear; outside a
+crop's field of view is background), and the argmax gives the label on the native grid, where the
+metrics are computed with the case's spacing. With the `two_pass` centre the first prediction
+places the crop of the second. No label of an evaluated case is read to place its region. Slices go through the network in batches, in eval mode, under `torch.inference_mode`, with
 bf16 autocast on CUDA. The official SPCL code instead scores a label resized to 224 px; scoring
 the native grid is what makes HD95 in mm meaningful (docs/metrics.md).
 
@@ -46,13 +47,15 @@ from torch import Tensor, nn
 
 from methods.api import ConfigError, Method
 from methods.checkpoint import load_trained_method
-from methods.data.loaders import cases_of_role, open_cache, read_split, resize_images, resize_labels, resize_to_native
+from methods.data.loaders import as_region, cases_of_role, open_cache, read_split
+from methods.data.region import Region, prediction_centre, region_from_data_config
 from methods.data.types import Case
 from methods.meanteacher import downsample_labels
 from methods.metrics import METRIC_NAMES, case_metrics
 
 IDENTITY_COLUMNS = ("dataset", "ratio", "labelled_cases", "method", "variant", "seed")
-RESULT_COLUMNS = (*IDENTITY_COLUMNS, "case_id", "class_name", *METRIC_NAMES, "evaluated_network", "checkpoint")
+RESULT_COLUMNS = (*IDENTITY_COLUMNS, "case_id", "class_name", *METRIC_NAMES, "evaluated_network", "checkpoint",
+                  "region", "region_centre")
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_FEATURES_PER_CLASS = 500
 
@@ -99,7 +102,7 @@ def _slice_batches(n: int, batch_size: int) -> Iterable[slice]:
 def predict_case(
     predictor: nn.Module,
     case: Case,
-    img_size: int,
+    region: Region | int,
     device: str | torch.device = "cpu",
     batch_size: int = DEFAULT_BATCH_SIZE,
     amp: bool = True,
@@ -107,18 +110,35 @@ def predict_case(
     """Label volume uint8 [Z, H, W] on the case's native grid (see the module docstring).
 
     `predictor` is a network whose forward returns a `NetOutput` (`method.predictor()`); it must
-    already be on `device`.
+    already be on `device`. `region` (an int: the whole slice at that size) places the network's
+    input; its `two_pass` centre is found here, from the network's own first-pass prediction.
+    The case's label is never read.
     """
+    return predict_case_with_centre(predictor, case, region, device, batch_size, amp)[0]
+
+
+def predict_case_with_centre(predictor, case, region, device="cpu", batch_size=DEFAULT_BATCH_SIZE, amp=True):
+    """`predict_case` and the centre (native y, x pixels) of the crop it used (None: whole slice)."""
+    region = as_region(region)
+    region.check_spacing(case.spacing, case.source or case.case_id)
     device = torch.device(device)
+    centre = region.base_centre(case.image.shape[-2:], case.spacing)
+    pred = _predict_at(predictor, case, region, centre, device, batch_size, amp)
+    if region.needs_first_pass:
+        centre = prediction_centre(pred, centre)
+        pred = _predict_at(predictor, case, region, centre, device, batch_size, amp)
+    return pred, centre
+
+
+def _predict_at(predictor, case, region: Region, centre, device, batch_size, amp) -> np.ndarray:
     z, h, w = case.image.shape
-    x = resize_images(torch.from_numpy(case.image), img_size)  # [Z, 1, S, S] on the CPU
+    x = region.images(case.image, case.spacing, centre)  # [Z, 1, S, S] on the CPU
     pred = torch.empty((z, h, w), dtype=torch.uint8)
     with _evaluating(predictor):
         for sl in _slice_batches(z, batch_size):
             with _autocast(device, amp):
                 logits = predictor(x[sl].to(device, non_blocking=True)).logits
-            native = resize_to_native(logits.float(), (h, w))
-            pred[sl] = native.argmax(1).to(torch.uint8).cpu()
+            pred[sl] = region.to_native(logits.float(), (h, w), case.spacing, centre).to(torch.uint8).cpu()
     return pred.numpy()
 
 
@@ -191,15 +211,18 @@ class BalancedFeatureSampler:
 def sample_case_features(
     method: Method,
     case: Case,
-    img_size: int,
+    region: Region | int,
     sampler: BalancedFeatureSampler,
     device: torch.device,
     batch_size: int = DEFAULT_BATCH_SIZE,
     amp: bool = True,
+    centre=None,
 ) -> None:
-    """Offer every pixel of the case's projection maps (`method.embed`) to `sampler`."""
-    x = resize_images(torch.from_numpy(case.image), img_size)
-    y = resize_labels(torch.from_numpy(case.label), img_size)
+    """Offer every pixel of the case's projection maps (`method.embed`) to `sampler`; the label
+    only names each pixel's class for the figure (the crop is placed at `centre`, label-free)."""
+    region = as_region(region)
+    x = region.images(case.image, case.spacing, centre)
+    y = region.labels(case.label, case.spacing, centre)
     with _evaluating(method):
         for sl in _slice_batches(x.shape[0], batch_size):
             with _autocast(device, amp):
@@ -311,12 +334,16 @@ def evaluate_method(
     features_per_class: int = DEFAULT_FEATURES_PER_CLASS,
     features_seed: int = 0,
     progress: bool = False,
+    region: Region | None = None,
 ) -> pd.DataFrame:
     """Per-case, per-class metrics of `method.predictor()` on `cases` (any iterable of `Case`,
     consumed once, so a generator keeps one case in memory at a time); optionally saves
     predictions and a feature sample (module docstring).
 
-    `class_names` are the foreground names (label value k = class_names[k - 1]).
+    `class_names` are the foreground names (label value k = class_names[k - 1]). `region` is the
+    run's region stage (`methods.data.region`); None means the whole slice at `data.img_size`.
+    Columns `region` and `region_centre` (native "y;x" pixels of the crop centre, empty for the
+    whole slice) record where the network looked.
     """
     if len(class_names) + 1 != method.num_classes:
         raise ConfigError(
@@ -324,27 +351,28 @@ def evaluate_method(
             f"was built for {method.num_classes} classes including background"
         )
     identity = run_identity(run_cfg, labelled_cases)
-    img_size = int(run_cfg["data"]["img_size"])
+    region = region if region is not None else as_region(int(run_cfg["data"]["img_size"]))
     device = torch.device(device)
     picker = _PredictionPicker(prediction_cases if predictions_dir else None)
     if predictions_dir:
         Path(predictions_dir).mkdir(parents=True, exist_ok=True)  # exists even when 0 cases are asked for
     sampler = BalancedFeatureSampler(method.num_classes, features_per_class, features_seed) if features_path else None
-    tail = {"evaluated_network": str(method.evaluated_network), "checkpoint": str(checkpoint)}
+    tail = {"evaluated_network": str(method.evaluated_network), "checkpoint": str(checkpoint), "region": region.describe()}
 
     total = f"/{len(cases)}" if hasattr(cases, "__len__") else ""
     method.to(device)
     predictor = method.predictor()
     rows = []
     for i, case in enumerate(cases):
-        pred = predict_case(predictor, case, img_size, device, batch_size, amp)
+        pred, centre = predict_case_with_centre(predictor, case, region, device, batch_size, amp)
+        where = "" if centre is None else f"{centre[0]:.2f};{centre[1]:.2f}"
         for r in case_metrics(pred, case.label, case.spacing, class_names, paper_compatible):
-            rows.append({**identity, "case_id": case.case_id, **r, **tail})
+            rows.append({**identity, "case_id": case.case_id, **r, **tail, "region_centre": where})
         if picker.wants(case.case_id):
             save_prediction(predictions_dir, case, pred, class_names)
             picker.saved.add(case.case_id)
         if sampler is not None:
-            sample_case_features(method, case, img_size, sampler, device, batch_size, amp)
+            sample_case_features(method, case, region, sampler, device, batch_size, amp, centre)
         if progress:
             print(f"\r[evaluate] {i + 1}{total} cases", end="", file=sys.stderr, flush=True)
     if progress:
@@ -395,6 +423,7 @@ def evaluate_checkpoint(
         checkpoint=checkpoint,
         labelled_cases=len(train_split["train_labelled"]),
         device=device,
+        region=region_from_data_config(run_cfg["data"], train_split, str(run_cfg["data"].get("split", split))),
         **options,
     )
 

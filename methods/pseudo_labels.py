@@ -6,7 +6,7 @@
 
 Runs a network of a trained method on the slices of one split role (by default the unlabelled
 training patients, whose labels the cache still holds: the phantom's, or a real dataset's when
-the split hides them) at the training size, keeps the pixels whose top softmax probability
+the split hides them) on the run's training grid (its region stage), keeps the pixels whose top softmax probability
 reaches `threshold` (the mean teacher's pseudo-label rule), and counts per ground-truth class:
 
 - `coverage`: fraction of the class's pixels that receive a confident pseudo-label;
@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from methods.checkpoint import load_trained_method
     from methods.data.loaders import cases_of_role, load_slices, open_cache, read_split
+    from methods.data.region import region_from_data_config
     from methods.evaluate import write_csv_atomic
 
     args = build_parser().parse_args(argv)
@@ -106,10 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         cache = open_cache(args.cache, expected_dataset=config["data"]["dataset"])
         split = read_split(args.split, cache)
         ids = cases_of_role(cache, split, args.role, args.split)
+        region = region_from_data_config(config["data"], split, args.split)
     except (ConfigError, FileNotFoundError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    slices = load_slices(cache, ids, int(config["data"]["img_size"]))
+    slices = load_slices(cache, ids, region)
     probs = network_probs(net, slices.images, args.mode, args.batch_size)
     table = confident_label_quality(probs, slices.labels.long(), args.threshold, ["background", *cache.class_names])
     print(f"{config['method']} {args.network} ({args.mode} mode) on {len(ids)} {args.role} cases, "

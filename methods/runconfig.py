@@ -9,11 +9,12 @@ unknown keys anywhere are an error naming the key):
     method_config: {...}         # overrides of the method's Config (checked by the method)
     seed: 0
     out_dir: results/runs/x
-    data:    {cache, split, dataset, ratio, img_size, labelled_batch, unlabelled_batch}
+    data:    {cache, split, dataset, ratio, img_size, labelled_batch, unlabelled_batch,
+              region: whole|crop, spacing_mm, fov_mm, centre: image|labelled_mean|two_pass}
     network: {NetworkProfile fields}
     augment: {rotate_deg, hflip, vflip, jitter, brightness, contrast}
     train:   {iterations, lr, momentum, weight_decay, poly_power, checkpoint_every, log_every,
-              amp: auto|bf16|off, device: auto|cpu|cuda, progress}
+              amp: auto|bf16|off, device: auto|cpu|cuda, progress, pseudo_label_logs}
 
 Profiles are partial run configs; a file is deep-merged over the profile it `extends` (chains are
 allowed), and the CLI's `--profile` is the same as an `extends:` on the file.
@@ -44,6 +45,12 @@ class DataConfig:
     img_size: int = 256
     labelled_batch: int = 4
     unlabelled_batch: int = 4
+    # the region stage (methods/data/region.py): "whole" slice, or a "crop" of fov_mm around a
+    # label-free centre (image | labelled_mean | two_pass) at spacing_mm per pixel
+    region: str = "whole"
+    spacing_mm: float = 0.0
+    fov_mm: float = 0.0
+    centre: str = "image"
 
     def validate(self) -> None:
         for key in ("cache", "split", "dataset"):
@@ -51,6 +58,12 @@ class DataConfig:
                 raise ValueError(f"{key} is required")
         if self.img_size < 8 or self.labelled_batch < 1 or self.unlabelled_batch < 0:
             raise ValueError("img_size must be >= 8, labelled_batch >= 1, unlabelled_batch >= 0")
+        self.region_spec().validate()
+
+    def region_spec(self):
+        from methods.data.region import RegionSpec
+
+        return RegionSpec(self.region, self.img_size, self.spacing_mm, self.fov_mm, self.centre)
 
 
 @dataclass
@@ -65,6 +78,9 @@ class TrainConfig:
     amp: str = "auto"  # auto (bf16 on CUDA, off on CPU) | bf16 | off
     device: str = "auto"  # auto | cpu | cuda
     progress: bool = True
+    # log pseudo-label coverage (and, where the cache has labels for the unlabelled patients,
+    # precision) per class every log_every steps; those labels never reach a loss
+    pseudo_label_logs: bool = True
 
     def validate(self) -> None:
         if self.amp not in ("auto", "bf16", "off"):

@@ -32,7 +32,7 @@ def data(tiny_cache, tiny_split):
 
 def test_training_data_shapes_and_facts(data, tiny_cache):
     cache, split = data
-    td = TrainingData(cache, split, img_size=32, labelled_batch=3, unlabelled_batch=2, seed=0)
+    td = TrainingData(cache, split, 32, labelled_batch=3, unlabelled_batch=2, seed=0)
     b = td.next_batch()
     assert b.x_l.shape == (3, 1, 32, 32) and b.x_l.dtype == torch.float32
     assert b.y_l.shape == (3, 32, 32) and b.y_l.dtype == torch.int64

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from methods.pseudo_labels import confident_label_quality, main
-from tests._tiny_run import train_tiny
+from _tiny_run import train_tiny
 
 
 def test_confident_label_quality_counts_by_hand():

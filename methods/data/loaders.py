@@ -1,12 +1,11 @@
 """Training and evaluation data from a prepared cache and a split file.
 
 Training works on 2D short-axis slices. Every slice of the split's patients (both frames, all
-z-positions) is loaded into memory once, resized as a whole to `img_size` x `img_size`
-(image bilinear with antialiasing, label nearest-exact) and kept as one tensor. The whole slice is
-resized, without cropping, as SSL4MIS does: a non-square slice (ACDC: e.g. 216 x 256) is stretched
-to the square grid, and `resize_to_native` undoes exactly that for evaluation. Nothing in the
-training pipeline needs the LV position, so no ROI crop is made (the official SPCL code crops
-160 x 160 around the LV; see docs/methods.md).
+z-positions) is loaded into memory once, brought onto the network grid by the run's region stage
+(`methods.data.region`: the whole slice resized to `img_size`, as SSL4MIS does, or a field of view
+in mm around a label-free centre, resampled to a fixed pixel size) and kept as one tensor. The
+region stage's `to_native` undoes exactly that for evaluation. No label is needed to place the
+region (the official SPCL code crops 160 x 160 around the ground-truth LV; see docs/methods.md).
 
 Two infinite streams give the batches: labelled (image, label) and unlabelled (image only; the
 labels of unlabelled patients are never read). Each stream draws a fresh permutation per pass from
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from methods.api import Batch, ConfigError
+from methods.data.region import Region, RegionSpec, make_region, resize_images, resize_labels, resize_to_native  # noqa: F401
 from methods.data.splits import load_split
 from methods.data.types import Case
 
@@ -64,28 +64,12 @@ def cases_of_role(cache, split: dict, role: str, split_path: str | Path = "split
     return list(cache.cases_of(split[role]))
 
 
-# --- the slice grid -----------------------------------------------------------------------------
-def resize_images(images: Tensor, img_size: int) -> Tensor:
-    """[N, H, W] float -> [N, 1, S, S] float32, bilinear (antialiased when shrinking)."""
-    x = images.float()[:, None]
-    if tuple(x.shape[-2:]) == (img_size, img_size):
-        return x.contiguous()
-    return F.interpolate(x, size=(img_size, img_size), mode="bilinear", align_corners=False, antialias=True)
-
-
-def resize_labels(labels: Tensor, img_size: int) -> Tensor:
-    """[N, H, W] integer -> [N, S, S] uint8, nearest-exact (pixel-centre aligned, like scipy order 0)."""
-    y = labels[:, None].float()
-    if tuple(y.shape[-2:]) != (img_size, img_size):
-        y = F.interpolate(y, size=(img_size, img_size), mode="nearest-exact")
-    return y[:, 0].round().to(torch.uint8)
-
-
-def resize_to_native(logits: Tensor, native_hw: tuple[int, int]) -> Tensor:
-    """Undo the training grid for evaluation: [N, C, S, S] -> [N, C, H, W], bilinear."""
-    if tuple(logits.shape[-2:]) == tuple(native_hw):
-        return logits
-    return F.interpolate(logits, size=tuple(native_hw), mode="bilinear", align_corners=False)
+# --- the slice grid (methods.data.region) -----------------------------------------------------------
+def as_region(region_or_size: Region | int) -> Region:
+    """A Region, or an int meaning the whole slice resized to that size (the `whole` mode)."""
+    if isinstance(region_or_size, Region):
+        return region_or_size
+    return make_region(RegionSpec(mode="whole", img_size=int(region_or_size)))
 
 
 @dataclass
@@ -100,15 +84,19 @@ class SliceSet:
         return self.images.shape[0]
 
 
-def load_slices(cache, case_ids: list[str], img_size: int, with_labels: bool = True) -> SliceSet:
-    """Load and resize every slice of `case_ids` (each case resized in one vectorised call);
-    `with_labels=False` (unlabelled patients) keeps an empty label tensor."""
-    images, labels, owners = [torch.zeros(0, 1, img_size, img_size)], [torch.zeros(0, img_size, img_size, dtype=torch.uint8)], []
+def load_slices(cache, case_ids: list[str], region: Region | int, with_labels: bool = True) -> SliceSet:
+    """Load every slice of `case_ids` onto the network grid of `region` (one vectorised call per
+    case; an int is the whole slice at that size); `with_labels=False` (unlabelled patients)
+    keeps an empty label tensor, and the labels of those cases are not read."""
+    region = as_region(region)
+    size = region.img_size
+    images, labels, owners = [torch.zeros(0, 1, size, size)], [torch.zeros(0, size, size, dtype=torch.uint8)], []
     for cid in case_ids:
         case: Case = cache.load(cid)
-        images.append(resize_images(torch.from_numpy(case.image), img_size))
+        region.check_spacing(case.spacing, case.source or cid)
+        images.append(region.images(case.image, case.spacing))
         if with_labels:
-            labels.append(resize_labels(torch.from_numpy(case.label), img_size))
+            labels.append(region.labels(case.label, case.spacing))
         owners.extend([cid] * case.image.shape[0])
     return SliceSet(torch.cat(images), torch.cat(labels), owners)
 
@@ -158,34 +146,46 @@ class TrainingData:
 
     `next_batch()` gives a `Batch` on the CPU (before augmentation); with `use_unlabelled=False`
     the unlabelled slices are not even loaded and `x_u` is an empty [0, 1, S, S] tensor.
+    `region` is a `methods.data.region.Region` (or an int: the whole slice at that size).
+
+    With `diagnostic_labels=True` the labels the cache holds for the unlabelled patients are loaded
+    too, and `next_batch_with_diagnostics()` returns them beside the batch (never inside it), for
+    the engine's pseudo-label coverage and precision logs; the Batch a method sees is the same
+    either way, and so is the stream of indices.
     """
 
     def __init__(
         self,
         cache,
         split: dict,
-        img_size: int,
+        region: Region | int,
         labelled_batch: int,
         unlabelled_batch: int,
         seed: int,
         use_unlabelled: bool = True,
         split_path: str | Path = "split",
+        diagnostic_labels: bool = False,
     ):
-        if img_size <= 0 or labelled_batch <= 0 or unlabelled_batch < 0:
+        region = as_region(region)
+        if region.img_size <= 0 or labelled_batch <= 0 or unlabelled_batch < 0:
             raise ConfigError("data: img_size and labelled_batch must be positive, unlabelled_batch >= 0")
         self.cache = cache
-        self.img_size = img_size
-        self.labelled = load_slices(cache, cases_of_role(cache, split, "train_labelled", split_path), img_size)
+        self.region = region
+        self.img_size = region.img_size
+        self.labelled = load_slices(cache, cases_of_role(cache, split, "train_labelled", split_path), region)
         if len(self.labelled) == 0:
             raise ConfigError(f"split {split_path}: train_labelled has no slices")
         self.use_unlabelled = bool(use_unlabelled and unlabelled_batch > 0)
+        self.has_diagnostic_labels = False
         if self.use_unlabelled:
             unlabelled_cases = cases_of_role(cache, split, "train_unlabelled", split_path)
-            self.unlabelled = load_slices(cache, unlabelled_cases, img_size, with_labels=False)
+            self.unlabelled = load_slices(cache, unlabelled_cases, region, with_labels=diagnostic_labels)
             if len(self.unlabelled) == 0:
                 raise ConfigError(f"split {split_path}: train_unlabelled has no slices, but the method uses unlabelled data")
+            # a cache without annotations for these patients stores all-background volumes
+            self.has_diagnostic_labels = bool(diagnostic_labels and self.unlabelled.labels.any())
         else:
-            self.unlabelled = load_slices(cache, [], img_size)
+            self.unlabelled = load_slices(cache, [], region)
         self.labelled_batch, self.unlabelled_batch = labelled_batch, unlabelled_batch
         self.l_stream = SliceStream(len(self.labelled), labelled_batch, seed, _STREAM_SALT["labelled"])
         self.u_stream = (
@@ -204,13 +204,22 @@ class TrainingData:
         }
 
     def next_batch(self) -> Batch:
+        return self.next_batch_with_diagnostics()[0]
+
+    def next_batch_with_diagnostics(self) -> tuple[Batch, Tensor | None]:
+        """(batch, labels of its unlabelled slices [B_u, S, S] uint8 or None): the labels only
+        when `diagnostic_labels` was asked for and the cache has them."""
         li = self.l_stream.next_indices()
         x_l, y_l = self.labelled.images[li], self.labelled.labels[li].long()
+        y_u = None
         if self.u_stream is not None:
-            x_u = self.unlabelled.images[self.u_stream.next_indices()]
+            ui = self.u_stream.next_indices()
+            x_u = self.unlabelled.images[ui]
+            if self.has_diagnostic_labels:
+                y_u = self.unlabelled.labels[ui]
         else:
             x_u = self.labelled.images.new_zeros(0, 1, self.img_size, self.img_size)
-        return Batch(x_l, y_l, x_u)
+        return Batch(x_l, y_l, x_u), y_u
 
     def state_dict(self) -> dict:
         return {"labelled": self.l_stream.state_dict(), "unlabelled": self.u_stream.state_dict() if self.u_stream else None}
@@ -232,6 +241,6 @@ def iter_eval_cases(cache_dir: str | Path, split_path: str | Path, role: str = "
         yield cache.load(cid)
 
 
-def case_to_network_input(case: Case, img_size: int) -> Tensor:
+def case_to_network_input(case: Case, region: Region | int, centre=None) -> Tensor:
     """A case's slices on the training grid: [Z, 1, S, S] float32 (what the network saw in training)."""
-    return resize_images(torch.from_numpy(np.ascontiguousarray(case.image)), img_size)
+    return as_region(region).images(case.image, case.spacing, centre)

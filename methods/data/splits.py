@@ -4,7 +4,10 @@ A split file (JSON, docs/architecture.md) lists patient ids, so both frames (ED,
 always land in the same role:
 
     {"dataset", "seed", "labelled_count", "train_labelled", "train_unlabelled", "val", "test",
-     "rule"}
+     "rule", "heart_centre"}
+
+(`heart_centre`: the labelled patients' mean heart offset from the slice centre in mm, for the
+region stage's label-free `labelled_mean` centre; absent when their labels hold no foreground.)
 
 (`rule` says in words how the split was made; every list is sorted.)
 
@@ -126,8 +129,23 @@ def make_split(
         "test": sorted(test),
         "rule": description,
     }
+    centre = _heart_centre(cache, split["train_labelled"])
+    if centre is not None:
+        split["heart_centre"] = centre
     validate_split(split, "the new split", patients)
     return split
+
+
+def _heart_centre(cache: CachedDataset, labelled: list[str]) -> dict | None:
+    """The labelled patients' mean heart position for the region stage's `labelled_mean` centre
+    (methods.data.region); None when their labels hold no foreground at all."""
+    from methods.api import ConfigError
+    from methods.data.region import labelled_heart_centre
+
+    try:
+        return labelled_heart_centre(cache, labelled)
+    except ConfigError:
+        return None
 
 
 def _random_test(patients: list[str], n_test: int | None, test_seed: int) -> tuple[list[str], list[str]]:
@@ -249,6 +267,11 @@ def validate_split(split: dict, where: str | Path, patients: list[str] | None = 
             if patient in seen:
                 raise SplitError(f"{where}: patient {patient} is in both {seen[patient]!r} and {role!r}")
             seen[patient] = role
+    centre = split.get("heart_centre")
+    if centre is not None:
+        offset = centre.get("offset_mm") if isinstance(centre, dict) else None
+        if not (isinstance(offset, list) and len(offset) == 2 and all(isinstance(v, (int, float)) for v in offset)):
+            raise SplitError(f"{where}: 'heart_centre' must hold 'offset_mm': [dy, dx] in mm, got {centre!r}")
     if patients is not None:
         unknown = sorted(set(seen) - set(patients))
         if unknown:
