@@ -169,6 +169,11 @@ class DGCL(MeanTeacher):
         return min(max((it - self.warmup_iters) / span, 0.0), 1.0)
 
     # ---- unsupervised loss ------------------------------------------------------------------
+    def pseudo_label_passed(self, ctx: MTContext) -> Tensor:
+        """DGCL's filter on the un-mixed view: the pixels its entropy percentile keeps."""
+        percent = self.cfg.unreliable_percent_start * (1.0 - self.progress(ctx.it))
+        return ~drop_high_entropy(entropy(ctx.t_prob_u), percent)
+
     def unsupervised_loss(self, ctx: MTContext) -> Tensor:
         percent = self.cfg.unreliable_percent_start * (1.0 - self.progress(ctx.it))
         with torch.no_grad():

@@ -94,7 +94,7 @@ def step_ratio(profile: str, steps: int, warmup: int, device: torch.device) -> N
             method, optimizer, scheduler, augment = runs[name]
             sync(device)
             t0, c0 = time.perf_counter(), time.process_time()
-            logs = train_step(method, optimizer, scheduler, augment, batch, iters // 2 + i, device, autocast)
+            logs, _ = train_step(method, optimizer, scheduler, augment, batch, iters // 2 + i, device, autocast)
             float(logs["loss"])
             sync(device)
             if i >= warmup:

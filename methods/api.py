@@ -143,6 +143,22 @@ class Method(nn.Module):
         """Methods that keep EMA teachers override this to control the teachers' mode."""
         return super().train(mode)
 
+    def pseudo_label_view(self) -> "PseudoLabelView | None":
+        """The pseudo-labels of the last `training_step` on the unlabelled images `batch.x_u`, in
+        batch order and on their grid (before any method-side mixing), and which pixels passed the
+        method's reliability filter; None when the method did not threshold pseudo-labels in that
+        step (warm-up, supervised methods). Read by the engine for its coverage/precision logs
+        only (methods.pseudo_label_logs)."""
+        return None
+
+
+@dataclass
+class PseudoLabelView:
+    """labels [B_u, H, W] int64 (class index); passed [B_u, H, W] bool (used by the loss)."""
+
+    labels: Tensor
+    passed: Tensor
+
 
 # --- registry -----------------------------------------------------------------------------------
 _REGISTRY: dict[str, type[Method]] = {}

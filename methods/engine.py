@@ -20,6 +20,9 @@ optimiser and schedule, device and precision, logging, the NaN guard and checkpo
   upsampling) have no deterministic implementation, so CUDA runs agree to rounding only.
 - Completion: `final.pt` is written, then `checkpoints/last.pt` is deleted (it would double the
   disk use of every run); running a completed run again checks the config and does nothing.
+- Pseudo-label diagnostics (`train.pseudo_label_logs`, methods/pseudo_label_logs.py): per-class
+  coverage, and precision where the cache has labels for the unlabelled patients, accumulated
+  between logs; those labels travel beside the batch and never into it.
 - Logs: every named value of every iteration, kept on the device and synchronised to the host
   once per `log_every` iterations (and before each checkpoint): `log.csv`, the progress bar and
   TensorBoard (when installed). The NaN/inf guard runs at that synchronisation and names the
@@ -51,9 +54,11 @@ from methods.checkpoint import (
     save_atomic,
 )
 from methods.data.loaders import TrainingData, open_cache
+from methods.data.region import region_from_data_config
 from methods.data.splits import load_split
 from methods.nets import NetFactory
 from methods.provenance import append_session, machine_record, now_utc
+from methods.pseudo_label_logs import PseudoLabelMeter
 from methods.runconfig import RunConfig, TrainConfig, write_yaml_atomic
 
 log = logging.getLogger(__name__)
@@ -110,12 +115,15 @@ def build_optimizer(method: Method, train: TrainConfig):
 
 
 def train_step(method: Method, optimizer, scheduler, augment: CommonAugment, batch: Batch, it: int,
-               device: torch.device, autocast) -> dict[str, Any]:
+               device: torch.device, autocast, diagnostic_labels: Tensor | None = None) -> tuple[dict[str, Any], Tensor | None]:
     """One iteration: to device, common augmentation, forward under autocast, backward, optimiser
-    and schedule step, `on_step_end`. Returns the step's logs (device tensors, not synchronised)."""
+    and schedule step, `on_step_end`. Returns the step's logs (device tensors, not synchronised)
+    and `diagnostic_labels` (labels of the unlabelled images, for logging only) warped with the
+    unlabelled images' augmentation; they are never given to the method."""
     batch = batch.to(device)
     x_l, y_l = augment(batch.x_l, batch.y_l)
-    x_u, _ = augment(batch.x_u)
+    y_u = diagnostic_labels.to(device).long() if diagnostic_labels is not None else None
+    x_u, y_u = augment(batch.x_u, y_u)
     batch = Batch(x_l, y_l, x_u)
     method.train()
     with autocast():
@@ -125,7 +133,7 @@ def train_step(method: Method, optimizer, scheduler, augment: CommonAugment, bat
     optimizer.step()
     scheduler.step()
     method.on_step_end(it)
-    return {"loss": out.loss.detach(), **out.logs}
+    return {"loss": out.loss.detach(), **out.logs}, y_u
 
 
 # --- logging -------------------------------------------------------------------------------------
@@ -155,7 +163,7 @@ class CsvLog:
 
     def append(self, rows: list[dict[str, float]]) -> None:
         new = [k for r in rows for k in r if k not in self.columns]
-        text_rows = [{k: (str(v) if k == "iteration" else f"{v:.6g}") for k, v in r.items()} for r in rows]
+        text_rows = [{k: (str(v) if k == "iteration" else "" if v != v else f"{v:.6g}") for k, v in r.items()} for r in rows]
         self.rows += text_rows
         if new:
             self.columns += list(dict.fromkeys(new))
@@ -193,9 +201,12 @@ class Trainer:
         self.class_names = list(cache.class_names)
         self.num_classes = cache.num_classes
         seed_everything(cfg.seed)
+        self.region = region_from_data_config(cfg.data, split, cfg.data.split)
+        self.region.check_cache(cache)
         self.data = TrainingData(
-            cache, split, cfg.data.img_size, cfg.data.labelled_batch, cfg.data.unlabelled_batch, cfg.seed,
+            cache, split, self.region, cfg.data.labelled_batch, cfg.data.unlabelled_batch, cfg.seed,
             use_unlabelled=getattr(self.method_cls, "uses_unlabelled", True), split_path=cfg.data.split,
+            diagnostic_labels=cfg.train.pseudo_label_logs,
         )
         if getattr(self.method_cls, "uses_unlabelled", True) and not self.data.use_unlabelled:
             raise ConfigError(f"method {cfg.method!r} trains on unlabelled data, but data.unlabelled_batch is 0")
@@ -210,6 +221,8 @@ class Trainer:
         self.autocast = lambda: autocast_for(self.device, cfg.train.amp)
         self.config_dict = cfg.to_dict()
         self.iteration = 0  # completed iterations
+        self.pl_meter = (PseudoLabelMeter(self.class_names, self.data.has_diagnostic_labels)
+                         if cfg.train.pseudo_label_logs else None)
         self._pending: list[tuple[int, float, dict[str, Any]]] = []
         self._latest: dict[str, float] = {}
 
@@ -272,8 +285,13 @@ class Trainer:
     # ---- one step ---------------------------------------------------------------------------------
     def step(self, it: int) -> None:
         lr = self.optimizer.param_groups[0]["lr"]
-        logs = train_step(self.method, self.optimizer, self.scheduler, self.augment, self.data.next_batch(), it,
-                          self.device, self.autocast)
+        batch, y_u = self.data.next_batch_with_diagnostics()
+        logs, y_u = train_step(self.method, self.optimizer, self.scheduler, self.augment, batch, it,
+                               self.device, self.autocast, diagnostic_labels=y_u)
+        if self.pl_meter is not None:
+            view = self.method.pseudo_label_view()
+            if view is not None:
+                self.pl_meter.add(view, y_u)
         self._pending.append((it, lr, logs))
 
     def flush_logs(self, csv_log: CsvLog, writer) -> None:
@@ -295,8 +313,10 @@ class Trainer:
                 )
             rows.append({"iteration": it, "lr": lr, **values})
         self._pending.clear()
+        if self.pl_meter is not None:  # diagnostics may be NaN (nothing to count): not guarded
+            rows[-1].update(self.pl_meter.flush())
         csv_log.append(rows)
-        self._latest = {k: v for k, v in rows[-1].items() if k not in ("iteration", "lr")}
+        self._latest = {k: v for k, v in rows[-1].items() if k not in ("iteration", "lr") and not k.startswith("pl_")}
         if writer is not None:
             for row in rows:
                 for k, v in row.items():

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from methods.api import Batch, Method, StepOutput, check_choice, register_method
+from methods.api import Batch, Method, PseudoLabelView, StepOutput, check_choice, register_method
 from methods.ema import ema_update, make_teacher, official_decay
 from methods.losses import dice_loss, supervised_loss
 from methods.nets import NetOutput
@@ -135,6 +135,7 @@ class MeanTeacher(Method):
         # seeded from the global RNG, which the engine seeds with the run's seed
         self._cutmix_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
         self._last_ctx: MTContext | None = None
+        self._pl_view: PseudoLabelView | None = None
 
     # ---- what is evaluated --------------------------------------------------------------------
     @property
@@ -175,11 +176,13 @@ class MeanTeacher(Method):
         extra, extra_logs = self.extra_loss(ctx)
         loss = loss_sup + self.cfg.unsup_weight * loss_unsup + extra
         self._last_ctx = ctx
+        self._pl_view = PseudoLabelView(ctx.pseudo_u.detach(), self.pseudo_label_passed(ctx).detach())
         logs = {"loss": loss.detach(), "sup": loss_sup.detach(), "unsup": loss_unsup.detach(), **extra_logs}
         return StepOutput(loss, logs)
 
     def warmup_step(self, batch: Batch, it: int) -> StepOutput:
         self._last_ctx = None
+        self._pl_view = None
         out = self.student(batch.x_l)
         loss = supervised_loss(out.logits, batch.y_l)
         if self.cfg.teacher_mode == "train":
@@ -205,7 +208,16 @@ class MeanTeacher(Method):
         s_l, s_u, s_aug = (NetOutput(*(t[a:b] for t in s_out)) for a, b in ((0, n_l), (n_l, n_l + n_u), (n_l + n_u, n_l + 2 * n_u)))
         return MTContext(it, batch, x_aug, s_l, s_u, s_aug, t_l, t_u, t_prob_u, pseudo_u, conf_u, pseudo_aug, conf_aug, cut)
 
+    def pseudo_label_view(self) -> PseudoLabelView | None:
+        return self._pl_view
+
     # ---- extension points ---------------------------------------------------------------------
+    def pseudo_label_passed(self, ctx: MTContext) -> Tensor:
+        """[B_u, H, W] bool: which teacher pseudo-labels of the un-mixed view `x_u` pass this
+        method's reliability filter (the skeleton's: confidence >= `conf_threshold`). Logged by the
+        engine (coverage, precision); a method with another filter overrides it."""
+        return ctx.conf_u >= self.cfg.conf_threshold
+
     def unsupervised_loss(self, ctx: MTContext) -> Tensor:
         """Dice of the student on the CutMix view against confident teacher pseudo-labels."""
         valid = ctx.conf_aug >= self.cfg.conf_threshold
