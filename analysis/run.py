@@ -29,6 +29,7 @@ from analysis.formatting import Column, DisplayTable, Value, to_markdown
 from analysis.html import markdown_to_html
 from analysis.io import write_csv, write_text
 from analysis.naming import method_label, setting_label
+from analysis.pseudo_label_curves import make_pseudo_label_figures
 from analysis.paper import REFERENCE_DIR, compare_metrics, compare_statistics, load_reference
 from analysis.report import quality_markdown
 from analysis.tables import bcl_vs_infonce, check_fractions, class_tables, metric_summaries, table1, table3, table4
@@ -80,9 +81,10 @@ def _table_block(result) -> str:
 def _figure_block(outcome: FigureOutcome, out: Path) -> str:
     if not outcome.produced:
         return f"*{outcome.name}: not produced: {outcome.reason}.*\n"
-    png = next(p for p in outcome.paths if p.suffix == ".png")
+    pngs = [p for p in outcome.paths if p.suffix == ".png"]
     files = ", ".join(f"`{_rel(p, out)}`" for p in outcome.paths)
-    return f"![{outcome.caption}]({_rel(png, out)})\n\nFiles: {files}.\n"
+    images = "\n\n".join(f"![{outcome.caption}]({_rel(png, out)})" for png in pngs)
+    return f"{images}\n\nFiles: {files}.\n"
 
 
 def _paper_section(diff: pd.DataFrame, summary_note: str) -> str:
@@ -174,6 +176,7 @@ def analyse(opts: Options) -> Path:
         make_fig5(table, figures_dir),
         make_fig6(artefacts, figures_dir, opts.figures),
         make_fig7(artefacts, figures_dir, opts.figures),
+        make_pseudo_label_figures(opts.results_dir, figures_dir, tables_dir),
     ]
     fig_body = "\n".join(_figure_block(o, out) for o in outcomes)
     if artefacts.unattributed:

@@ -18,7 +18,23 @@ import yaml
 from snakemake.exceptions import WorkflowError
 
 R = os.path.join(config["results_root"], config["run_name"])
-DATASETS = {d["name"]: d for d in config["datasets"]}
+
+
+def _expand_root(d):
+    """`root` may name environment variables (`${SPCL_BENCH_ACDC}`): the data stays outside the
+    project, wherever each machine keeps it."""
+    root = d.get("root")
+    if root:
+        expanded = os.path.expanduser(os.path.expandvars(root))
+        if "$" in expanded:
+            raise WorkflowError(f"config error: dataset {d['name']!r}: root {root!r} names an environment "
+                                "variable that is not set; export it (e.g. SPCL_BENCH_ACDC=/data/ACDC/database) "
+                                "or write the path")
+        d["root"] = expanded
+    return d
+
+
+DATASETS = {d["name"]: _expand_root(d) for d in config["datasets"]}
 
 DATA_SOURCES = {
     "acdc": "ACDC: register and download at https://humanheart-project.creatis.insa-lyon.fr/database/ "
