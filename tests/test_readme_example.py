@@ -10,7 +10,7 @@ import pytest
 
 from methods import api
 from methods.api import list_methods
-from tests._tiny_run import assert_logged_and_finite, train_tiny
+from _tiny_run import assert_logged_and_finite, train_tiny
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -180,6 +180,22 @@ def test_the_mean_teacher_experiment_config_plans_its_sixteen_runs(tmp_path):
     assert counts["split"] == 8
 
 
+def test_the_acdc_experiment_config_plans_its_runs_from_the_data_root_variable(raw_roots, tmp_path, monkeypatch):
+    cfg_path = REPO / "config" / "experiments" / "acdc_cpu.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    assert cfg["datasets"][0]["root"] == "${SPCL_BENCH_ACDC}"
+    monkeypatch.setenv("SPCL_BENCH_ACDC", str(raw_roots["acdc"]))
+    result = snakemake(tmp_path, cfg_path, "-n", "--quiet", "rules")
+    assert result.returncode == 0, result.stdout[-3000:]
+    counts = job_counts(result.stdout)
+    assert counts["train"] == counts["evaluate"] == len(expected_runs(cfg)) == 18  # 2 ratios x 3 methods x 3 seeds
+    assert counts["split"] == 6
+    monkeypatch.delenv("SPCL_BENCH_ACDC")
+    result = snakemake(tmp_path, cfg_path, "-n")
+    assert result.returncode != 0 and "names an environment variable that is not set" in result.stdout, result.stdout[-3000:]
+    assert "Job stats:" not in result.stdout
+
+
 def test_a_configfile_replaces_the_default_config(raw_roots, tmp_path):
     """From the repo root, config/config.yaml sits next to the Snakefile; the paper's runs must get
     the paper profile and nothing of the phantom default (its profile_overrides: 300 iterations)."""
