@@ -190,15 +190,22 @@ SCD_ROWS, SCD_COLUMNS = 32, 28
 SCD_PIXEL_SPACING = (1.36, 1.30)  # (row, column) mm
 SCD_PHASES = 20
 # Orientation: rows run along +y, columns along -z, so the slice normal is -x and the position of
-# a slice along the normal is -IPP_x. Slice 0 sits at x = 24, slice 1 at x = 40: ordered by
-# position, slice 1 (-40) comes first, the reverse of image-number order.
+# a slice along the normal is -IPP_x. Slice 0 sits at x = 24, slice 1 at x = 34 (10 mm apart, as on
+# the real release, where slices are 8 or 10 mm apart; the header's SpacingBetweenSlices says 8, so a
+# reader that trusts the tag over the positions shows): ordered by position, slice 1 (-34) comes
+# first, the reverse of image-number order.
 SCD_ORIENTATION = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
-SCD_SLICE_X = (24.0, 40.0)
+SCD_SLICE_X = (24.0, 34.0)
+SCD_SLICE_GAP = SCD_SLICE_X[1] - SCD_SLICE_X[0]
+SCD_SPACING_TAG = 8.0  # SpacingBetweenSlices as written; only used when a frame has one slice
+# The release's contour files are 1-based (MATLAB pixel centres): vertex = 0-based centre + 1.
+SCD_CONTOUR_ORIGIN = 1.0
 # case -> (ED phase index, ES phase index, ES has epicardial contours)
 SCD_CASES = {"SC-HF-I-01": (18, 7, False), "SC-N-02": (0, 8, True)}
 SCD_KAGGLE = {"SC-HF-I-01": ("SC-HF-I-1", "0004"), "SC-N-02": ("SC-N-2", "0898")}
-# Rectangles (x0, x1, y0, y1) in pixel coordinates; vertices on half pixels so every pixel centre
-# is clearly in or out. Slice 1 is shifted right by 2 columns.
+# Rectangles (x0, x1, y0, y1) in 0-based pixel-centre coordinates (x = column, y = row); vertices
+# on half pixels so every pixel centre is clearly in or out. The files hold them + SCD_CONTOUR_ORIGIN.
+# Slice 1 is shifted right by 2 columns.
 SCD_ENDO = {"ED": (4.5, 14.5, 6.5, 13.5), "ES": (6.5, 11.5, 8.5, 11.5)}
 SCD_EPI = {"ED": (2.5, 16.5, 4.5, 15.5), "ES": (3.5, 14.5, 5.5, 14.5)}
 
@@ -251,7 +258,7 @@ def write_scd_dicom(path: Path, number: int, slice_index: int, pixels: np.ndarra
     ds.Rows, ds.Columns = pixels.shape
     ds.PixelSpacing = list(SCD_PIXEL_SPACING)
     ds.SliceThickness = 8.0
-    ds.SpacingBetweenSlices = 16.0
+    ds.SpacingBetweenSlices = SCD_SPACING_TAG
     ds.ImageOrientationPatient = list(SCD_ORIENTATION)
     ds.ImagePositionPatient = [SCD_SLICE_X[slice_index], -100.0, 50.0]
     ds.SliceLocation = -SCD_SLICE_X[slice_index]
@@ -267,20 +274,22 @@ def write_scd_dicom(path: Path, number: int, slice_index: int, pixels: np.ndarra
 
 
 def _write_contour(path: Path, rect) -> None:
+    """The rectangle as the release stores contours: 1-based (vertex = 0-based centre + 1)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savetxt(path, rectangle_contour(*rect), fmt="%.2f")
+    np.savetxt(path, rectangle_contour(*rect) + SCD_CONTOUR_ORIGIN, fmt="%.2f")
 
 
 def write_scd_fixture(root, layout: str = "A") -> dict[str, ExpectedCase]:
     """Sunnybrook tree with 2 cases x 2 slices x 20 phases (32 x 28 px, PixelSpacing 1.36 x 1.30,
-    slices 16 mm apart along an oblique normal).
+    slices 10 mm apart along an oblique normal; contour files 1-based, as in the release).
 
     layout "A": the MICCAI 2009 release, `Sunnybrook Cardiac MR Database DICOMPart3/
     TrainingDataDICOM/<case>/DICOM/IM-0001-NNNN.dcm`; layout "B": the Kaggle copy,
     `challenge_training/<unpadded case>/IM-<series>-NNNN.dcm` next to a decoy series IM-0001.
     Both share the contour tree `...ContoursPart3/TrainingDataContours/<case>/contours-manual/
     IRCCI-expert/` with endocardial contours on both slices at ED and ES, epicardial contours
-    at ED (and at ES only for SC-N-02), a papillary p1 file and an empty `file-listings/`.
+    at ED (and at ES only for SC-N-02), a papillary `-p1contour-manual.txt` file and an empty
+    `file-listings/`.
     SC-HF-I-01 is contoured at phases 18 (ED, larger cavity) and 7 (ES), SC-N-02 at 0 and 8.
     """
     if layout not in ("A", "B"):
@@ -312,7 +321,7 @@ def write_scd_fixture(root, layout: str = "A") -> dict[str, ExpectedCase]:
                 if has_epi:
                     _write_contour(contour_dir / f"IM-0001-{number:04d}-ocontour-manual.txt", epi)
                 if phase == "ED":
-                    _write_contour(contour_dir / f"IM-0001-{number:04d}-p1-manual.txt", (8.5, 9.5, 9.5, 10.5))
+                    _write_contour(contour_dir / f"IM-0001-{number:04d}-p1contour-manual.txt", (8.5, 9.5, 9.5, 10.5))
                 lv = rectangle_mask(*endo)
                 images.append(scd_pixels(number).astype(np.float32))
                 labels.append(lv.astype(np.uint8))
@@ -324,7 +333,7 @@ def write_scd_fixture(root, layout: str = "A") -> dict[str, ExpectedCase]:
                 phase=phase,
                 image=np.stack(images),
                 label=np.stack(labels),
-                spacing=(16.0, *SCD_PIXEL_SPACING),
+                spacing=(SCD_SLICE_GAP, *SCD_PIXEL_SPACING),
                 meta={
                     "subset": "training",
                     "layout": layout,
