@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h5py
 import nibabel as nib
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -123,6 +124,79 @@ def write_acdc_fixture(root, patients=("patient001", "patient002", "patient101")
                 spacing=(ACDC_ZOOMS_XYZ[2], ACDC_ZOOMS_XYZ[1], ACDC_ZOOMS_XYZ[0]),
                 meta={"group": "DCM", "subset": subset, "frame": frame},
             )
+    return expected
+
+
+# ------------------------------------------------------------------------------------------------
+# SSL4MIS's preprocessed ACDC (HiLab-git/SSL4MIS, code/dataloaders/acdc_data_processing.py)
+
+# patient -> (SSL4MIS list, stored as slices, stored as a volume). SSL4MIS ships training patients
+# as one h5 per slice (data/slices/) and val/test patients as one h5 per volume (data/).
+SSL4MIS_PATIENTS = {
+    "patient001": ("train", True, False),
+    "patient002": ("val", False, True),
+    "patient101": ("test", False, True),
+}
+
+
+def ssl4mis_arrays(frame: int, phase: str) -> tuple[np.ndarray, np.ndarray]:
+    """(image, label) of one raw fixture frame as SSL4MIS stores them: SimpleITK's (z, y, x) order
+    (nibabel's array transposed), the image min-max normalised over the whole volume in float32,
+    the label as the gt file's uint8."""
+    image = _to_zyx(acdc_frame_image_xyz(frame)).astype(np.float64)
+    image = ((image - image.min()) / (image.max() - image.min())).astype(np.float32)
+    return image, _to_zyx(heart_labels_xyz(SHAPE_XYZ, phase, rv=1, myo=2, lv=3))
+
+
+def _write_h5(path: Path, image: np.ndarray, label: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("image", data=image, compression="gzip")
+        f.create_dataset("label", data=label, compression="gzip")
+
+
+def write_ssl4mis_acdc_fixture(root, patients=SSL4MIS_PATIENTS, slice_base: int = 1,
+                               frame_names: dict[str, int] | None = None) -> dict[str, ExpectedCase]:
+    """SSL4MIS's `data/ACDC` folder built from the raw ACDC fixture (ED frame 1, ES frame 3):
+
+        root/train_slices.list   "patient001_frame01_slice_1" ... (one line per slice file)
+        root/train.list, val.list, test.list   "patient002_frame01", ...
+        root/data/slices/patientNNN_frameFF_slice_K.h5   datasets image float32 (H, W), label uint8 (H, W)
+        root/data/patientNNN_frameFF.h5                  datasets image float32 (Z, H, W), label uint8 (Z, H, W)
+
+    both datasets gzip-compressed, as SSL4MIS writes them. The annotated frames are renamed
+    frame01 (ED) and frame02 (ES) as in SSL4MIS's download (raw frame 3 becomes frame02);
+    `frame_names` {"ED": n, "ES": m} names them otherwise (WSL4MIS keeps the raw numbers).
+    Slice files are numbered from `slice_base` (1 in SSL4MIS's train_slices.list, 0 in its script).
+    Returns the expected cases with the raw fixture's spacing (z, y, x) = (10, 1.25, 1.5) mm,
+    i.e. what a reader given the raw ACDC root must yield.
+    """
+    root = Path(root)
+    names = frame_names or {"ED": 1, "ES": 2}
+    lists: dict[str, list[str]] = {"train_slices": [], "train": [], "val": [], "test": []}
+    expected = {}
+    for patient, (split, as_slices, as_volume) in patients.items():
+        for phase, raw_frame in (("ED", ACDC_ED), ("ES", ACDC_ES)):
+            image, label = ssl4mis_arrays(raw_frame, phase)
+            name = f"{patient}_frame{names[phase]:02d}"
+            lists[split].append(name)
+            if as_slices:
+                for k in range(image.shape[0]):
+                    _write_h5(root / "data" / "slices" / f"{name}_slice_{k + slice_base}.h5", image[k], label[k])
+                    lists["train_slices"].append(f"{name}_slice_{k + slice_base}")
+            if as_volume:
+                _write_h5(root / "data" / f"{name}.h5", image, label)
+            expected[f"{patient}_{phase}"] = ExpectedCase(
+                case_id=f"{patient}_{phase}",
+                patient_id=patient,
+                phase=phase,
+                image=image,
+                label=label,
+                spacing=(ACDC_ZOOMS_XYZ[2], ACDC_ZOOMS_XYZ[1], ACDC_ZOOMS_XYZ[0]),
+                meta={"ssl4mis_split": split, "ssl4mis_name": name},
+            )
+    for list_name, lines in lists.items():
+        (root / f"{list_name}.list").write_text("".join(f"{line}\n" for line in lines))
     return expected
 
 
