@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h5py
 import nibabel as nib
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -127,6 +128,79 @@ def write_acdc_fixture(root, patients=("patient001", "patient002", "patient101")
 
 
 # ------------------------------------------------------------------------------------------------
+# SSL4MIS's preprocessed ACDC (HiLab-git/SSL4MIS, code/dataloaders/acdc_data_processing.py)
+
+# patient -> (SSL4MIS list, stored as slices, stored as a volume). SSL4MIS ships training patients
+# as one h5 per slice (data/slices/) and val/test patients as one h5 per volume (data/).
+SSL4MIS_PATIENTS = {
+    "patient001": ("train", True, False),
+    "patient002": ("val", False, True),
+    "patient101": ("test", False, True),
+}
+
+
+def ssl4mis_arrays(frame: int, phase: str) -> tuple[np.ndarray, np.ndarray]:
+    """(image, label) of one raw fixture frame as SSL4MIS stores them: SimpleITK's (z, y, x) order
+    (nibabel's array transposed), the image min-max normalised over the whole volume in float32,
+    the label as the gt file's uint8."""
+    image = _to_zyx(acdc_frame_image_xyz(frame)).astype(np.float64)
+    image = ((image - image.min()) / (image.max() - image.min())).astype(np.float32)
+    return image, _to_zyx(heart_labels_xyz(SHAPE_XYZ, phase, rv=1, myo=2, lv=3))
+
+
+def _write_h5(path: Path, image: np.ndarray, label: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("image", data=image, compression="gzip")
+        f.create_dataset("label", data=label, compression="gzip")
+
+
+def write_ssl4mis_acdc_fixture(root, patients=SSL4MIS_PATIENTS, slice_base: int = 1,
+                               frame_names: dict[str, int] | None = None) -> dict[str, ExpectedCase]:
+    """SSL4MIS's `data/ACDC` folder built from the raw ACDC fixture (ED frame 1, ES frame 3):
+
+        root/train_slices.list   "patient001_frame01_slice_1" ... (one line per slice file)
+        root/train.list, val.list, test.list   "patient002_frame01", ...
+        root/data/slices/patientNNN_frameFF_slice_K.h5   datasets image float32 (H, W), label uint8 (H, W)
+        root/data/patientNNN_frameFF.h5                  datasets image float32 (Z, H, W), label uint8 (Z, H, W)
+
+    both datasets gzip-compressed, as SSL4MIS writes them. The annotated frames are renamed
+    frame01 (ED) and frame02 (ES) as in SSL4MIS's download (raw frame 3 becomes frame02);
+    `frame_names` {"ED": n, "ES": m} names them otherwise (WSL4MIS keeps the raw numbers).
+    Slice files are numbered from `slice_base` (1 in SSL4MIS's train_slices.list, 0 in its script).
+    Returns the expected cases with the raw fixture's spacing (z, y, x) = (10, 1.25, 1.5) mm,
+    i.e. what a reader given the raw ACDC root must yield.
+    """
+    root = Path(root)
+    names = frame_names or {"ED": 1, "ES": 2}
+    lists: dict[str, list[str]] = {"train_slices": [], "train": [], "val": [], "test": []}
+    expected = {}
+    for patient, (split, as_slices, as_volume) in patients.items():
+        for phase, raw_frame in (("ED", ACDC_ED), ("ES", ACDC_ES)):
+            image, label = ssl4mis_arrays(raw_frame, phase)
+            name = f"{patient}_frame{names[phase]:02d}"
+            lists[split].append(name)
+            if as_slices:
+                for k in range(image.shape[0]):
+                    _write_h5(root / "data" / "slices" / f"{name}_slice_{k + slice_base}.h5", image[k], label[k])
+                    lists["train_slices"].append(f"{name}_slice_{k + slice_base}")
+            if as_volume:
+                _write_h5(root / "data" / f"{name}.h5", image, label)
+            expected[f"{patient}_{phase}"] = ExpectedCase(
+                case_id=f"{patient}_{phase}",
+                patient_id=patient,
+                phase=phase,
+                image=image,
+                label=label,
+                spacing=(ACDC_ZOOMS_XYZ[2], ACDC_ZOOMS_XYZ[1], ACDC_ZOOMS_XYZ[0]),
+                meta={"ssl4mis_split": split, "ssl4mis_name": name},
+            )
+    for list_name, lines in lists.items():
+        (root / f"{list_name}.list").write_text("".join(f"{line}\n" for line in lines))
+    return expected
+
+
+# ------------------------------------------------------------------------------------------------
 # M&Ms
 
 MNMS_ZOOMS_XYZ = (1.2, 1.4, 9.0)
@@ -190,15 +264,22 @@ SCD_ROWS, SCD_COLUMNS = 32, 28
 SCD_PIXEL_SPACING = (1.36, 1.30)  # (row, column) mm
 SCD_PHASES = 20
 # Orientation: rows run along +y, columns along -z, so the slice normal is -x and the position of
-# a slice along the normal is -IPP_x. Slice 0 sits at x = 24, slice 1 at x = 40: ordered by
-# position, slice 1 (-40) comes first, the reverse of image-number order.
+# a slice along the normal is -IPP_x. Slice 0 sits at x = 24, slice 1 at x = 34 (10 mm apart, as on
+# the real release, where slices are 8 or 10 mm apart; the header's SpacingBetweenSlices says 8, so a
+# reader that trusts the tag over the positions shows): ordered by position, slice 1 (-34) comes
+# first, the reverse of image-number order.
 SCD_ORIENTATION = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
-SCD_SLICE_X = (24.0, 40.0)
+SCD_SLICE_X = (24.0, 34.0)
+SCD_SLICE_GAP = SCD_SLICE_X[1] - SCD_SLICE_X[0]
+SCD_SPACING_TAG = 8.0  # SpacingBetweenSlices as written; only used when a frame has one slice
+# The release's contour files are 1-based (MATLAB pixel centres): vertex = 0-based centre + 1.
+SCD_CONTOUR_ORIGIN = 1.0
 # case -> (ED phase index, ES phase index, ES has epicardial contours)
 SCD_CASES = {"SC-HF-I-01": (18, 7, False), "SC-N-02": (0, 8, True)}
 SCD_KAGGLE = {"SC-HF-I-01": ("SC-HF-I-1", "0004"), "SC-N-02": ("SC-N-2", "0898")}
-# Rectangles (x0, x1, y0, y1) in pixel coordinates; vertices on half pixels so every pixel centre
-# is clearly in or out. Slice 1 is shifted right by 2 columns.
+# Rectangles (x0, x1, y0, y1) in 0-based pixel-centre coordinates (x = column, y = row); vertices
+# on half pixels so every pixel centre is clearly in or out. The files hold them + SCD_CONTOUR_ORIGIN.
+# Slice 1 is shifted right by 2 columns.
 SCD_ENDO = {"ED": (4.5, 14.5, 6.5, 13.5), "ES": (6.5, 11.5, 8.5, 11.5)}
 SCD_EPI = {"ED": (2.5, 16.5, 4.5, 15.5), "ES": (3.5, 14.5, 5.5, 14.5)}
 
@@ -251,7 +332,7 @@ def write_scd_dicom(path: Path, number: int, slice_index: int, pixels: np.ndarra
     ds.Rows, ds.Columns = pixels.shape
     ds.PixelSpacing = list(SCD_PIXEL_SPACING)
     ds.SliceThickness = 8.0
-    ds.SpacingBetweenSlices = 16.0
+    ds.SpacingBetweenSlices = SCD_SPACING_TAG
     ds.ImageOrientationPatient = list(SCD_ORIENTATION)
     ds.ImagePositionPatient = [SCD_SLICE_X[slice_index], -100.0, 50.0]
     ds.SliceLocation = -SCD_SLICE_X[slice_index]
@@ -267,20 +348,22 @@ def write_scd_dicom(path: Path, number: int, slice_index: int, pixels: np.ndarra
 
 
 def _write_contour(path: Path, rect) -> None:
+    """The rectangle as the release stores contours: 1-based (vertex = 0-based centre + 1)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savetxt(path, rectangle_contour(*rect), fmt="%.2f")
+    np.savetxt(path, rectangle_contour(*rect) + SCD_CONTOUR_ORIGIN, fmt="%.2f")
 
 
 def write_scd_fixture(root, layout: str = "A") -> dict[str, ExpectedCase]:
     """Sunnybrook tree with 2 cases x 2 slices x 20 phases (32 x 28 px, PixelSpacing 1.36 x 1.30,
-    slices 16 mm apart along an oblique normal).
+    slices 10 mm apart along an oblique normal; contour files 1-based, as in the release).
 
     layout "A": the MICCAI 2009 release, `Sunnybrook Cardiac MR Database DICOMPart3/
     TrainingDataDICOM/<case>/DICOM/IM-0001-NNNN.dcm`; layout "B": the Kaggle copy,
     `challenge_training/<unpadded case>/IM-<series>-NNNN.dcm` next to a decoy series IM-0001.
     Both share the contour tree `...ContoursPart3/TrainingDataContours/<case>/contours-manual/
     IRCCI-expert/` with endocardial contours on both slices at ED and ES, epicardial contours
-    at ED (and at ES only for SC-N-02), a papillary p1 file and an empty `file-listings/`.
+    at ED (and at ES only for SC-N-02), a papillary `-p1contour-manual.txt` file and an empty
+    `file-listings/`.
     SC-HF-I-01 is contoured at phases 18 (ED, larger cavity) and 7 (ES), SC-N-02 at 0 and 8.
     """
     if layout not in ("A", "B"):
@@ -312,7 +395,7 @@ def write_scd_fixture(root, layout: str = "A") -> dict[str, ExpectedCase]:
                 if has_epi:
                     _write_contour(contour_dir / f"IM-0001-{number:04d}-ocontour-manual.txt", epi)
                 if phase == "ED":
-                    _write_contour(contour_dir / f"IM-0001-{number:04d}-p1-manual.txt", (8.5, 9.5, 9.5, 10.5))
+                    _write_contour(contour_dir / f"IM-0001-{number:04d}-p1contour-manual.txt", (8.5, 9.5, 9.5, 10.5))
                 lv = rectangle_mask(*endo)
                 images.append(scd_pixels(number).astype(np.float32))
                 labels.append(lv.astype(np.uint8))
@@ -324,7 +407,7 @@ def write_scd_fixture(root, layout: str = "A") -> dict[str, ExpectedCase]:
                 phase=phase,
                 image=np.stack(images),
                 label=np.stack(labels),
-                spacing=(16.0, *SCD_PIXEL_SPACING),
+                spacing=(SCD_SLICE_GAP, *SCD_PIXEL_SPACING),
                 meta={
                     "subset": "training",
                     "layout": layout,

@@ -1,6 +1,8 @@
 """Prepared cache: round trip, normalisation, atomic writing and validation errors."""
 
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -120,3 +122,74 @@ def test_tiny_cache_cases_are_normalised(tiny_cache):
         case = cache.load(case_id)
         assert case.image.min() == 0.0 and case.image.max() == 1.0
         assert set(np.unique(case.label)) <= {0, 1, 2, 3}
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test and restore it afterwards."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield lambda mask: os.umask(mask)
+    os.umask(old)
+
+
+def _modes(root):
+    return {str(p.relative_to(root)): stat.S_IMODE(p.stat().st_mode) for p in [root, *root.rglob("*")]}
+
+
+@pytest.mark.parametrize("mask, dir_mode, file_mode", [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600), (0o002, 0o775, 0o664)])
+def test_cache_permissions_follow_the_umask(tmp_path, umask, mask, dir_mode, file_mode):
+    umask(mask)
+    out = write_cache(tmp_path / "cache", "toy", ("RV", "MYO", "LV"), two_patients(), "/raw")
+    modes = _modes(out)
+    assert modes["."] == dir_mode and modes["cases"] == dir_mode  # not mkdtemp's 0700
+    assert modes["dataset.json"] == file_mode and modes["cases/p1_ED.npz"] == file_mode
+    # replacing a cache keeps to the same rule
+    write_cache(out, "toy", ("RV", "MYO", "LV"), two_patients()[:2], "/raw", overwrite=True)
+    assert _modes(out)["."] == dir_mode
+    assert leftovers(tmp_path) == ["cache"]
+
+
+def pixel_case(patient: str, phase: str) -> Case:
+    case = make_case(patient, phase)
+    return Case(case.case_id, case.patient_id, case.phase, case.image, case.label, (np.nan,) * 3, case.source)
+
+
+def test_pixel_only_cache_round_trip(tmp_path):
+    reason = "SSL4MIS h5 files carry no voxel size"
+    out = write_cache(tmp_path / "cache", "acdc", ("RV", "MYO", "LV"), [pixel_case("p1", "ED"), pixel_case("p1", "ES")],
+                      "/h5", pixel_only_reason=reason, reader={"format": "ssl4mis_acdc", "options": {}},
+                      reader_notes=["p1_ES: something to know"])
+    index = json.loads((out / "dataset.json").read_text())
+    assert index["pixel_only"] is True and index["pixel_only_reason"] == reason
+    assert index["cases"][0]["spacing"] == [None, None, None]
+    assert index["reader"] == {"format": "ssl4mis_acdc", "options": {}} and index["reader_notes"] == ["p1_ES: something to know"]
+    cache = CachedDataset(out)
+    assert cache.pixel_only and cache.pixel_only_reason == reason and cache.reader_notes == ["p1_ES: something to know"]
+    case = cache.load("p1_ED")
+    assert not case.has_spacing and all(np.isnan(case.spacing))
+    # an ordinary cache says so explicitly
+    normal = CachedDataset(write_cache(tmp_path / "mm", "toy", ("LV",), [make_case("p1", "ED")], "/raw"))
+    assert not normal.pixel_only and normal.load("p1_ED").has_spacing
+    assert json.loads((tmp_path / "mm" / "dataset.json").read_text())["pixel_only"] is False
+
+
+def test_pixel_only_must_be_all_or_nothing(tmp_path):
+    with pytest.raises(DatasetFormatError, match="p1_ED.*not declared pixel-only"):
+        write_cache(tmp_path / "a", "toy", ("RV", "MYO", "LV"), [pixel_case("p1", "ED")], "/raw")
+    with pytest.raises(DatasetFormatError, match="p2_ED.*has spacing .* but the cache is pixel-only"):
+        write_cache(tmp_path / "b", "toy", ("RV", "MYO", "LV"), [pixel_case("p1", "ED"), make_case("p2", "ED")], "/raw",
+                    pixel_only_reason="no spacing")
+    assert leftovers(tmp_path) == []
+
+
+def test_pixel_only_index_is_validated(tmp_path):
+    out = write_cache(tmp_path / "cache", "toy", ("RV", "MYO", "LV"), [pixel_case("p1", "ED")], "/h5", pixel_only_reason="why")
+    index_path = out / "dataset.json"
+    index = json.loads(index_path.read_text())
+    index_path.write_text(json.dumps({**index, "pixel_only_reason": ""}))
+    with pytest.raises(CacheFormatError, match="needs a 'pixel_only_reason'"):
+        CachedDataset(out)
+    index_path.write_text(json.dumps({**index, "pixel_only": False}))
+    with pytest.raises(CacheFormatError, match=r"p1_ED has spacing \[None, None, None\]; expected 3 positive numbers"):
+        CachedDataset(out)

@@ -30,9 +30,16 @@ def assert_cache_matches(out, dataset, classes, expected):
 def test_prepare_acdc(tmp_path, capsys):
     expected = write_acdc_fixture(tmp_path / "raw")
     assert prepare("--dataset", "acdc", "--root", tmp_path / "raw", "--out", tmp_path / "cache") == 0
-    assert "prepared acdc: 3 patients, 6 cases" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "prepared acdc: 3 patients, 6 cases" in out and "0 reader note(s)" in out
+    # one line per case: shape (z x y x x), spacing in mm with the header's unit (unset in the
+    # fixture, as in every ACDC release file), label check with voxels per class
+    assert ("patient001_ES: 3x20x24 voxels, spacing (z, y, x) 10, 1.25, 1.5 mm [header unit unset (read as mm)]; "
+            "labels in 0..3: RV 48, MYO 180, LV 12 voxels") in out.splitlines()
+    assert sum(line.startswith("patient") for line in out.splitlines()) == 6
     cache = assert_cache_matches(tmp_path / "cache", "acdc", ("RV", "MYO", "LV"), expected)
     assert cache.patient_meta("patient101")["subset"] == "testing"
+    assert not cache.pixel_only and cache.reader == {"format": "acdc", "options": {}}
 
 
 def test_prepare_mnms_keeps_vendor_meta(tmp_path):
@@ -51,10 +58,24 @@ def test_prepare_scd_and_its_class_option(tmp_path, capsys):
     assert prepare("--dataset", "scd", "--root", tmp_path / "raw", "--out", tmp_path / "lv") == 0
     cache = assert_cache_matches(tmp_path / "lv", "scd", ("LV",), expected)
     assert {cache.patient_meta(p)["subset"] for p in cache.patients()} == {"training"}
-    # lv_myo reaches the reader, which refuses frames without an epicardial contour (SC-HF-I-01 ES)
-    assert prepare("--dataset", "scd", "--root", tmp_path / "raw", "--out", tmp_path / "lv_myo", "--classes", "lv_myo") == 2
-    assert "ocontour-manual.txt is missing" in capsys.readouterr().err
-    assert not (tmp_path / "lv_myo").exists()
+    assert cache.reader == {"format": "scd", "options": {}}
+    capsys.readouterr()
+    # lv_myo reaches the reader, which leaves out the frame without an epicardial contour
+    # (SC-HF-I-01 ES, as every real ES frame) and says so; the cache holds the other three
+    assert prepare("--dataset", "scd", "--root", tmp_path / "raw", "--out", tmp_path / "lv_myo", "--classes", "lv_myo") == 0
+    out = capsys.readouterr().out
+    assert "  note: SC-HF-I-01_ES: left out: classes='lv_myo' needs an epicardial contour" in out
+    assert "1 reader note(s)" in out
+    cache = CachedDataset(tmp_path / "lv_myo")
+    assert cache.class_names == ("LV", "MYO") and cache.case_ids == ["SC-HF-I-01_ED", "SC-N-02_ED", "SC-N-02_ES"]
+    assert cache.reader == {"format": "scd", "options": {"classes": "lv_myo"}}
+    assert cache.reader_notes[0].startswith("SC-HF-I-01_ES: left out")
+    for case_id in cache.case_ids:
+        np.testing.assert_array_equal(cache.load(case_id).label, expected[case_id].label_lv_myo)
+    # the contour convention is an explicit option, recorded with the cache
+    assert prepare("--dataset", "scd", "--root", tmp_path / "raw", "--out", tmp_path / "zero",
+                   "--contour-convention", "zero_based") == 0
+    assert CachedDataset(tmp_path / "zero").reader["options"] == {"contour_convention": "zero_based"}
 
 
 def test_prepare_phantom_generates_then_reuses_the_tree(tmp_path, capsys):
@@ -77,6 +98,12 @@ def test_prepare_errors(tmp_path, capsys):
     assert prepare("--dataset", "acdc", "--root", tmp_path / "empty", "--out", tmp_path / "cache", "--patients", 3) == 2
     assert "--patients and --seed apply to --dataset phantom only" in capsys.readouterr().err
     assert prepare("--dataset", "acdc", "--root", tmp_path / "empty", "--out", tmp_path / "cache", "--classes", "lv") == 2
+    assert prepare("--dataset", "acdc", "--root", tmp_path / "empty", "--out", tmp_path / "cache",
+                   "--contour-convention", "zero_based") == 2
+    assert "--classes and --contour-convention apply to --dataset scd only" in capsys.readouterr().err
+    assert prepare("--dataset", "acdc", "--root", tmp_path / "empty", "--out", tmp_path / "cache",
+                   "--spacing-from", tmp_path) == 2
+    assert "--spacing-from applies to --dataset ssl4mis_acdc only" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
 
 

@@ -143,3 +143,163 @@ def test_duplicate_patient_and_unknown_patient(one_patient):
 def test_unknown_option_is_refused(tree):
     with pytest.raises(TypeError, match="classes"):
         acdc.class_names(classes="lv_myo")
+
+
+# --- NIfTI geometry: units, image/label voxels, qform/sform (methods/data/nifti.py) ----------------
+
+FIXTURE_AFFINE = np.diag([1.5, 1.25, 10.0, 1.0])  # what write_acdc_fixture writes (x, y, z)
+
+
+def _frame01(folder):
+    return folder / "patient001_frame01.nii.gz", folder / "patient001_frame01_gt.nii.gz"
+
+
+def _save(path, array, *, sform=None, sform_code=2, qform=None, qform_code=0, zooms=None, unit=None):
+    """A NIfTI file with exactly the given transforms, codes, pixdim and spatial unit."""
+    image = nib.Nifti1Image(array, None)
+    image.header.set_sform(FIXTURE_AFFINE if sform is None else sform, code=sform_code)
+    image.header.set_qform(FIXTURE_AFFINE if qform is None else qform, code=qform_code)
+    image.header.set_zooms(zooms if zooms is not None else (1.5, 1.25, 10.0))
+    if unit is not None:
+        image.header.set_xyzt_units(xyz=unit)
+    nib.save(image, str(path))
+
+
+def _flip_y(shape_xyz):
+    """Voxel (i, j, k) -> (i, ny - 1 - j, k): an affine factor that flips the second axis."""
+    flip = np.diag([1.0, -1.0, 1.0, 1.0])
+    flip[1, 3] = shape_xyz[1] - 1
+    return flip
+
+
+def _arrays(folder):
+    image_path, label_path = _frame01(folder)
+    return np.asarray(nib.load(str(image_path)).dataobj), np.asarray(nib.load(str(label_path)).dataobj)
+
+
+def _ed(root, notes=None):
+    return next(acdc.iter_cases(root, patients=["patient001"], log=(notes.append if notes is not None else None)))
+
+
+@pytest.mark.parametrize("unit, factor", [("micron", 1000.0), ("meter", 0.001), ("mm", 1.0)])
+def test_spacing_honours_the_spatial_unit(one_patient, unit, factor):
+    root, folder = one_patient
+    image, label = _arrays(folder)
+    zooms = (1.5 * factor, 1.25 * factor, 10.0 * factor)
+    affine = np.diag([*zooms, 1.0])
+    for path, array in zip(_frame01(folder), (image, label)):
+        _save(path, array, sform=affine, zooms=zooms, unit=unit)
+    notes = []
+    case = _ed(root, notes)
+    assert case.spacing == pytest.approx((10.0, 1.25, 1.5), rel=1e-6)
+    assert case.meta["spacing_unit"] == {"micron": "micron (converted to mm)", "meter": "metre (converted to mm)",
+                                         "mm": "mm"}[unit]
+    if unit == "mm":
+        assert notes == []
+    else:
+        assert any(n.startswith(f"patient001_ED: patient001_frame01.nii.gz: voxel size stored in {unit.replace('meter', 'metre')}s")
+                   and "converted to mm (1.5, 1.25, 10)" in n for n in notes)
+
+
+def test_image_and_label_in_different_units_still_match(one_patient):
+    root, folder = one_patient
+    image_path, label_path = _frame01(folder)
+    _, label = _arrays(folder)
+    _save(label_path, label, sform=np.diag([1500.0, 1250.0, 10000.0, 1.0]), zooms=(1500.0, 1250.0, 10000.0), unit="micron")
+    case = _ed(root, [])
+    assert case.spacing == pytest.approx((10.0, 1.25, 1.5))
+
+
+def test_unknown_spatial_unit_is_refused(one_patient):
+    root, folder = one_patient
+    image_path, _ = _frame01(folder)
+    image = nib.load(str(image_path))
+    header = image.header.copy()
+    header["xyzt_units"] = 5 | 8  # spatial code 5 (no such unit), seconds
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj), image.affine, header), str(image_path))
+    with pytest.raises(DatasetFormatError, match=r"patient001_frame01\.nii\.gz: xyzt_units has spatial unit code 5"):
+        list(acdc.iter_cases(root))
+
+
+def test_label_with_flipped_axis_is_reoriented_onto_the_image(one_patient):
+    # the _gt file stores its rows reversed and its affine says so: physically the same voxels
+    root, folder = one_patient
+    _, label = _arrays(folder)
+    _, label_path = _frame01(folder)
+    _save(label_path, label[:, ::-1, :].copy(), sform=FIXTURE_AFFINE @ _flip_y(label.shape))
+    notes = []
+    case = _ed(root, notes)
+    np.testing.assert_array_equal(case.label, np.transpose(label, (2, 1, 0)))
+    assert case.label[0, 4, 2] == 1  # RV at x=2, y=4, as in the image
+    assert notes == [
+        "patient001_ED: patient001_frame01_gt.nii.gz: label voxels stored as RPS, image patient001_frame01.nii.gz "
+        "as RAS; label reoriented onto the image grid (flip y, nibabel.orientations)"
+    ]
+
+
+def test_label_with_permuted_axes_is_reoriented(one_patient):
+    root, folder = one_patient
+    _, label = _arrays(folder)
+    _, label_path = _frame01(folder)
+    swap = np.array([[0.0, 1.5, 0, 0], [1.25, 0, 0, 0], [0, 0, 10.0, 0], [0, 0, 0, 1]])  # stored (y, x, z)
+    _save(label_path, np.transpose(label, (1, 0, 2)).copy(), sform=swap, zooms=(1.25, 1.5, 10.0))
+    notes = []
+    case = _ed(root, notes)
+    np.testing.assert_array_equal(case.label, np.transpose(label, (2, 1, 0)))
+    assert len(notes) == 1 and "axes (x, y, z) -> (y, x, z)" in notes[0]
+
+
+def test_label_with_another_origin_is_refused_naming_both_files(one_patient):
+    root, folder = one_patient
+    _, label = _arrays(folder)
+    _, label_path = _frame01(folder)
+    shifted = FIXTURE_AFFINE.copy()
+    shifted[1, 3] = 5.0  # 4 voxels further along y
+    _save(label_path, label, sform=shifted)
+    with pytest.raises(DatasetFormatError) as error:
+        list(acdc.iter_cases(root))
+    message = str(error.value)
+    assert message.startswith(str(label_path)) and str(_frame01(folder)[0]) in message
+    assert "origin (0, 5, 0) vs (0, 0, 0) mm (off by (0, 5, 0) mm" in message
+
+
+def test_flipped_affine_without_moved_origin_is_refused(one_patient):
+    # the affine flips y but the origin was not moved: after reorienting, the voxels still sit
+    # 23.75 mm away from the image's
+    root, folder = one_patient
+    _, label = _arrays(folder)
+    _, label_path = _frame01(folder)
+    _save(label_path, label[:, ::-1, :].copy(), sform=FIXTURE_AFFINE @ np.diag([1.0, -1.0, 1.0, 1.0]))
+    with pytest.raises(DatasetFormatError, match=r"frame01_gt\.nii\.gz: stored as RPS while the image is RAS, and even "
+                                                 r"after reorienting its axes \(flip y\).*origin"):
+        list(acdc.iter_cases(root))
+
+
+def test_qform_sform_conflict_follows_the_documented_rule(one_patient):
+    root, folder = one_patient
+    _, label = _arrays(folder)
+    _, label_path = _frame01(folder)
+    flipped_data, flipped_affine = label[:, ::-1, :].copy(), FIXTURE_AFFINE @ _flip_y(label.shape)
+    expected = np.transpose(label, (2, 1, 0))
+
+    # sform code 1 (scanner): nibabel and ITK/SimpleITK both read the sform; the stale qform is noted
+    _save(label_path, flipped_data, sform=flipped_affine, sform_code=1, qform=FIXTURE_AFFINE, qform_code=1)
+    notes = []
+    np.testing.assert_array_equal(_ed(root, notes).label, expected)
+    assert any("qform (code 1) disagrees with the sform" in n and "the sform (code 1, scanner) is used" in n for n in notes)
+
+    # sform code 0: the sform is ignored (whatever it holds) and the qform is read
+    _save(label_path, flipped_data, sform=np.diag([9.0, 9.0, 9.0, 1.0]), sform_code=0, qform=flipped_affine, qform_code=1)
+    np.testing.assert_array_equal(_ed(root, []).label, expected)
+
+    # sform code 2 (aligned) against a different qform: nibabel would read the sform, ITK the qform
+    _save(label_path, flipped_data, sform=flipped_affine, sform_code=2, qform=FIXTURE_AFFINE, qform_code=1)
+    with pytest.raises(DatasetFormatError, match=r"frame01_gt\.nii\.gz: the qform \(code 1\) and the sform \(code 2\) "
+                                                 r"disagree .*nibabel reads the sform.*ITK/SimpleITK read the qform"):
+        list(acdc.iter_cases(root))
+
+    # both codes set and equal transforms: read without a note
+    _save(label_path, label, sform_code=2, qform_code=1)
+    notes = []
+    np.testing.assert_array_equal(_ed(root, notes).label, expected)
+    assert notes == []

@@ -7,7 +7,7 @@ import pytest
 
 from methods.data import mnms
 from methods.data.types import DatasetFormatError
-from fixtures_datasets import MNMS_CSV_NAME, MNMS_ZOOMS_XYZ, write_mnms_fixture
+from fixtures_datasets import MNMS_CSV_NAME, MNMS_ZOOMS_XYZ, SHAPE_XYZ, heart_labels_xyz, write_mnms_fixture
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +166,33 @@ def test_unlabelled_subject_is_not_a_patient(tree):
     root, _ = tree
     with pytest.raises(DatasetFormatError, match=r"DDD004"):
         list(mnms.iter_cases(root, patients=["DDD004"]))
+
+
+def test_4d_label_with_swapped_axes_is_reoriented_at_every_frame(fresh):
+    # the _gt file stores (y, x, z, t) and its affine says so: each annotated frame is reoriented
+    path = fresh / "Validation/BBB002/BBB002_sa_gt.nii.gz"
+    label = np.asarray(nib.load(str(path)).dataobj)
+    swap = np.array([[0.0, MNMS_ZOOMS_XYZ[0], 0, 0], [MNMS_ZOOMS_XYZ[1], 0, 0, 0], [0, 0, MNMS_ZOOMS_XYZ[2], 0], [0, 0, 0, 1]])
+    image = nib.Nifti1Image(np.transpose(label, (1, 0, 2, 3)).copy(), swap)
+    image.header.set_zooms((MNMS_ZOOMS_XYZ[1], MNMS_ZOOMS_XYZ[0], MNMS_ZOOMS_XYZ[2], 1.0))
+    nib.save(image, str(path))
+    notes = []
+    cases = list(mnms.iter_cases(fresh, patients=["BBB002"], log=notes.append))
+    for case in cases:
+        canonical = heart_labels_xyz(SHAPE_XYZ, case.phase, rv=1, myo=2, lv=3)
+        np.testing.assert_array_equal(case.label, np.transpose(canonical, (2, 1, 0)))
+    assert [n.split(":")[0] for n in notes] == ["BBB002_ED", "BBB002_ES"]
+    assert all("axes (x, y, z) -> (y, x, z)" in n for n in notes)
+
+
+def test_4d_label_with_another_voxel_grid_is_refused(fresh):
+    path = fresh / "Testing/CCC003/CCC003_sa_gt.nii.gz"
+    label = np.asarray(nib.load(str(path)).dataobj)
+    affine = np.diag([*MNMS_ZOOMS_XYZ, 1.0])
+    affine[:3, 3] = (0.0, 0.0, 9.0)  # one slice further along z
+    image = nib.Nifti1Image(label, affine)
+    image.header.set_zooms(MNMS_ZOOMS_XYZ + (1.0,))
+    nib.save(image, str(path))
+    with pytest.raises(DatasetFormatError, match=r"CCC003_sa_gt\.nii\.gz: affine: origin .*does not describe the same "
+                                                 r"voxels as the image .*CCC003_sa\.nii\.gz"):
+        list(mnms.iter_cases(fresh, patients=["CCC003"]))

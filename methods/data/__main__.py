@@ -1,9 +1,12 @@
 """Command line: `python -m methods.data {prepare,split} ...`.
 
-    prepare --dataset {acdc,mnms,scd,phantom} --root DIR --out DIR
+    prepare --dataset {acdc,mnms,scd,ssl4mis_acdc,phantom} --root DIR --out DIR
             [--patients N --seed S]      phantom only: generated into --root if it is not there yet
             [--classes lv|lv_myo]        scd only
+            [--contour-convention one_based|zero_based|pixel_corner]   scd only
+            [--spacing-from ACDC_ROOT]   ssl4mis_acdc only: voxel sizes from the raw ACDC release
             [--normalisation clip_minmax|minmax] [--overwrite]
+            Prints one line per case (shape, spacing, label check) and every reader note.
     split   --cache DIR --labelled N --seed S [--val N] [--test N]
             [--preset random|paper] [--selection paper|random] --out FILE
 
@@ -36,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     prepare.add_argument("--patients", type=int, help=f"phantom only: number of patients (default {DEFAULT_PHANTOM_PATIENTS})")
     prepare.add_argument("--seed", type=int, help="phantom only: generator seed (default 0)")
     prepare.add_argument("--classes", choices=("lv", "lv_myo"), help="scd only: LV cavity only (default) or LV and myocardium")
+    prepare.add_argument("--contour-convention", choices=("one_based", "zero_based", "pixel_corner"),
+                         help="scd only: what a contour vertex (x, y) means (default one_based: MATLAB pixel centres, "
+                              "as the challenge's own evaluation code rasterises them; docs/datasets.md)")
+    prepare.add_argument("--spacing-from", type=Path, metavar="ACDC_ROOT",
+                         help="ssl4mis_acdc only: raw ACDC release to take voxel sizes from (without it the "
+                              "cache is pixel-only: no mm metrics)")
     prepare.add_argument("--normalisation", choices=sorted(NORMALISATIONS), default=DEFAULT_NORMALISATION)
     prepare.add_argument("--overwrite", action="store_true", help="replace an existing cache at --out (only once the new one is complete)")
 
@@ -56,10 +65,17 @@ def _parser() -> argparse.ArgumentParser:
 def _prepare(args: argparse.Namespace) -> str:
     if args.dataset != "phantom" and (args.patients is not None or args.seed is not None):
         raise ValueError("--patients and --seed apply to --dataset phantom only")
-    if args.dataset != "scd" and args.classes is not None:
-        raise ValueError("--classes applies to --dataset scd only")
-    reader_options = {"classes": args.classes} if args.classes else {}
+    if args.dataset != "scd" and (args.classes is not None or args.contour_convention is not None):
+        raise ValueError("--classes and --contour-convention apply to --dataset scd only")
+    if args.dataset != "ssl4mis_acdc" and args.spacing_from is not None:
+        raise ValueError("--spacing-from applies to --dataset ssl4mis_acdc only")
+    reader_options = {
+        key: value for key, value in (
+            ("classes", args.classes), ("contour_convention", args.contour_convention), ("spacing_from", args.spacing_from),
+        ) if value is not None
+    }
     started = time.perf_counter()
+    print(f"reading {args.dataset} from {args.root}", flush=True)
     out = prepare_dataset(
         args.dataset, args.root, args.out,
         reader_options=reader_options,
@@ -67,12 +83,15 @@ def _prepare(args: argparse.Namespace) -> str:
         phantom_seed=0 if args.seed is None else args.seed,
         normalisation=args.normalisation,
         overwrite=args.overwrite,
+        log=lambda line: print(line, flush=True),
     )
     from methods.data.cache import CachedDataset
 
     cache = CachedDataset(out)
+    tail = f"; PIXEL-ONLY: {cache.pixel_only_reason}" if cache.pixel_only else ""
     return (f"prepared {cache.name}: {len(cache.patients())} patients, {len(cache)} cases, classes "
-            f"{', '.join(cache.class_names)} -> {out} ({time.perf_counter() - started:.1f} s)")
+            f"{', '.join(cache.class_names)}, {len(cache.reader_notes)} reader note(s) -> {out} "
+            f"({time.perf_counter() - started:.1f} s){tail}")
 
 
 def _split(args: argparse.Namespace) -> str:

@@ -6,8 +6,10 @@ are both read): `**/patientNNN/Info.cfg` plus, per annotated frame F (1-based, f
 The 4D cine `patientNNN_4d.nii.gz` is not read.
 
 Labels: ACDC's own 0 background, 1 RV, 2 MYO, 3 LV are the canonical order ("RV", "MYO", "LV"),
-so no remapping happens here. Spacing is the NIfTI header voxel size, reordered to (z, y, x).
-See docs/datasets.md for the layout and pitfalls.
+so no remapping happens here. Spacing is the NIfTI header voxel size in mm (units honoured),
+reordered to (z, y, x). The `_gt` file must describe the image's voxels; a label stored with
+flipped or permuted axes is reoriented onto the image grid and reported through `log`
+(methods/data/nifti.py). See docs/datasets.md for the layout and pitfalls.
 """
 
 from __future__ import annotations
@@ -15,15 +17,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from methods.data.nifti import (
-    check_same_spacing,
-    integer_labels,
-    open_nifti,
-    read_voxels,
-    spacing_zyx,
-    xyz_to_zyx,
+from methods.data.nifti import align_label, integer_labels, open_nifti, read_geometry, read_voxels, xyz_to_zyx
+from methods.data.types import (
+    Case,
+    DatasetFormatError,
+    ReaderLog,
+    check_label_values,
+    reader_log,
+    reject_options,
+    select_patients,
 )
-from methods.data.types import Case, DatasetFormatError, check_label_values, reject_options, select_patients
 
 DATASET_NAME = "acdc"
 CLASS_NAMES = ("RV", "MYO", "LV")
@@ -36,7 +39,7 @@ def class_names(**options) -> tuple[str, ...]:
     return CLASS_NAMES
 
 
-def _patient_folders(root: Path) -> dict[str, Path]:
+def patient_folders(root: Path) -> dict[str, Path]:
     """patient id -> folder, for every `patientNNN/Info.cfg` under root (any depth)."""
     root = Path(root)
     if not root.is_dir():
@@ -82,14 +85,14 @@ def read_info(path: Path) -> dict[str, str]:
 def list_patients(root, **options) -> list[str]:
     """Sorted patient ids (`patient001`, ...) of every patient folder under root."""
     reject_options(DATASET_NAME, options)
-    return sorted(_patient_folders(Path(root)))
+    return sorted(patient_folders(Path(root)))
 
 
 def patient_meta(root, **options) -> dict[str, dict]:
     """Per-patient metadata from Info.cfg without reading any image: the pathology group, the
     folder it came from (training/testing) and the ED/ES frame numbers."""
     reject_options(DATASET_NAME, options)
-    return {patient: _meta(folder, read_info(folder / "Info.cfg")) for patient, folder in _patient_folders(Path(root)).items()}
+    return {patient: _meta(folder, read_info(folder / "Info.cfg")) for patient, folder in patient_folders(Path(root)).items()}
 
 
 def _meta(folder: Path, info: dict[str, str]) -> dict:
@@ -102,41 +105,48 @@ def _meta(folder: Path, info: dict[str, str]) -> dict:
     }
 
 
-def _read_frame(folder: Path, patient: str, frame: int, phase: str, meta: dict) -> Case:
-    image_path = folder / f"{patient}_frame{frame:02d}.nii.gz"
-    label_path = folder / f"{patient}_frame{frame:02d}_gt.nii.gz"
+def frame_paths(folder: Path, patient: str, frame: int) -> tuple[Path, Path]:
+    """(image, label) files of 1-based frame `frame` of a patient folder."""
+    return folder / f"{patient}_frame{frame:02d}.nii.gz", folder / f"{patient}_frame{frame:02d}_gt.nii.gz"
+
+
+def _read_frame(folder: Path, patient: str, frame: int, phase: str, meta: dict, log: ReaderLog) -> Case:
+    case_id = f"{patient}_{phase}"
+    image_path, label_path = frame_paths(folder, patient, frame)
     image_file = open_nifti(image_path, ndim=3)
     label_file = open_nifti(label_path, ndim=3)
-    image_spacing = spacing_zyx(image_file, image_path)
-    check_same_spacing(image_path, image_spacing, label_path, spacing_zyx(label_file, label_path))
+    image_geometry = read_geometry(image_file, image_path)
+    alignment = align_label(image_geometry, read_geometry(label_file, label_path))
     image = read_voxels(image_file, image_path)
-    label = integer_labels(read_voxels(label_file, label_path), label_path)
-    if image.shape != label.shape:
-        raise DatasetFormatError(f"{label_path}: label shape {label.shape} != image shape {image.shape} of {image_path.name}")
+    label = alignment.apply(integer_labels(read_voxels(label_file, label_path), label_path))
     check_label_values(label, set(range(len(CLASS_NAMES) + 1)), label_path)
+    for note in alignment.notes:
+        log(f"{case_id}: {note}")
     return Case(
-        case_id=f"{patient}_{phase}",
+        case_id=case_id,
         patient_id=patient,
         phase=phase,
         image=xyz_to_zyx(image),
         label=xyz_to_zyx(label),
-        spacing=image_spacing,
+        spacing=image_geometry.spacing_zyx,
         source=str(label_path),
-        meta={**meta, "frame": frame},
+        meta={**meta, "frame": frame, "spacing_unit": image_geometry.unit},
     )
 
 
-def iter_cases(root, patients=None, **options) -> Iterator[Case]:
+def iter_cases(root, patients=None, log: ReaderLog | None = None, **options) -> Iterator[Case]:
     """One Case per annotated frame, ED then ES, patients in sorted order.
 
-    `patients` restricts reading to those ids; an id that is not on disk is an error.
+    `patients` restricts reading to those ids; an id that is not on disk is an error. `log`
+    receives one line per fact a user must know (a reoriented label, a converted unit).
     """
     reject_options(DATASET_NAME, options)
-    folders = _patient_folders(Path(root))
+    log = reader_log(log)
+    folders = patient_folders(Path(root))
     wanted = select_patients(folders, patients, root, "patient folder (with Info.cfg)")
     for patient in wanted:
         folder = folders[patient]
         info = read_info(folder / "Info.cfg")
         meta = _meta(folder, info)
         for phase in ("ED", "ES"):
-            yield _read_frame(folder, patient, int(info[phase]), phase, meta)
+            yield _read_frame(folder, patient, int(info[phase]), phase, meta, log)

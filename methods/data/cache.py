@@ -3,14 +3,26 @@
 Layout (docs/architecture.md):
 
     OUT/dataset.json        {"format_version": 1, "dataset", "classes", "normalisation",
-                             "source_root", "cases": [{"case_id", "patient_id", "phase",
+                             "source_root", "pixel_only", ["pixel_only_reason"], ["reader"],
+                             ["reader_notes"], "cases": [{"case_id", "patient_id", "phase",
                              "spacing": [z, y, x], "shape": [Z, H, W], "meta": {...}}, ...]}
     OUT/cases/<case_id>.npz image float32 [Z,H,W] in [0, 1], label uint8 [Z,H,W],
                             spacing float64 [3] (z, y, x) mm
 
 `meta` holds what a reader knows about a case beyond the image (e.g. the M&Ms vendor, the SCD
-subset); splits use it. The cache is written into a temporary sibling folder and renamed into
-place at the end, so a failed or interrupted `prepare` never leaves a half-written cache behind.
+subset); splits use it. `reader` records the on-disk format and reader options the cache was
+built with, `reader_notes` what the reader reported (reoriented labels, left-out frames, ...).
+
+A *pixel-only* cache (`"pixel_only": true`) comes from files that carry no voxel size (SSL4MIS's
+h5 files without a raw ACDC root): every case's spacing is NaN in the `.npz` and null in
+`dataset.json`, and `pixel_only_reason` says why. Metrics in mm are undefined for it; pixel
+metrics (and the paper-compatible mode, which uses no spacing) are not.
+
+The cache is written into a temporary sibling folder and renamed into place at the end, so a
+failed or interrupted `prepare` never leaves a half-written cache behind. The finished folder gets
+the permissions of any folder created under the process umask (0755 under umask 022), not the
+0700 that `tempfile.mkdtemp` gives its staging folder, so a cache in a shared data folder is
+readable by the other users of that folder.
 """
 
 from __future__ import annotations
@@ -39,6 +51,13 @@ class CacheFormatError(DatasetFormatError):
     """A prepared cache is missing, malformed or inconsistent; the message names the file."""
 
 
+def current_umask() -> int:
+    """The process umask (read by setting it and putting it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_cache(
     out_dir: str | Path,
     dataset: str,
@@ -47,11 +66,18 @@ def write_cache(
     source_root: str | Path,
     normalisation: str = DEFAULT_NORMALISATION,
     overwrite: bool = False,
+    *,
+    pixel_only_reason: str | None = None,
+    reader: dict | None = None,
+    reader_notes: Sequence[str] | None = None,
 ) -> Path:
     """Normalise and write `cases` as a prepared cache at `out_dir`; return `out_dir`.
 
     Labels must lie in 0..len(class_names). `out_dir` must not exist unless `overwrite` is set,
     in which case the old cache is replaced only once the new one is complete.
+    `pixel_only_reason` declares a pixel-only cache: then every case must have NaN spacing, and
+    without it none may. `reader` ({"format", "options"}) and `reader_notes` (read once all cases
+    are consumed, so a list the reader's log appends to works) are recorded in dataset.json.
     """
     out_dir = Path(out_dir)
     if normalisation not in NORMALISATIONS:
@@ -64,7 +90,8 @@ def write_cache(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
-        entries = _write_cases(staging, cases, len(class_names), normalisation)
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes it 0700 whatever the umask
+        entries = _write_cases(staging, cases, len(class_names), normalisation, pixel_only_reason)
         if not entries:
             raise DatasetFormatError(f"{source_root}: the reader found no annotated cases")
         index = {
@@ -73,8 +100,15 @@ def write_cache(
             "classes": class_names,
             "normalisation": normalisation,
             "source_root": str(source_root),
-            "cases": entries,
+            "pixel_only": pixel_only_reason is not None,
         }
+        if pixel_only_reason is not None:
+            index["pixel_only_reason"] = str(pixel_only_reason)
+        if reader is not None:
+            index["reader"] = _json_safe_meta(dict(reader), "reader")
+        if reader_notes:
+            index["reader_notes"] = [str(note) for note in reader_notes]
+        index["cases"] = entries
         (staging / INDEX_NAME).write_text(json.dumps(index, indent=1) + "\n")
         _replace_directory(staging, out_dir)
     except BaseException:
@@ -83,7 +117,8 @@ def write_cache(
     return out_dir
 
 
-def _write_cases(staging: Path, cases: Iterable[Case], num_foreground: int, normalisation: str) -> list[dict]:
+def _write_cases(staging: Path, cases: Iterable[Case], num_foreground: int, normalisation: str,
+                 pixel_only_reason: str | None) -> list[dict]:
     (staging / CASES_DIR).mkdir()
     entries: list[dict] = []
     seen: set[str] = set()
@@ -97,6 +132,12 @@ def _write_cases(staging: Path, cases: Iterable[Case], num_foreground: int, norm
             raise DatasetFormatError(f"{where}: case id {case.case_id!r} appears twice")
         seen.add(case.case_id)
         check_label_values(case.label, allowed, where)
+        if case.has_spacing == (pixel_only_reason is not None):
+            raise DatasetFormatError(
+                f"{where}: case {case.case_id} has spacing {case.spacing}, but the cache is "
+                + ("pixel-only (every case must have NaN spacing)" if pixel_only_reason is not None else
+                   "not declared pixel-only (a case without voxel size needs pixel_only_reason)")
+            )
         image = normalise_volume(case.image, normalisation)
         spacing = np.asarray(case.spacing, dtype=np.float64)
         np.savez_compressed(staging / CASES_DIR / f"{case.case_id}.npz", image=image, label=case.label, spacing=spacing)
@@ -104,7 +145,7 @@ def _write_cases(staging: Path, cases: Iterable[Case], num_foreground: int, norm
             "case_id": case.case_id,
             "patient_id": case.patient_id,
             "phase": case.phase,
-            "spacing": spacing.tolist(),
+            "spacing": [None if np.isnan(v) else v for v in spacing.tolist()],
             "shape": list(case.image.shape),
             "meta": _json_safe_meta(case.meta, where),
         })
@@ -148,6 +189,10 @@ class CachedDataset:
         self.class_names: tuple[str, ...] = tuple(index["classes"])
         self.normalisation: str = index["normalisation"]
         self.source_root: str = index.get("source_root", "")
+        self.pixel_only: bool = bool(index.get("pixel_only", False))
+        self.pixel_only_reason: str = index.get("pixel_only_reason", "")
+        self.reader: dict = dict(index.get("reader", {}))
+        self.reader_notes: list[str] = list(index.get("reader_notes", []))
         self._entries: dict[str, dict] = {entry["case_id"]: entry for entry in index["cases"]}
 
     def _validate_index(self, index: object) -> None:
@@ -160,6 +205,9 @@ class CachedDataset:
         for key in ("dataset", "classes", "normalisation", "cases"):
             if key not in index:
                 raise CacheFormatError(f"{where}: missing key {key!r}")
+        pixel_only = index.get("pixel_only", False)
+        if not isinstance(pixel_only, bool) or (pixel_only and not index.get("pixel_only_reason")):
+            raise CacheFormatError(f"{where}: 'pixel_only' must be true or false, and true needs a 'pixel_only_reason'")
         classes = index["classes"]
         if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
             raise CacheFormatError(f"{where}: 'classes' must be a non-empty list of names, got {classes!r}")
@@ -177,6 +225,11 @@ class CachedDataset:
                 raise CacheFormatError(f"{where}: case {case_id} has phase {entry['phase']!r}, expected ED or ES")
             if len(entry["spacing"]) != 3 or len(entry["shape"]) != 3:
                 raise CacheFormatError(f"{where}: case {case_id} needs 3 spacing values and a 3D shape")
+            spacing = entry["spacing"]
+            if pixel_only and spacing != [None, None, None]:
+                raise CacheFormatError(f"{where}: case {case_id} has spacing {spacing} in a pixel-only cache (expected nulls)")
+            if not pixel_only and not all(isinstance(v, (int, float)) and v > 0 for v in spacing):
+                raise CacheFormatError(f"{where}: case {case_id} has spacing {spacing}; expected 3 positive numbers (mm)")
             seen.add(case_id)
 
     @property
@@ -235,7 +288,8 @@ class CachedDataset:
         if list(image.shape) != list(entry["shape"]) or label.shape != image.shape:
             raise CacheFormatError(f"{path}: image {image.shape} / label {label.shape} do not match the "
                                    f"shape {entry['shape']} in {INDEX_NAME}")
-        if spacing.shape != (3,) or not np.allclose(spacing, entry["spacing"]):
+        expected = np.array([np.nan if v is None else v for v in entry["spacing"]], dtype=np.float64)
+        if spacing.shape != (3,) or not np.allclose(spacing, expected, equal_nan=True):
             raise CacheFormatError(f"{path}: spacing {spacing.tolist()} does not match {entry['spacing']} in {INDEX_NAME}")
         check_label_values(label, set(range(self.num_classes)), path)
         return Case(

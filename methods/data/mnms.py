@@ -10,7 +10,8 @@ Layout under root (the unpacked `OpenDataset/` folder):
 ED and ES in the CSV are 0-based indices into t (unlike ACDC's 1-based frame numbers).
 M&Ms labels are 1 LV, 2 MYO, 3 RV; they are remapped to the canonical ("RV", "MYO", "LV") order
 (1 RV, 2 MYO, 3 LV) shared with ACDC. Each Case carries the subject's vendor and centre in `meta`
-(the split code stratifies by vendor). See docs/datasets.md for pitfalls.
+(the split code stratifies by vendor). Geometry (units, image/label voxels, qform/sform) is
+checked as for ACDC (methods/data/nifti.py). See docs/datasets.md for pitfalls.
 """
 
 from __future__ import annotations
@@ -22,15 +23,16 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from methods.data.nifti import (
-    check_same_spacing,
-    integer_labels,
-    open_nifti,
-    read_voxels,
-    spacing_zyx,
-    xyz_to_zyx,
+from methods.data.nifti import align_label, integer_labels, open_nifti, read_geometry, read_voxels, xyz_to_zyx
+from methods.data.types import (
+    Case,
+    DatasetFormatError,
+    ReaderLog,
+    check_label_values,
+    reader_log,
+    reject_options,
+    select_patients,
 )
-from methods.data.types import Case, DatasetFormatError, check_label_values, reject_options, select_patients
 
 DATASET_NAME = "mnms"
 CLASS_NAMES = ("RV", "MYO", "LV")
@@ -186,16 +188,18 @@ def _annotated_times(label_file, path: Path) -> list[int]:
     return [t for t in range(volume.shape[3]) if np.any(volume[..., t])] if volume.ndim == 4 else []
 
 
-def _read_subject(code: str, subject: dict) -> Iterator[Case]:
+def _read_subject(code: str, subject: dict, log: ReaderLog) -> Iterator[Case]:
     folder = subject["folder"]
     image_path = folder / f"{code}_sa.nii.gz"
     label_path = folder / f"{code}_sa_gt.nii.gz"
     image_file = open_nifti(image_path, ndim=4)
     label_file = open_nifti(label_path, ndim=4)
-    if image_file.shape != label_file.shape:
-        raise DatasetFormatError(f"{label_path}: label shape {label_file.shape} != image shape {image_file.shape} of {image_path.name}")
-    spacing = spacing_zyx(image_file, image_path)
-    check_same_spacing(image_path, spacing, label_path, spacing_zyx(label_file, label_path))
+    if image_file.shape[3:] != label_file.shape[3:]:
+        raise DatasetFormatError(f"{label_path}: label shape {label_file.shape} != image shape {image_file.shape} of "
+                                 f"{image_path.name} (different numbers of time points)")
+    image_geometry = read_geometry(image_file, image_path)
+    alignment = align_label(image_geometry, read_geometry(label_file, label_path))
+    spacing = image_geometry.spacing_zyx
     n_times = image_file.shape[3]
     meta = {k: v for k, v in subject.items() if k != "folder"}
     for phase, t in (("ED", subject["ed_index"]), ("ES", subject["es_index"])):
@@ -203,7 +207,7 @@ def _read_subject(code: str, subject: dict) -> Iterator[Case]:
             raise DatasetFormatError(
                 f"{image_path}: {phase} index {t} (0-based, from the CSV) is outside the {n_times} time points"
             )
-        label = integer_labels(read_voxels(label_file, label_path, frame=t), label_path)
+        label = alignment.apply(integer_labels(read_voxels(label_file, label_path, frame=t), label_path))
         check_label_values(label, set(range(len(CLASS_NAMES) + 1)), label_path)
         if not label.any():
             raise DatasetFormatError(
@@ -211,6 +215,8 @@ def _read_subject(code: str, subject: dict) -> Iterator[Case]:
                 f"are {_annotated_times(label_file, label_path)}"
             )
         image = read_voxels(image_file, image_path, frame=t)
+        for note in alignment.notes:
+            log(f"{code}_{phase}: {note}")
         yield Case(
             case_id=f"{code}_{phase}",
             patient_id=code,
@@ -219,17 +225,19 @@ def _read_subject(code: str, subject: dict) -> Iterator[Case]:
             label=xyz_to_zyx(MNMS_TO_CANONICAL[label]),
             spacing=spacing,
             source=str(label_path),
-            meta={**meta, "t_index": t},
+            meta={**meta, "t_index": t, "spacing_unit": image_geometry.unit},
         )
 
 
-def iter_cases(root, patients=None, **options) -> Iterator[Case]:
+def iter_cases(root, patients=None, log: ReaderLog | None = None, **options) -> Iterator[Case]:
     """One Case per annotated frame (ED then ES) of each labelled subject, in sorted order.
 
     `patients` restricts reading to those codes; a code that is not a labelled subject is an error.
+    `log` receives one line per fact a user must know (a reoriented label, a converted unit).
     """
     reject_options(DATASET_NAME, options)
+    log = reader_log(log)
     subjects = _labelled(_read_subjects(root))
     wanted = select_patients(subjects, patients, root, "labelled M&Ms subject (CSV row + files)")
     for code in wanted:
-        yield from _read_subject(code, subjects[code])
+        yield from _read_subject(code, subjects[code], log)

@@ -3,10 +3,15 @@
 Two on-disk layouts are read; the contour tree is the same in both:
     .../<Training|Validation|Online>DataContours/SC-HF-I-01/contours-manual/IRCCI-expert/
         IM-0001-NNNN-icontour-manual.txt     endocardium, one "x y" vertex per line (pixels)
-        IM-0001-NNNN-ocontour-manual.txt     epicardium (mostly drawn at ED only)
+        IM-0001-NNNN-ocontour-manual.txt     epicardium (on real data: ED frames only, and not on
+                                             every ED slice)
+        IM-0001-NNNN-p1contour-manual.txt    papillary muscles (ignored; so is -p2contour-)
   A (MICCAI 2009 release): .../SC-HF-I-01/DICOM/IM-0001-NNNN.dcm
   B (Kaggle Data Science Bowl copy): .../SC-HF-I-1/IM-<series>-NNNN.dcm, where the case's
-    short-axis series comes from `SAX_SERIES` (the folder mixes several series).
+    short-axis series comes from `SAX_SERIES` (the folder mixes several series). Public copies of
+    that table disagree for SC-N-6 (0981 in the Kaggle tutorial's dict, 0984 in e.g.
+    vuptran/cardiac-segmentation's SAX_series.txt): both are accepted, the one whose files hold
+    the contoured images is read.
 The Cardiac Atlas Project re-release (SCD_IMAGES_0X/SCD0000101/CINESAX_*) is not read; see
 docs/datasets.md.
 
@@ -20,18 +25,28 @@ Slices. Only contoured slices are kept (as SSL code on SCD does): an unannotated
 ground truth, and filling it with background would teach and score "no LV" there. The kept slices
 are ordered by ascending position along the slice normal (ImageOrientationPatient row x column
 direction, dotted with ImagePositionPatient). z spacing is the median distance between
-consecutive kept slices (SpacingBetweenSlices, then SliceThickness, for a single slice);
-`meta["slice_positions_mm"]` keeps the exact positions, and `meta["uniform_z"]` is False when a
-gap (an uncontoured slice in between) makes the stack non-uniform.
+consecutive kept slices (SpacingBetweenSlices, then SliceThickness, for a single slice); on the
+real release it is 8 or 10 mm. `meta["slice_positions_mm"]` keeps the exact positions, and
+`meta["uniform_z"]` is False when a gap (an uncontoured slice in between) makes the stack
+non-uniform.
 
-Rasterisation. A vertex (x, y) is column x, row y; the pixel (row r, column c) has its centre at
-(x=c, y=r). A pixel belongs to the polygon when its centre is inside or on it
-(`skimage.draw.polygon2mask`).
+Rasterisation. A vertex (x, y) is column x, row y. Option `contour_convention` says where pixel
+centres are (pixel = row r, column c, 0-based):
+- "one_based" (default): at (x = c + 1, y = r + 1), MATLAB's image coordinates. The challenge's own
+  evaluation code (compare_contours.m, Radau and Lu, 2009) loads the files and fills them with
+  MATLAB's `poly2mask` as they are, and on the real images the contours follow the image edges
+  best when shifted by -1 px in x and y (docs/datasets.md, "Contour convention").
+- "zero_based": at (x = c, y = r), what `cv2.fillPoly` / `skimage.draw.polygon` loaders assume
+  (one pixel right of and below the default).
+- "pixel_corner": at (x = c + 0.5, y = r + 0.5), (0, 0) being the corner of the first pixel.
+A pixel belongs to the polygon when its centre is inside or on it (`skimage.draw.polygon2mask`).
 
 Classes. Default `classes="lv"`: ("LV",) = filled endocardial contour (papillary muscles and
 trabeculations are inside, as drawn; the p1/p2 papillary files are ignored). `classes="lv_myo"`:
-("LV", "MYO") with MYO = filled epicardium minus filled endocardium; a frame with a contoured slice
-that lacks its epicardial contour is refused, naming the file.
+("LV", "MYO") with MYO = filled epicardium minus filled endocardium. Only slices with both
+contours can be labelled, so the other slices of a frame are left out, a frame without any such
+slice (on real data, every ES frame) is left out, and each is reported through `log`; it is an
+error only when nothing at all is left.
 """
 
 from __future__ import annotations
@@ -46,37 +61,43 @@ import numpy as np
 import pydicom
 from skimage.draw import polygon2mask
 
-from methods.data.types import Case, DatasetFormatError, select_patients
+from methods.data.types import Case, DatasetFormatError, ReaderLog, reader_log, select_patients
 
 DATASET_NAME = "scd"
 CLASS_OPTIONS = {"lv": ("LV",), "lv_myo": ("LV", "MYO")}
 DEFAULT_PHASES_PER_SLICE = 20
+# contour_convention -> the contour coordinate of the centre of pixel 0 (subtracted from vertices).
+CONTOUR_CONVENTIONS = {"one_based": 1.0, "zero_based": 0.0, "pixel_corner": 0.5}
+DEFAULT_CONTOUR_CONVENTION = "one_based"
 
-# Layout B (Kaggle) case -> (short-axis series number, challenge subset). Case names are the
-# unpadded ones of that copy. Source: the Kaggle "FCN for LV segmentation" tutorial's SAX_SERIES
+# Layout B (Kaggle) case -> (short-axis series numbers accepted, challenge subset). Case names are
+# the unpadded ones of that copy. Source: the Kaggle "FCN for LV segmentation" tutorial's SAX_SERIES
 # table, reproduced in several public repositories; the subsets follow that table's comments.
+# SC-N-6 is 0981 there and 0984 in other copies (e.g. vuptran/cardiac-segmentation SAX_series.txt):
+# both are accepted and the files decide (`_image_prefix`).
 SAX_SERIES = {
-    "SC-HF-I-1": ("0004", "training"), "SC-HF-I-2": ("0106", "training"),
-    "SC-HF-I-4": ("0116", "training"), "SC-HF-I-40": ("0134", "training"),
-    "SC-HF-NI-3": ("0379", "training"), "SC-HF-NI-4": ("0501", "training"),
-    "SC-HF-NI-34": ("0446", "training"), "SC-HF-NI-36": ("0474", "training"),
-    "SC-HYP-1": ("0550", "training"), "SC-HYP-3": ("0650", "training"),
-    "SC-HYP-38": ("0734", "training"), "SC-HYP-40": ("0755", "training"),
-    "SC-N-2": ("0898", "training"), "SC-N-3": ("0915", "training"), "SC-N-40": ("0944", "training"),
-    "SC-HF-I-5": ("0156", "validation"), "SC-HF-I-6": ("0180", "validation"),
-    "SC-HF-I-7": ("0209", "validation"), "SC-HF-I-8": ("0226", "validation"),
-    "SC-HF-NI-7": ("0523", "validation"), "SC-HF-NI-11": ("0270", "validation"),
-    "SC-HF-NI-31": ("0401", "validation"), "SC-HF-NI-33": ("0424", "validation"),
-    "SC-HYP-6": ("0767", "validation"), "SC-HYP-7": ("0007", "validation"),
-    "SC-HYP-8": ("0796", "validation"), "SC-HYP-37": ("0702", "validation"),
-    "SC-N-5": ("0963", "validation"), "SC-N-6": ("0981", "validation"), "SC-N-7": ("1009", "validation"),
-    "SC-HF-I-9": ("0241", "online"), "SC-HF-I-10": ("0024", "online"),
-    "SC-HF-I-11": ("0043", "online"), "SC-HF-I-12": ("0062", "online"),
-    "SC-HF-NI-12": ("0286", "online"), "SC-HF-NI-13": ("0304", "online"),
-    "SC-HF-NI-14": ("0331", "online"), "SC-HF-NI-15": ("0359", "online"),
-    "SC-HYP-9": ("0003", "online"), "SC-HYP-10": ("0579", "online"),
-    "SC-HYP-11": ("0601", "online"), "SC-HYP-12": ("0629", "online"),
-    "SC-N-9": ("1031", "online"), "SC-N-10": ("0851", "online"), "SC-N-11": ("0878", "online"),
+    "SC-HF-I-1": (("0004",), "training"), "SC-HF-I-2": (("0106",), "training"),
+    "SC-HF-I-4": (("0116",), "training"), "SC-HF-I-40": (("0134",), "training"),
+    "SC-HF-NI-3": (("0379",), "training"), "SC-HF-NI-4": (("0501",), "training"),
+    "SC-HF-NI-34": (("0446",), "training"), "SC-HF-NI-36": (("0474",), "training"),
+    "SC-HYP-1": (("0550",), "training"), "SC-HYP-3": (("0650",), "training"),
+    "SC-HYP-38": (("0734",), "training"), "SC-HYP-40": (("0755",), "training"),
+    "SC-N-2": (("0898",), "training"), "SC-N-3": (("0915",), "training"), "SC-N-40": (("0944",), "training"),
+    "SC-HF-I-5": (("0156",), "validation"), "SC-HF-I-6": (("0180",), "validation"),
+    "SC-HF-I-7": (("0209",), "validation"), "SC-HF-I-8": (("0226",), "validation"),
+    "SC-HF-NI-7": (("0523",), "validation"), "SC-HF-NI-11": (("0270",), "validation"),
+    "SC-HF-NI-31": (("0401",), "validation"), "SC-HF-NI-33": (("0424",), "validation"),
+    "SC-HYP-6": (("0767",), "validation"), "SC-HYP-7": (("0007",), "validation"),
+    "SC-HYP-8": (("0796",), "validation"), "SC-HYP-37": (("0702",), "validation"),
+    "SC-N-5": (("0963",), "validation"), "SC-N-6": (("0981", "0984"), "validation"),
+    "SC-N-7": (("1009",), "validation"),
+    "SC-HF-I-9": (("0241",), "online"), "SC-HF-I-10": (("0024",), "online"),
+    "SC-HF-I-11": (("0043",), "online"), "SC-HF-I-12": (("0062",), "online"),
+    "SC-HF-NI-12": (("0286",), "online"), "SC-HF-NI-13": (("0304",), "online"),
+    "SC-HF-NI-14": (("0331",), "online"), "SC-HF-NI-15": (("0359",), "online"),
+    "SC-HYP-9": (("0003",), "online"), "SC-HYP-10": (("0579",), "online"),
+    "SC-HYP-11": (("0601",), "online"), "SC-HYP-12": (("0629",), "online"),
+    "SC-N-9": (("1031",), "online"), "SC-N-10": (("0851",), "online"), "SC-N-11": (("0878",), "online"),
 }
 _CASE_NAME = re.compile(r"^SC-(HF-I|HF-NI|HYP|N)-(\d{1,2})$")
 _CONTOUR_NAME = re.compile(r"^IM-\d{4}-(\d{4})-([io])contour-manual\.txt$")
@@ -87,10 +108,13 @@ _SUBSETS = ("training", "validation", "online")
 # options and names
 
 
+_OPTIONS = ("classes", "contour_convention", "phases_per_slice")
+
+
 def _classes(options: dict) -> str:
-    unknown = set(options) - {"classes", "phases_per_slice"}
+    unknown = set(options) - set(_OPTIONS)
     if unknown:
-        raise TypeError(f"unknown {DATASET_NAME} reader option(s) {sorted(unknown)}; known: classes, phases_per_slice")
+        raise TypeError(f"unknown {DATASET_NAME} reader option(s) {sorted(unknown)}; known: {', '.join(_OPTIONS)}")
     classes = options.get("classes", "lv")
     if classes not in CLASS_OPTIONS:
         raise ValueError(f"{DATASET_NAME} option classes={classes!r}: expected one of {sorted(CLASS_OPTIONS)}")
@@ -101,6 +125,13 @@ def _phases_per_slice(options: dict) -> int:
     value = options.get("phases_per_slice", DEFAULT_PHASES_PER_SLICE)
     if not isinstance(value, int) or value < 2:
         raise ValueError(f"{DATASET_NAME} option phases_per_slice={value!r}: expected an integer >= 2")
+    return value
+
+
+def _contour_convention(options: dict) -> str:
+    value = options.get("contour_convention", DEFAULT_CONTOUR_CONVENTION)
+    if value not in CONTOUR_CONVENTIONS:
+        raise ValueError(f"{DATASET_NAME} option contour_convention={value!r}: expected one of {sorted(CONTOUR_CONVENTIONS)}")
     return value
 
 
@@ -130,7 +161,7 @@ class _Study:
     patient: str
     contour_dir: Path
     image_dir: Path
-    image_prefix: str  # "IM-0001" (layout A) or "IM-<series>" (layout B)
+    image_prefixes: tuple[str, ...]  # ("IM-0001",) (layout A) or the "IM-<series>" found (layout B)
     layout: str
     subset: str
 
@@ -164,8 +195,8 @@ def _discover(root: Path) -> dict[str, _Study]:
             if (folder / "DICOM").is_dir():
                 dicom_a.setdefault(patient, []).append(folder / "DICOM")
             else:
-                series = SAX_SERIES.get(_kaggle_name(patient), ("", ""))[0]
-                if series and next(folder.glob(f"IM-{series}-*.dcm"), None) is not None:
+                candidates = SAX_SERIES.get(_kaggle_name(patient), ((), ""))[0]
+                if any(next(folder.glob(f"IM-{series}-*.dcm"), None) is not None for series in candidates):
                     dicom_b.setdefault(patient, []).append(folder)
         dirnames[:] = descend
     if not contours:
@@ -182,16 +213,18 @@ def _discover(root: Path) -> dict[str, _Study]:
                 raise DatasetFormatError(f"{root}: case {patient} has several image folders {[str(d) for d in found[patient]]}")
         kaggle = _kaggle_name(patient)
         if patient in dicom_a:
-            image_dir, prefix, layout = dicom_a[patient][0], "IM-0001", "A"
+            image_dir, prefixes, layout = dicom_a[patient][0], ("IM-0001",), "A"
         elif patient in dicom_b:
-            image_dir, prefix, layout = dicom_b[patient][0], f"IM-{SAX_SERIES[kaggle][0]}", "B"
+            image_dir, layout = dicom_b[patient][0], "B"
+            prefixes = tuple(f"IM-{series}" for series in SAX_SERIES[kaggle][0]
+                             if next(image_dir.glob(f"IM-{series}-*.dcm"), None) is not None)
         else:
             raise DatasetFormatError(
                 f"{contour_dirs[0]}: no images for case {patient}; expected {patient}/DICOM/IM-0001-NNNN.dcm "
                 f"(MICCAI release) or {kaggle}/IM-<series>-NNNN.dcm (Kaggle copy) under {root}"
             )
         subset = _subset_from_path(contour_dirs[0], root) or SAX_SERIES.get(kaggle, ("", ""))[1]
-        studies[patient] = _Study(patient, contour_dirs[0], image_dir, prefix, layout, subset)
+        studies[patient] = _Study(patient, contour_dirs[0], image_dir, prefixes, layout, subset)
     return studies
 
 
@@ -226,9 +259,11 @@ def read_contour(path: Path) -> np.ndarray:
     return points
 
 
-def rasterise(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Boolean mask of the pixels whose centre lies inside or on the polygon (x = column)."""
-    return polygon2mask(shape, np.column_stack([points[:, 1], points[:, 0]]))
+def rasterise(points: np.ndarray, shape: tuple[int, int], convention: str = DEFAULT_CONTOUR_CONVENTION) -> np.ndarray:
+    """Boolean mask of the pixels whose centre lies inside or on the polygon (x = column, y = row),
+    with pixel centres where `convention` puts them (module docstring)."""
+    origin = CONTOUR_CONVENTIONS[convention]
+    return polygon2mask(shape, np.column_stack([points[:, 1] - origin, points[:, 0] - origin]))
 
 
 @dataclass(frozen=True)
@@ -335,9 +370,34 @@ def _z_spacing(slices: list[_Slice], where: str) -> tuple[float, bool]:
     return spacing, bool(np.allclose(gaps, spacing, rtol=0.05))
 
 
-def _build_frame(study: _Study, phase: str, phase_index: int, numbers: list[int], files, classes: str,
-                 slices_by_number: dict[int, _Slice], endocardium: dict[int, np.ndarray]) -> Case:
+@dataclass(frozen=True)
+class _Settings:
+    classes: str
+    convention: str
+    phases_per_slice: int
+    log: ReaderLog
+
+
+def _numbers(numbers) -> str:
+    return ", ".join(f"{n:04d}" for n in numbers)
+
+
+def _build_frame(study: _Study, phase: str, phase_index: int, numbers: list[int], files, settings: _Settings,
+                 slices_by_number: dict[int, _Slice], endocardium: dict[int, np.ndarray]) -> Case | None:
+    """The frame's Case, or None when `lv_myo` leaves none of its slices (reported)."""
+    case_id = f"{study.patient}_{phase}"
     where = f"{study.contour_dir} ({study.patient} {phase}, phase index {phase_index})"
+    if settings.classes == "lv_myo":
+        without_epi = [n for n in numbers if n not in files["o"]]
+        numbers = [n for n in numbers if n in files["o"]]
+        if not numbers:
+            settings.log(f"{case_id}: left out: classes='lv_myo' needs an epicardial contour, and none of its "
+                         f"{len(without_epi)} contoured slice(s) has one (no IM-0001-NNNN-ocontour-manual.txt "
+                         f"for images {_numbers(without_epi)} in {study.contour_dir})")
+            return None
+        if without_epi:
+            settings.log(f"{case_id}: {len(without_epi)} of {len(without_epi) + len(numbers)} contoured slices left out "
+                         f"for classes='lv_myo' (no epicardial contour for images {_numbers(without_epi)})")
     slices = sorted((slices_by_number[n] for n in numbers), key=lambda s: s.position)
     first = slices[0]
     for other in slices[1:]:
@@ -351,56 +411,77 @@ def _build_frame(study: _Study, phase: str, phase_index: int, numbers: list[int]
     labels = []
     for s in slices:
         label = endocardium[s.number].astype(np.uint8)
-        if classes == "lv_myo":
-            epi_path = files["o"].get(s.number)
-            if epi_path is None:
-                expected = files["i"][s.number].name.replace("-icontour-", "-ocontour-")
-                raise DatasetFormatError(
-                    f"{where}: classes='lv_myo' needs an epicardial contour for every contoured slice; "
-                    f"{study.contour_dir / expected} is missing"
-                )
-            epicardium = rasterise(read_contour(epi_path), s.pixels.shape)
+        if settings.classes == "lv_myo":
+            epicardium = rasterise(read_contour(files["o"][s.number]), s.pixels.shape, settings.convention)
             label[epicardium & (label == 0)] = 2
         labels.append(label)
+    meta = {
+        "subset": study.subset,
+        "layout": study.layout,
+        "phase_index": phase_index,
+        "image_numbers": [s.number for s in slices],
+        "slice_positions_mm": [s.position for s in slices],
+        "uniform_z": uniform,
+    }
+    if study.layout == "B":
+        meta["series"] = slices[0].path.name.split("-")[1]
     return Case(
-        case_id=f"{study.patient}_{phase}",
+        case_id=case_id,
         patient_id=study.patient,
         phase=phase,
         image=np.stack([s.pixels for s in slices]),
         label=np.stack(labels),
         spacing=(z_mm, *first.pixel_spacing),
         source=str(study.contour_dir),
-        meta={
-            "subset": study.subset,
-            "layout": study.layout,
-            "phase_index": phase_index,
-            "image_numbers": [s.number for s in slices],
-            "slice_positions_mm": [s.position for s in slices],
-            "uniform_z": uniform,
-        },
+        meta=meta,
     )
 
 
-def _read_study(study: _Study, classes: str, phases_per_slice: int) -> Iterator[Case]:
+def _image_prefix(study: _Study, numbers: list[int]) -> str:
+    """The image series of the study holding every contoured image (layout B may offer two)."""
+    if len(study.image_prefixes) == 1:
+        return study.image_prefixes[0]
+    complete = [p for p in study.image_prefixes
+                if all((study.image_dir / f"{p}-{n:04d}.dcm").is_file() for n in numbers)]
+    if len(complete) != 1:
+        state = "both hold" if complete else "neither holds"
+        raise DatasetFormatError(
+            f"{study.image_dir}: series {' and '.join(study.image_prefixes)} are both accepted for {study.patient} "
+            f"(public SAX_SERIES tables disagree) and {state} every contoured image ({_numbers(numbers)}); "
+            "keep only the short-axis cine series in this folder"
+        )
+    return complete[0]
+
+
+def _read_study(study: _Study, settings: _Settings) -> Iterator[Case]:
     files = _contour_files(study)
-    groups = _phase_groups(list(files["i"]), phases_per_slice, study.contour_dir)
-    slices = {
-        n: read_slice(study.image_dir / f"{study.image_prefix}-{n:04d}.dcm", n)
-        for n in sorted(files["i"])
-    }
-    endocardium = {n: rasterise(read_contour(files["i"][n]), slices[n].pixels.shape) for n in slices}
+    groups = _phase_groups(list(files["i"]), settings.phases_per_slice, study.contour_dir)
+    prefix = _image_prefix(study, sorted(files["i"]))
+    slices = {n: read_slice(study.image_dir / f"{prefix}-{n:04d}.dcm", n) for n in sorted(files["i"])}
+    endocardium = {n: rasterise(read_contour(files["i"][n]), slices[n].pixels.shape, settings.convention) for n in slices}
     ed = _ed_phase(groups, {n: int(mask.sum()) for n, mask in endocardium.items()}, study.contour_dir)
     es = next(p for p in groups if p != ed)
     for phase, index in (("ED", ed), ("ES", es)):
-        yield _build_frame(study, phase, index, sorted(groups[index].values()), files, classes, slices, endocardium)
+        case = _build_frame(study, phase, index, sorted(groups[index].values()), files, settings, slices, endocardium)
+        if case is not None:
+            yield case
 
 
-def iter_cases(root, patients=None, **options) -> Iterator[Case]:
+def iter_cases(root, patients=None, log: ReaderLog | None = None, **options) -> Iterator[Case]:
     """One Case per annotated frame (ED then ES) of each case in sorted order; see the module
-    docstring for how frames, slices, spacing and labels are derived."""
-    classes = _classes(options)
-    phases_per_slice = _phases_per_slice(options)
+    docstring for how frames, slices, spacing and labels are derived. `log` receives the slices
+    and frames left out (classes="lv_myo"); leaving out everything is an error."""
+    settings = _Settings(_classes(options), _contour_convention(options), _phases_per_slice(options), reader_log(log))
     studies = _discover(Path(root))
     wanted = select_patients(studies, patients, root, "SCD case with contours and images")
+    yielded = 0
     for patient in wanted:
-        yield from _read_study(studies[patient], classes, phases_per_slice)
+        for case in _read_study(studies[patient], settings):
+            yielded += 1
+            yield case
+    if not yielded and settings.classes == "lv_myo":
+        raise DatasetFormatError(
+            f"{root}: classes={settings.classes!r} leaves nothing to read: no contoured slice of the "
+            f"{len(wanted)} case(s) {wanted[:5]}{' ...' if len(wanted) > 5 else ''} has both an endocardial and "
+            "an epicardial contour (IM-0001-NNNN-icontour-manual.txt and -ocontour-manual.txt); use classes='lv'"
+        )

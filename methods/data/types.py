@@ -6,10 +6,19 @@ so nothing downstream needs to know that ACDC and M&Ms number RV and LV in oppos
 
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+
+# Where readers report what a user must know about a case (a reoriented label, a unit converted,
+# frames or slices left out). `prepare` passes its own `log`; without one, messages go to this
+# logger at WARNING level, which Python prints to stderr even when logging is not configured.
+LOGGER = logging.getLogger("methods.data")
+ReaderLog = Callable[[str], None]
 
 
 class DatasetFormatError(ValueError):
@@ -25,7 +34,8 @@ class Case:
 
     image:   float32 [Z, H, W], raw intensities as read (normalisation happens at `prepare`).
     label:   uint8 [Z, H, W]; 0 = background, k = k-th name of the dataset's CLASS_NAMES.
-    spacing: (z, y, x) in mm, from the file headers.
+    spacing: (z, y, x) in mm, from the file headers; (nan, nan, nan) when the files carry no voxel
+             size at all (a pixel-only source such as SSL4MIS's h5 files, see `has_spacing`).
     """
 
     case_id: str  # "<patient>_<phase>", e.g. "patient001_ED"
@@ -46,11 +56,23 @@ class Case:
             raise DatasetFormatError(
                 f"{self.source or self.case_id}: image shape {self.image.shape} != label shape {self.label.shape}"
             )
-        if len(self.spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in self.spacing):
-            raise DatasetFormatError(f"{self.source or self.case_id}: spacing must be 3 positive numbers, got {self.spacing}")
+        unknown = len(self.spacing) == 3 and all(math.isnan(float(s)) for s in self.spacing)
+        if len(self.spacing) != 3 or not (unknown or all(np.isfinite(s) and s > 0 for s in self.spacing)):
+            raise DatasetFormatError(f"{self.source or self.case_id}: spacing must be 3 positive numbers "
+                                     f"(or 3 NaN: unknown), got {self.spacing}")
         self.image = np.ascontiguousarray(self.image, dtype=np.float32)
         self.label = np.ascontiguousarray(self.label, dtype=np.uint8)
         self.spacing = tuple(float(s) for s in self.spacing)
+
+    @property
+    def has_spacing(self) -> bool:
+        """False for a pixel-only case (spacing unknown, stored as NaN): mm metrics are undefined."""
+        return not any(math.isnan(s) for s in self.spacing)
+
+
+def reader_log(log: ReaderLog | None) -> ReaderLog:
+    """The `log` a reader was given, or LOGGER.warning."""
+    return log if log is not None else LOGGER.warning
 
 
 def check_label_values(label: np.ndarray, allowed: set[int], where: str | Path) -> None:
