@@ -131,6 +131,14 @@ class Method(nn.Module):
         out = self.predictor()(x)
         return out.projection if self.embeds_projection else out.features
 
+    def augment_overrides(self) -> dict[str, Any]:
+        """Fields of the common augmentation (`methods.augment.AugmentConfig`: `rotate_deg`, `hflip`,
+        `vflip`, `jitter`, `brightness`, `contrast`) that this method sets itself, because its
+        official pipeline differs there; the engine applies them over the run's `augment` section
+        for this method only. Example: UGPCL rotates inside its step, so it turns the common
+        rotation off (`{"rotate_deg": 0.0}`). Default: none. Unknown keys are a ConfigError."""
+        return {}
+
     def optimised_parameters(self) -> list[nn.Parameter]:
         """Parameters the engine's optimiser updates (default: all that require grad).
 
