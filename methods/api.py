@@ -15,6 +15,9 @@ state that is not a tensor (e.g. an alternation state machine) goes through
         def predictor(self) -> nn.Module: ...     # the network that is evaluated
         def embed(self, x) -> Tensor: ...         # projection features for t-SNE
 
+Optional hooks with defaults: `augment_overrides()` (fields of the common augmentation the method
+sets itself), `configure_optimizer(params, train_cfg)` (see `optimised_parameters`).
+
 Discovery: the built-in packages `spcl` and `baselines` are imported, plus any module advertised
 under the `spcl_bench.methods` entry-point group, so a third-party method needs no change here.
 """
