@@ -3,14 +3,16 @@
 Paper: Z. Zhao, Z. Wang, L. Wang, Y. Yu, L. Zhou, "Alternate Diverse Teaching for
 Semi-supervised Medical Image Segmentation", ECCV 2024.
 Official code: https://github.com/ZhenZHAO/AD-MT (`code/train_post_2d_aut.py`,
-`code/train_utils.py`, `code/dataloaders/{dataset_2d,mixaugs}.py`, `cfgs/config_2d_aut.yml`).
+`code/train_utils.py`, `code/dataloaders/{dataset_2d,mixaugs}.py`, `cfgs/config_2d_aut.yml`), read
+at commit 03ef84c (2024-07-29; `train_post_2d_aut.py` last changed in ba09bf2, 2024-01-18).
 
 Algorithm per iteration (reference notes, baselines.md section 4.2):
 1. Random period alternation (RPA): a flag says which teacher is *active*; it flips after a
    period drawn from U{1..50} iterations, redrawn at every flip (`AlternationState`).
 2. Both teachers predict the weak unlabelled view (active teacher in train mode, the other in
    eval mode). Ensemble: per pixel, w_k = exp(-H_k) / (exp(-H_1) + exp(-H_2)) with H_k the log2
-   entropy of teacher k; pseudo-label and confidence are the argmax / max of the weighted sum.
+   entropy of teacher k (the paper, and the official code since ba09bf2 "Update bugs",
+   2024-01-18); pseudo-label and confidence are the argmax / max of the weighted sum.
    Teacher conflict = the two teachers' argmaxes differ.
 3. Strong view by state: teacher 1 active -> colour/blur view of the unlabelled images;
    teacher 2 active -> CutMix of the *weak* view (lambda ~ Beta(4,4), random permutation),
@@ -28,9 +30,10 @@ The official test script (`test_2d.sh`, `--flag_check_with_best_stu`) evaluates 
 
 Deviations:
 - The harness backbone replaces the SSL4MIS UNet; the native setting is in `NATIVE_SCHEDULE`.
-- Ensemble weights: the official expression multiplies *both* softmaxes by exp(-(H_1 + H_2)),
-  which after normalisation is the plain mean of the two teachers; the paper's (and this
-  issue's) entropy weighting is the default, `ensemble: official_mean` restores the code.
+- None in the ensemble: the default is the current official code. `ensemble: mean` (variant
+  `ensemble_mean`) reproduces the superseded commit a573afa (2023-12-06, "update code"), which
+  multiplied *both* softmaxes by exp(-(H_1 + H_2)), i.e. the plain mean of the two teachers
+  after normalisation; ba09bf2 replaced it with the entropy weights above.
 - Strong colour/blur views are made on the device from the weak batch in a per-image [0, 1]
   range (baselines/_views.py); the uint8 quantisation of the official PIL pipeline is dropped.
 - The student's weak prediction in the CutMix phase comes from the un-mixed image while the
@@ -69,7 +72,7 @@ NATIVE_SCHEDULE = NativeSchedule(
 @dataclass
 class ADMTConfig:
     period_max: int = 50  # alternation periods ~ U{1..period_max} iterations
-    ensemble: str = "entropy"  # "entropy" (paper) | "official_mean" (what the code computes)
+    ensemble: str = "entropy"  # "entropy" (paper; official since ba09bf2) | "mean" (superseded commit a573afa)
     ensemble_temp: float = 1.0
     conflict_mode: str = "pixel_confidence"  # "pixel_confidence" | "always_teacher"
     cutmix_prob: float = 1.0
@@ -85,7 +88,7 @@ class ADMTConfig:
 
     def validate(self) -> None:
         check_schedule(self.schedule)
-        check_choice("ensemble", self.ensemble, ("entropy", "official_mean"))
+        check_choice("ensemble", self.ensemble, ENSEMBLES)
         check_choice("conflict_mode", self.conflict_mode, ("pixel_confidence", "always_teacher"))
         check_choice("eval_network", self.eval_network, ("student", "teacher1", "teacher2"))
         if self.period_max < 1:
@@ -96,6 +99,10 @@ class ADMTConfig:
             raise ValueError(f"cutmix_prob must be in [0, 1], got {self.cutmix_prob}")
         if self.ensemble_temp <= 0:
             raise ValueError(f"ensemble_temp must be > 0, got {self.ensemble_temp}")
+
+
+#: "entropy": current official code and paper; "mean": the official code before ba09bf2
+ENSEMBLES = ("entropy", "mean")
 
 
 class AlternationState:
@@ -138,11 +145,12 @@ def log2_entropy(prob: Tensor) -> Tensor:
 
 
 def ensemble_teachers(p1: Tensor, p2: Tensor, mode: str, temp: float = 1.0) -> tuple[Tensor, Tensor]:
-    """Teacher ensemble -> (confidence [B,H,W], pseudo-label [B,H,W]).
+    """Teacher ensemble of softmaxes p1, p2 [B,C,H,W] -> (confidence [B,H,W], pseudo-label [B,H,W]).
 
-    "entropy": w_k = exp(-H_k) / (exp(-H_1) + exp(-H_2)) per pixel (paper); "official_mean": the
-    official code's weights, exp(-(H_1 + H_2)) for both teachers, i.e. the mean after
-    normalisation. Then the official sharpening p^(1/T), renormalised."""
+    "entropy": w_k = exp(-H_k) / (exp(-H_1) + exp(-H_2)) per pixel, H_k in bits (the paper, and
+    `train_post_2d_aut.py` since commit ba09bf2); "mean": the weights of the superseded commit
+    a573afa, exp(-(H_1 + H_2)) for both teachers, i.e. the plain mean after normalisation. Then the
+    official sharpening p^(1/T), renormalised."""
     h1, h2 = log2_entropy(p1), log2_entropy(p2)
     if mode == "entropy":
         w1 = torch.sigmoid(h2 - h1).unsqueeze(1)  # = e^-H1 / (e^-H1 + e^-H2)
@@ -188,7 +196,7 @@ class ADMT(Method):
     embeds_projection = False  # AD-MT trains no projection head: t-SNE shows decoder features
     description = "AD-MT (ECCV'24): two alternately updated EMA teachers (random periods), entropy ensemble, conflict combating"
     NATIVE_SCHEDULE = NATIVE_SCHEDULE
-    variants = {"native": {"schedule": "native"}, "official_mean": {"ensemble": "official_mean"}}
+    variants = {"native": {"schedule": "native"}, "ensemble_mean": {"ensemble": "mean"}}  # mean: commit a573afa
 
     def __init__(self, cfg, net_factory, num_classes, max_iters, data_info=None):
         super().__init__(cfg, net_factory, num_classes, max_iters, data_info)

@@ -2,21 +2,42 @@
 nuclei instances to cardiac classes on the shared mean-teacher skeleton.
 
 Paper: Zhang et al., "Boundary-aware Contrastive Learning for Semi-supervised Nuclei Instance
-Segmentation" (BASS), MIDL 2024. Official code: https://github.com/zhangye-zoe/BASS
-(mmdetection 2.18, Mask R-CNN; `ilib/utils/sample_utils.py`, `contrastive_head.py`,
-`fcn_mask_head_clc.py`, config `mask_rcnn_r50_fpn_1x_coco_pl_clc.py`). Reference notes:
-shared/reference/baselines.md, section 7.
+Segmentation" (BASS), MIDL 2024. Official code: https://github.com/zhangye-zoe/BASS, read at
+commit 1451b67 (mmdetection 2.18, Mask R-CNN). The README's semi-supervised configuration is
+`configs/noisyboundaries/*/mask_rcnn_r50_fpn_1x_coco_pl_clc.py`: `StandardRoIHeadCLC`
+(`mmdet/models/roi_heads/standard_roi_head_clc.py`) with `FCNMaskHeadCLC` and the mmdet
+`PixelContrastiveHead` (`mmdet/models/roi_heads/mask_heads/contrastive_head.py`); the sets come
+from `ilib/utils/sample_utils.py::get_query_keys`. Reference notes: shared/reference/baselines.md,
+section 7.
 
 What BASS does: a supervised Mask R-CNN makes offline pseudo-labels; the student's mask head adds
-(a) CRC, a cross-RoI contrast per 28x28 RoI: the foreground edge is dilated by a distance
-transform (radius 4) into a band; band inside the mask = inner band (hard positives), band outside
-= outer band (hard negatives), mask minus band = easy positives, outside mask and dilated edge =
-easy negatives; each set is sampled at 70 %; the foreground and background queries are the mean
-embeddings over the mask and its complement, averaged over RoIs; four InfoNCE terms (query,
-positive set, negative set): (q_f, easy fg, easy bg) and (q_b, easy bg, easy fg) at tau 0.3,
-(q_f, inner, outer) and (q_b, outer, inner) at tau 0.7, weight 0.1 x a 0.25 -> 1 ramp; and (b) LRD,
-a parallel coarse (14x14) mask branch whose upsampled logits are fused with the fine ones by a
-1x1 conv.
+(a) CRC, a cross-RoI contrast per 28x28 RoI: the edge of the RoI mask (vlkit's `seg2edge`,
+non-zero `np.gradient`) is dilated by a distance transform (radius 4) into a band; band inside the
+mask = inner band (hard positives), band outside = outer band (hard negatives), mask minus band =
+easy positives, outside mask and dilated edge = easy negatives; each set is sampled at 70 %; the
+foreground and background queries are the mean embeddings over the mask and its complement,
+averaged over RoIs; InfoNCE terms (query, positive set, negative set): (q_f, easy fg, easy bg) and
+(q_b, easy bg, easy fg) at tau 0.3, (q_f, inner, outer) and (q_b, outer, inner) at tau 0.7; and
+(b) LRD, a parallel coarse (14x14) mask branch whose upsampled logits are fused with the fine
+ones by a 1x1 conv.
+
+The weight of L_cl, two sources that disagree:
+- paper, Eq. 2: Loss = L_det + L_nmh + L_lrd + L_cl, and Eq. 6: L_cl = the sum of the four terms
+  (weight 1, four terms, Eq. 7's InfoNCE with tau in numerator and denominator);
+- code (`pl_clc` config): the mmdet `PixelContrastiveHead.loss` returns
+  `torch.mean(L_qf_hard + L_qb_hard) * self.weight` -- the mean of a one-element tensor, i.e. the
+  *sum* of the two hard terms -- added with factor 1 to the mask loss. `self.weight` is set only
+  by `SelfTensorboardLoggerHook.before_epoch` (`ilib/utils/tensorboard_utils.py`, a ramp 0.25 -> 1
+  over 4 epochs); the config's `IterBasedRunner` calls `before_epoch` once, at epoch 0, so the
+  weight stays 0.25: effective 0.25 x (two hard terms), with the code's InfoNCE quirks below.
+  (The factor 0.1 x weight, i.e. 0.025, belongs to the `ilib` ContrastMask head
+  `ilib/model/contrastmask_head/contrastive_head.py`, whose `forward` calls `get_query_keys` with
+  arguments that function does not take: it fails with a TypeError and trains nothing.)
+The default here is the paper: weight 1 on the four terms of Eq. 6 with Eq. 7's InfoNCE. The
+module already follows the paper's loss where the code departs from it (the quirks are a switch),
+so the weight and the set of terms come from the same source; taking the code's weight for the
+paper's four terms would be neither. The variant `official` is the code as it runs: the two hard
+terms, weight 0.25, `code_quirks` on.
 
 Adaptation to cardiac semantic segmentation (SPCL: "region-based contrastive learning separately
 within the boundary and inner regions"). One semi-supervised iteration as implemented (skeleton
@@ -25,15 +46,17 @@ weight 0.3):
 1. Labels of [x_l; x_u] at feature resolution: ground truth, teacher pseudo-labels with
    confidence >= `conf_threshold`, the rest ignored (never in any set or query).
 2. Each foreground class c of each image plays the RoI's foreground F (the rest is B). Edge =
-   the 4-neighbourhood thick boundary of F; band = pixels closer than `band_radius` to the edge
-   (disk dilation on the device) minus the edge; inner/outer band, easy fg/bg as above.
+   `edge` of F ("seg2edge": official, `baselines._contrast.gradient_edge`; "thick": the
+   4-neighbourhood thick boundary, which adds the pixels of one-pixel-wide structures); band =
+   pixels closer than `band_radius` to the edge (disk dilation on the device) minus the edge;
+   inner/outer band, easy fg/bg as above.
 3. An image takes part for class c only if all four sets have >= 5 pixels (official RoI rule).
    Per image and set, ceil(0.7 n) pixels are sampled, at most `max_keys_per_image`.
 4. Queries: the mean projection over F (and over B) per image, averaged over the participating
    images (the cross-image analogue of cross-RoI sharing).
-5. The four InfoNCE terms per class (paper Eq. 6: cosine / tau in numerator and denominator,
-   mean over positive keys), summed; mean over the classes with a participating image.
-6. L = L_skeleton + 0.1 L_CRC (+ `lrd_weight` L_LRD when `lrd` is on).
+5. The InfoNCE terms per class (`terms` "all": the four of Eq. 6; "hard": the two hard ones),
+   each the mean over its positive keys, summed; mean over the classes with a participating image.
+6. L = L_skeleton + `contrast_weight` L_CRC (1; `official`: 0.25) (+ `lrd_weight` L_LRD when `lrd`).
 
 Deviations and choices (all deliberate):
 - Online mean-teacher pseudo-labels (refreshed every step, confidence >= 0.95) instead of BASS's
@@ -47,11 +70,10 @@ Deviations and choices (all deliberate):
 - Embedding: the harness's projection head (shared with SPCL) instead of BASS's 3-conv + 2-layer
   64-d contrastive head with a final ReLU; its logits are not fused into the mask prediction.
 - The code's quirks (keys centred on the query before the cosine; exp(s) without tau for the
-  positive in the denominator) are off by default and available as `code_quirks`; `terms` =
-  "hard" keeps only the two hard terms (the mmdet variant of the head).
-- Weight 0.1 constant by default (`weight_ramp_iters` = 0). The official hook ramps 0.25 -> 1
-  over 4 epochs, but under mmcv's IterBasedRunner it probably stays at 0.25 (effective 0.025);
-  `weight_ramp_iters` > 0 ramps 0.25 -> 1 linearly over that many semi-supervised iterations.
+  positive in the denominator) are off by default and on in `code_quirks` / `official`.
+- `weight_ramp_iters` > 0 ramps the weight from 0.25 x to 1 x `contrast_weight` linearly over
+  that many semi-supervised iterations: what the official hook was written to do per epoch and
+  does not do under the iteration-based runner; 0 (default) keeps it constant.
 - If no image qualifies for a class, the class is skipped (the official code then samples 2
   points per set of every RoI).
 - LRD (`lrd`, off by default because it changes the segmentation head): decoder features
@@ -72,11 +94,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from baselines._contrast import (
+    EDGE_OPERATORS,
     IGNORE,
     SamplingGenerator,
     dilate_disk,
     full_precision,
     labelled_unlabelled_outputs,
+    mask_edge,
     per_group_fraction,
     query_infonce,
     reliable_labels,
@@ -91,15 +115,16 @@ from methods.nets import NetOutput
 
 @dataclass
 class BASSConfig(MeanTeacherConfig):
-    contrast_weight: float = 0.1  # official 0.1 x ramp weight; SPCL's lambda_c is also 0.1
-    weight_ramp_iters: int = 0  # 0: constant; > 0: 0.25 -> 1 linearly over this many iterations
+    contrast_weight: float = 1.0  # paper Eq. 2 (weight 1); the official code runs 0.25 (variant `official`)
+    weight_ramp_iters: int = 0  # 0: constant; > 0: 0.25 -> 1 x contrast_weight linearly over this many iterations
     tau_easy: float = 0.3
     tau_hard: float = 0.7
+    edge: str = "seg2edge"  # "seg2edge" (official: vlkit, non-zero np.gradient) | "thick" (4-neighbour)
     band_radius: float = 2.0  # feature pixels (official: 4 on a 28 x 28 RoI)
     sample_fraction: float = 0.7  # official `percent`
     max_keys_per_image: int = 549  # ceil(0.7 * 28 * 28): the most one official RoI gives
     min_set_size: int = 5  # official: a RoI with a set below 5 pixels is dropped
-    terms: str = "all"  # "all" (paper Eq. 7, ilib head) | "hard" (mmdet head)
+    terms: str = "all"  # "all" (paper Eq. 6) | "hard" (the official pl_clc config's mmdet head)
     code_quirks: bool = False
     include_background: bool = False
     lrd: bool = False
@@ -110,6 +135,9 @@ class BASSConfig(MeanTeacherConfig):
     def validate(self) -> None:
         super().validate()
         check_choice("terms", self.terms, ("all", "hard"))
+        check_choice("edge", self.edge, EDGE_OPERATORS)
+        if self.contrast_weight < 0:
+            raise ValueError(f"contrast_weight must be >= 0, got {self.contrast_weight}")
         if self.tau_easy <= 0 or self.tau_hard <= 0:
             raise ValueError("tau_easy and tau_hard must be > 0")
         if self.band_radius <= 1:
@@ -132,12 +160,14 @@ class Regions(NamedTuple):
     easy_bg: Tensor  # outside the class and the dilated edge
 
 
-def bass_regions(labels: Tensor, classes: list[int], radius: float) -> Regions:
-    """BASS's `get_query_keys` sets for every class in `classes` from labels [B, h, w]."""
+def bass_regions(labels: Tensor, classes: list[int], radius: float, edge_operator: str = "seg2edge") -> Regions:
+    """BASS's `get_query_keys` sets for every class in `classes` from labels [B, h, w] (IGNORE:
+    in no set). The edge of each class mask is `edge_operator` ("seg2edge" official, or "thick");
+    the band is the pixels at Euclidean distance < `radius` (feature pixels) from it, minus it."""
     cls = torch.tensor(classes, device=labels.device)[None, :, None, None]
     fg = labels[:, None] == cls
     valid = (labels != IGNORE)[:, None]
-    edge = thick_boundary(fg)
+    edge = mask_edge(fg, edge_operator)
     near_edge = dilate_disk(edge, radius)  # distance to the edge < radius, the edge included
     band = near_edge & ~edge
     return Regions(
@@ -234,10 +264,12 @@ class BASS(MeanTeacher):
 
     Config = BASSConfig
     embeds_projection = True  # the contrast is on the projection head
-    description = "BASS (MIDL'24), per class: inner/outer boundary band and easy regions vs fg/bg queries, 4 InfoNCE, x0.1"
+    description = "BASS (MIDL'24), per class: inner/outer boundary band and easy regions vs fg/bg queries, 4 InfoNCE, x1 (paper)"
     variants = {
         "lrd": {"lrd": True},  # with the low-resolution denoising head
-        "code_quirks": {"code_quirks": True},  # the official code's InfoNCE instead of the paper's
+        "code_quirks": {"code_quirks": True},  # the official code's InfoNCE form, the paper's terms and weight
+        # the official pl_clc configuration as it runs: two hard terms x 0.25 with the code's InfoNCE
+        "official": {"terms": "hard", "contrast_weight": 0.25, "code_quirks": True},
     }
 
     def __init__(self, cfg, net_factory, num_classes, max_iters, data_info=None):
@@ -289,7 +321,7 @@ class BASS(MeanTeacher):
         """emb [B, D, h, w] (with grad); labels [B, H, W] at input size (IGNORE = unreliable)."""
         cfg = self.cfg
         with torch.no_grad():
-            regions = bass_regions(to_feature_size(labels, emb), self.contrast_classes, cfg.band_radius)
+            regions = bass_regions(to_feature_size(labels, emb), self.contrast_classes, cfg.band_radius, cfg.edge)
             b, k = regions.fg.shape[:2]
             sizes = {name: getattr(regions, name).flatten(2).sum(-1) for name in ("inner", "outer", "easy_fg", "easy_bg")}
             keep = torch.stack([s >= cfg.min_set_size for s in sizes.values()]).all(0)  # [B, K]

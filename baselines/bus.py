@@ -3,9 +3,9 @@ segmentation on the shared mean-teacher skeleton.
 
 Paper: Choe et al., "Open Set Domain Adaptation for Semantic Segmentation" (BUS), CVPR 2024.
 Official repository: https://github.com/KHU-AGI/BUS (README only); the code read is the full
-upload of the same project at https://github.com/OmGovind15/BUS (`mmseg/models/uda/dacs.py`,
-`mmseg/models/decode_heads/hrda_head.py::losses`). Reference notes: shared/reference/baselines.md,
-section 6.
+upload of the same project at https://github.com/OmGovind15/BUS, commit b9a67f7
+(`mmseg/models/uda/dacs.py`, `mmseg/models/decode_heads/hrda_head.py::losses`). Reference notes:
+shared/reference/baselines.md, section 6.
 
 What BUS's contrast does in open-set DA: on the mixed target image, the binary mask of the
 "unknown" class is eroded and dilated (cv2, 3x3 kernel, one iteration) at input resolution and
@@ -42,6 +42,14 @@ Deviations and choices (all deliberate):
   refinement) do not apply and are not implemented.
 - Embedding: the decoder features, as the official fused decoder features (`embedding` =
   "projection" uses the projection head that SPCL contrasts).
+- Pixel vectors: true per-pixel feature vectors, x[b, :, y, x] (the paper's "features" of a
+  pixel). The official code takes `fused_feat[:, :, window].reshape(-1, D)` without a permute
+  (`hrda_head.py::losses`), so its row for pixel s = y w + x of image b is
+  `feat[b].flatten()[s D : (s + 1) D]` in (channel, y, x) memory order: a run of D consecutive
+  positions of one channel (for D = 256 on a 64 x 64 window, 4 rows of channel s // 16), while
+  the masks are indexed per pixel. `code_quirks: true` (variant `code_quirks`) reproduces that
+  layout for the anchors, the prototype and the ring (`embedding_rows`); the window is then cut
+  out first, as the official code reshapes the window.
 - Caps: at most `max_anchors` anchors and `max_negatives` ring pixels per class are drawn at
   random (8192 = the most pixels the official window holds over its batch of 2); the prototype
   always uses every anchor.
@@ -81,6 +89,7 @@ class BUSConfig(MeanTeacherConfig):
     include_background: bool = False
     max_anchors: int = 8192
     max_negatives: int = 8192
+    code_quirks: bool = False  # True: the official [B, D, h, w] -> [-1, D] reshape without a permute
 
     def validate(self) -> None:
         super().validate()
@@ -119,14 +128,40 @@ def erosion_ring_sets(
     return eroded, dilated & ~in_class & valid
 
 
-def random_window(h: int, w: int, fraction: float, generator: torch.Generator, device) -> Tensor:
-    """A [h, w] bool mask of one random square window whose side is `fraction` of min(h, w)."""
+def window_index(h: int, w: int, fraction: float, generator: torch.Generator, device) -> tuple[Tensor, Tensor]:
+    """Row and column indices ([side] each, on the device, no host synchronisation) of one random
+    square window whose side is `fraction` of min(h, w)."""
     side = max(1, round(fraction * min(h, w)))
     y0 = torch.randint(0, h - side + 1, (), generator=generator, device=device)
     x0 = torch.randint(0, w - side + 1, (), generator=generator, device=device)
-    ys = torch.arange(h, device=device)[:, None]
-    xs = torch.arange(w, device=device)[None, :]
-    return (ys >= y0) & (ys < y0 + side) & (xs >= x0) & (xs < x0 + side)
+    steps = torch.arange(side, device=device)
+    return y0 + steps, x0 + steps
+
+
+def random_window(h: int, w: int, fraction: float, generator: torch.Generator, device) -> Tensor:
+    """A [h, w] bool mask of one random square window whose side is `fraction` of min(h, w)."""
+    ys, xs = window_index(h, w, fraction, generator, device)
+    mask = torch.zeros(h, w, dtype=torch.bool, device=device)
+    mask[ys[:, None], xs[None, :]] = True
+    return mask
+
+
+def crop(x: Tensor, ys: Tensor, xs: Tensor) -> Tensor:
+    """x[..., ys, :][..., xs] for index tensors ys, xs ([..., H, W] -> [..., len(ys), len(xs)])."""
+    return x[..., ys[:, None], xs[None, :]]
+
+
+def embedding_rows(emb: Tensor, official_layout: bool) -> Tensor:
+    """[B, D, h, w] -> [B h w, D], row b h w + y w + x for pixel (b, y, x).
+
+    `official_layout` False: the pixel's feature vector emb[b, :, y, x]. True: BUS's
+    `reshape(-1, D)` without a permute: row r holds elements r D ... r D + D - 1 of emb in its
+    (b, d, y, x) order, i.e. for pixel s = y w + x of image b, emb[b].flatten()[s D : (s + 1) D]
+    (runs of one channel; a row never mixes images because each image holds D h w elements)."""
+    d = emb.shape[1]
+    if official_layout:
+        return emb.contiguous().reshape(-1, d)
+    return pixels(emb)
 
 
 @register_method("bus")
@@ -135,6 +170,7 @@ class BUS(MeanTeacher):
 
     Config = BUSConfig
     description = "BUS (CVPR'24), multi-class: eroded-region anchors to their prototype vs the dilated other-class ring, x0.1"
+    variants = {"code_quirks": {"code_quirks": True}}  # the official feature layout (runs of one channel)
 
     def __init__(self, cfg, net_factory, num_classes, max_iters, data_info=None):
         super().__init__(cfg, net_factory, num_classes, max_iters, data_info)
@@ -159,10 +195,10 @@ class BUS(MeanTeacher):
         with torch.no_grad():
             labels = reliable_labels(ctx, self.cfg.conf_threshold)
             anchors, ring = erosion_ring_sets(labels, self.contrast_classes, self.cfg.kernel_size, tuple(emb.shape[-2:]))
-            if self.cfg.window_fraction < 1.0:
-                window = random_window(*emb.shape[-2:], self.cfg.window_fraction, self._sampler.on(emb.device), emb.device)
-                anchors, ring = anchors & window, ring & window
-        loss = self.boundary_contrast(pixels(emb), anchors, ring)
+        if self.cfg.window_fraction < 1.0:  # one random window, cut out (the official code reshapes the window)
+            ys, xs = window_index(*emb.shape[-2:], self.cfg.window_fraction, self._sampler.on(emb.device), emb.device)
+            emb, anchors, ring = crop(emb, ys, xs), crop(anchors, ys, xs), crop(ring, ys, xs)
+        loss = self.boundary_contrast(embedding_rows(emb, self.cfg.code_quirks), anchors, ring)
         return self.cfg.contrast_weight * loss, {"contrast": loss.detach()}
 
     def boundary_contrast(self, emb: Tensor, anchors: Tensor, ring: Tensor) -> Tensor:

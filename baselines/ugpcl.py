@@ -4,7 +4,17 @@ Paper: T. Wang, J. Lu, Z. Lai, J. Wen, H. Kong, "Uncertainty-Guided Pixel Contra
 for Semi-Supervised Medical Image Segmentation", IJCAI 2022.
 Official code: https://github.com/taovv/UGPCL (`codes/trainers/ugpcl_trainer.py`,
 `codes/losses/pixel_contras_loss.py`, `codes/models/unet_tf.py`,
-`configs/comparison_acdc_224_136/ugpcl_unet_r50.yaml`).
+`configs/comparison_acdc_224_136/ugpcl_unet_r50.yaml`), read at commit 5980405.
+
+Augmentation. The official ACDC config turns the dataset's random rotation off
+(`RandomGenerator(p_flip=0.0, p_rot=0.0)  # Remove random rotation`) and keeps a horizontal flip
+(p 0.5) and ColorJitter(0.4, 0.4, 0.4, 0.1) with p 0.8 (`codes/dataloaders/_transforms.py`); the
+only rotation is the trainer's rot90(k) + [-20, 20] degrees below. The harness's common
+augmentation is that flip and jitter plus a [-20, 20] degree rotation, so UGPCL turns the common
+rotation off for its runs (`augment_overrides`: `rotate_deg` 0): angles then stay within 20
+degrees of a multiple of 90 and images are resampled once, as in the official pipeline.
+`common_rotation: true` keeps the common rotation on top (about a quarter of the images then
+turn by more than 20 degrees, up to 40, and are resampled twice).
 
 Algorithm per iteration (reference notes, baselines.md section 2.2; no teacher):
 1. Every image (labelled and unlabelled) is turned by rot90(k), k ~ U{0..3}, then by a random
@@ -88,6 +98,7 @@ class UGPCLConfig:
     sup_ce_weight: float = 0.5
     cls_weight: float = 0.1
     rotation_degrees: float = 20.0
+    common_rotation: bool = False  # official: off (the dataset rotation is removed in the ACDC config)
     consistency: float = 0.01
     consistency_rampup_unit: int = 100  # the ramp advances once per this many official iterations
     consistency_rampup: float = 100.0  # in ramp units: full weight at 10000
@@ -415,6 +426,17 @@ class UGPCL(GeneratorStateMixin, Method):
     def predictor(self) -> nn.Module:
         return self.net
 
+    def augment_overrides(self) -> dict:
+        """The official ACDC config removes the dataset rotation; UGPCL rotates in its own step."""
+        return {} if self.cfg.common_rotation else {"rotate_deg": 0.0}
+
+    def draw_rotations(self, n: int, g: torch.Generator, device) -> tuple[Tensor, Tensor]:
+        """Per image, rot90 count k [n] in {0..3} and an angle [n] in degrees, U(-rotation_degrees,
+        rotation_degrees) (the official `ugpcl_trainer.py` draws both per image)."""
+        k = torch.randint(0, 4, (n,), generator=g, device=device)
+        angle = (torch.rand(n, generator=g, device=device) * 2 - 1) * self.cfg.rotation_degrees
+        return k, angle
+
     # ---- schedules ----------------------------------------------------------------------------
     def official_time(self, it: int) -> float:
         return native_time(it, self.max_iters, self.cfg.native_iters, self.cfg.schedule)
@@ -440,8 +462,7 @@ class UGPCL(GeneratorStateMixin, Method):
         x = torch.cat([batch.x_l, batch.x_u])
         y = torch.cat([batch.y_l, batch.y_l.new_zeros((batch.x_u.shape[0], *batch.y_l.shape[1:]))])
         with torch.no_grad():
-            k = torch.randint(0, 4, (x.shape[0],), generator=g, device=dev)
-            angle = (torch.rand(x.shape[0], generator=g, device=dev) * 2 - 1) * cfg.rotation_degrees
+            k, angle = self.draw_rotations(x.shape[0], g, dev)
             x, y = rotate_views(x, y, k, angle)
         out = self.net.forward_train(x)
         seg, seg_tf = out.seg.float(), out.seg_tf.float()

@@ -15,6 +15,9 @@ state that is not a tensor (e.g. an alternation state machine) goes through
         def predictor(self) -> nn.Module: ...     # the network that is evaluated
         def embed(self, x) -> Tensor: ...         # projection features for t-SNE
 
+Optional hooks with defaults: `augment_overrides()` (fields of the common augmentation the method
+sets itself), `configure_optimizer(params, train_cfg)` (see `optimised_parameters`).
+
 Discovery: the built-in packages `spcl` and `baselines` are imported, plus any module advertised
 under the `spcl_bench.methods` entry-point group, so a third-party method needs no change here.
 """
@@ -130,6 +133,14 @@ class Method(nn.Module):
         when the method trains it, else the decoder features (an untrained head is noise)."""
         out = self.predictor()(x)
         return out.projection if self.embeds_projection else out.features
+
+    def augment_overrides(self) -> dict[str, Any]:
+        """Fields of the common augmentation (`methods.augment.AugmentConfig`: `rotate_deg`, `hflip`,
+        `vflip`, `jitter`, `brightness`, `contrast`) that this method sets itself, because its
+        official pipeline differs there; the engine applies them over the run's `augment` section
+        for this method only. Example: UGPCL rotates inside its step, so it turns the common
+        rotation off (`{"rotate_deg": 0.0}`). Default: none. Unknown keys are a ConfigError."""
+        return {}
 
     def optimised_parameters(self) -> list[nn.Parameter]:
         """Parameters the engine's optimiser updates (default: all that require grad).

@@ -12,16 +12,24 @@ identities on grey); `jitter: 0` turns it off and draws nothing. See docs/method
 
 Random parameters are drawn on the CPU from a `torch.Generator` that the engine owns and
 checkpoints, so augmentation is identical on resume and independent of the device.
+
+With `rotate_deg: 0` the affine is a pure flip, applied by index reversal (`torch.flip`) instead
+of resampling, so images are bit-exact mirrors and a method that rotates inside its own step
+(UGPCL) resamples its images once. A method changes the common augmentation for its own runs
+through `Method.augment_overrides()` (`with_overrides` below; the engine applies it).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from methods.api import ConfigError
 
 
 @dataclass
@@ -45,6 +53,23 @@ class AugmentConfig:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {p}")
 
 
+def with_overrides(cfg: AugmentConfig, overrides: Mapping[str, Any], who: str = "method") -> AugmentConfig:
+    """`cfg` with the fields in `overrides` replaced (a method's `augment_overrides()`), validated.
+    Unknown keys and invalid values are a ConfigError naming `who`."""
+    if not overrides:
+        return cfg
+    names = {f.name for f in fields(AugmentConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ConfigError(f"{who}: augment_overrides has unknown key(s) {unknown}; valid keys: {sorted(names)}")
+    out = replace(cfg, **{k: float(v) for k, v in overrides.items()})
+    try:
+        out.validate()
+    except ValueError as exc:
+        raise ConfigError(f"{who}: augment_overrides: {exc}") from exc
+    return out
+
+
 def random_affines(n: int, h: int, w: int, cfg: AugmentConfig, generator: torch.Generator) -> Tensor:
     """[n, 2, 3] matrices for `affine_grid` (normalised coordinates, no translation).
 
@@ -62,6 +87,22 @@ def random_affines(n: int, h: int, w: int, cfg: AugmentConfig, generator: torch.
     theta[:, 1, 0] = sin * (w / h) * fx
     theta[:, 1, 1] = cos * fy
     return theta.float()
+
+
+def flip_only(x: Tensor, y: Tensor | None, theta: Tensor) -> tuple[Tensor, Tensor | None]:
+    """The flips of rotation-free affines `theta` [B, 2, 3] (diagonal +-1) by index reversal:
+    exactly what `warp` computes for them (output pixel j reads input pixel W - 1 - j), without
+    resampling. x [B, C, H, W], y [B, H, W]."""
+    fx = (theta[:, 0, 0] < 0).to(x.device)
+    fy = (theta[:, 1, 1] < 0).to(x.device)
+
+    def apply(t: Tensor, m_x: Tensor, m_y: Tensor) -> Tensor:
+        t = torch.where(m_x, t.flip(-1), t)
+        return torch.where(m_y, t.flip(-2), t)
+
+    x_out = apply(x, fx.view(-1, 1, 1, 1), fy.view(-1, 1, 1, 1))
+    y_out = None if y is None else apply(y, fx.view(-1, 1, 1), fy.view(-1, 1, 1))
+    return x_out, y_out
 
 
 def warp(x: Tensor, y: Tensor | None, theta: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -92,6 +133,8 @@ class CommonAugment:
         if self.cfg.jitter > 0:
             x = grey_jitter(x, *random_jitter(x.shape[0], self.cfg, self.generator, x.device))
         theta = random_affines(x.shape[0], x.shape[-2], x.shape[-1], self.cfg, self.generator)
+        if self.cfg.rotate_deg == 0:
+            return flip_only(x, y, theta)
         return warp(x, y, theta)
 
 

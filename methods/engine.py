@@ -13,6 +13,9 @@ optimiser and schedule, device and precision, logging, the NaN guard and checkpo
   unlabelled slices are never loaded.
 - Precision: `train.amp: auto` is bf16 autocast on CUDA and fp32 on the CPU; `bf16` forces bf16
   autocast on either device (evaluation autocasts on CUDA only); `off` is fp32.
+- Augmentation: the run's `augment` section, with the fields the method sets itself
+  (`Method.augment_overrides()`, e.g. UGPCL turns the common rotation off because it rotates in
+  its own step) applied for that method; the applied settings are in the checkpoint's `meta`.
 - Determinism: the seed drives python/numpy/torch, weight initialisation, both data streams and
   the augmentation generator. On the CPU a run is bit-for-bit repeatable, and killing it at any
   point and restarting the same command resumes from `checkpoints/last.pt` to bit-identical
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import logging
 import os
 import random
@@ -45,7 +49,7 @@ import torch
 from torch import Tensor
 
 from methods.api import Batch, ConfigError, Method, get_method, resolve_variant
-from methods.augment import CommonAugment
+from methods.augment import CommonAugment, with_overrides
 from methods.checkpoint import (
     FORMAT_VERSION,
     check_compatible,
@@ -217,7 +221,9 @@ class Trainer:
         ).to(self.device)
         self.optimizer, self.scheduler = build_optimizer(self.method, cfg.train)
         self.aug_gen = torch.Generator().manual_seed(cfg.seed * 7919 + _AUG_SALT)
-        self.augment = CommonAugment(cfg.augment, self.aug_gen)
+        # the run's common augmentation, with the fields the method sets itself (e.g. UGPCL's rotation)
+        self.augment_cfg = with_overrides(cfg.augment, self.method.augment_overrides(), f"method {cfg.method!r}")
+        self.augment = CommonAugment(self.augment_cfg, self.aug_gen)
         self.autocast = lambda: autocast_for(self.device, cfg.train.amp)
         self.config_dict = cfg.to_dict()
         self.iteration = 0  # completed iterations
@@ -235,6 +241,7 @@ class Trainer:
             "dataset": self.cfg.data.dataset,
             "data_info": self.data.info,
             "evaluated_network": str(self.method.evaluated_network),
+            "augment": dataclasses.asdict(self.augment_cfg),  # as applied, after the method's overrides
         }
 
     def _rng_state(self) -> dict:

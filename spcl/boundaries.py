@@ -29,17 +29,31 @@ What Canny adds over `thick` on label maps is the pruning of weak edges: with si
 default thresholds (0.1, 0.2 in mask units per pixel; a straight step scores 0.40) an isolated pixel
 (0.06) or an isolated one-pixel-wide line (0.16) gets no boundary, while a line touching a strong
 contour does; on rings 1.5-4 px wide (250 random ones) `canny` and `thick` agree exactly.
+
+`mask2edge` (the authors' own Canny, SPCL repository commit 23c6a8a, `dgcl/bcl/util.py::mask2edge`;
+the helper is never called by `train_spcl.py`, which uses `thick`): per image, for every class c in
+0..num_classes-1, OpenCV's `cv2.Canny(mask_c, 0, 255)` of the class mask (255 in c, 0 elsewhere),
+the results OR-ed over classes. OpenCV's Canny takes no smoothing, a 3x3 Sobel, the L1 magnitude
+|gx| + |gy|, non-maximum suppression along the gradient direction and hysteresis (here low 0, high
+255). On a binary step both pixels of the crack have the same magnitude and OpenCV's suppression
+keeps the one with the lower row/column index, so the edge is one pixel wide and lies on the
+left/upper side of the crack whichever class is there: B_c = boundary & (y == c) is then empty along
+edges where c is on the right/lower side, and an isolated pixel's edge is its 8 neighbours, not the
+pixel itself. Every class mask gives the same crack, so the union over classes does not thicken it.
+It runs on the host (one device-to-host copy per call) and needs OpenCV (`opencv-python-headless`,
+the `opencv` extra of the package).
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-BOUNDARY_OPERATORS = ("canny", "thick")
+BOUNDARY_OPERATORS = ("canny", "thick", "mask2edge")
 
 
 def thick_boundaries(labels: Tensor) -> Tensor:
@@ -136,10 +150,39 @@ def canny_boundaries(
     return (edges & masks).any(1)
 
 
+def import_cv2():
+    """OpenCV, or an ImportError that says how to install it (the `mask2edge` operator needs it)."""
+    try:
+        import cv2
+    except ImportError as exc:
+        raise ImportError("boundary operator 'mask2edge' needs OpenCV: pip install opencv-python-headless "
+                          "(or the package's 'opencv' extra)") from exc
+    return cv2
+
+
+def mask2edge_boundaries(labels: Tensor, num_classes: int) -> Tensor:
+    """The SPCL authors' `mask2edge` of a label batch [B, H, W] -> boundary map [B, H, W] bool on the
+    labels' device: per image, OR over classes c < num_classes of `cv2.Canny(255 * (y == c), 0, 255)`
+    (see the module docstring for what OpenCV's Canny does on a binary mask)."""
+    if labels.dim() != 3:
+        raise ValueError(f"labels must be [B, H, W], got shape {tuple(labels.shape)}")
+    cv2 = import_cv2()
+    maps = labels.detach().to("cpu", torch.uint8).numpy()  # the official helper: mask.to(torch.uint8)
+    edges = np.zeros(maps.shape, dtype=bool)
+    for i, label_map in enumerate(maps):
+        for c in range(num_classes):
+            class_mask = np.where(label_map == c, 255, 0).astype(np.uint8)
+            edges[i] |= cv2.Canny(class_mask, 0, 255) == 255
+    return torch.from_numpy(edges).to(labels.device)
+
+
 def subclass_boundaries(labels: Tensor, num_classes: int, operator: str, **canny_options) -> Tensor:
-    """The boundary map [B, H, W] of `operator` ("canny" | "thick"); B_c = map & (labels == c)."""
+    """The boundary map [B, H, W] of `operator` ("canny" | "thick" | "mask2edge"); B_c = map & (labels == c).
+    `canny_options` (sigma, low, high, hysteresis_iters) apply to "canny" only."""
     if operator == "thick":
         return thick_boundaries(labels)
     if operator == "canny":
         return canny_boundaries(labels, num_classes, **canny_options)
+    if operator == "mask2edge":
+        return mask2edge_boundaries(labels, num_classes)
     raise ValueError(f"boundary operator must be one of {list(BOUNDARY_OPERATORS)}, got {operator!r}")

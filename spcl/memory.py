@@ -5,6 +5,13 @@ reliable pixels of that subclass, z_bar = mean of the projection features, L2-no
 `FeatureMemory.update(b_update='mean')`: mean of the un-normalised `rep`, then normalised). A queue
 holds the newest `size` entries (the official 400).
 
+Order within a batch, as the official code (`dgcl/bcl/spcl.py`, commit 23c6a8a): `update` stacks a
+batch's centroids in image order and prepends them, `memory = cat((new, memory))[:size]`, so image 0
+counts as the newest entry of its batch and image B - 1 as the oldest. When the window cuts through
+a batch, the older batch's *last* images leave first, and a batch with more than `size` entries keeps
+its first `size` images. `push` enqueues image B - 1 first and image 0 last, so the queue holds the
+same entries as the official list after every update.
+
 Storage is one buffer [G * size + 1, D] (G = 2C subclasses, index 2c + s; subclass g owns rows
 g * size ... g * size + size - 1, used as a ring), plus fill counts and write heads, so the bank is in
 the method's state_dict and a push is a single `index_put_` on the device: centroids an image does
@@ -54,7 +61,8 @@ class SubclassMemoryBank(nn.Module):
 
     @torch.no_grad()
     def push(self, centroids: Tensor, present: Tensor) -> None:
-        """Enqueue centroids [B, G, D] where `present` [B, G]; image 0 is enqueued first (oldest)."""
+        """Enqueue centroids [B, G, D] where `present` [B, G]; image B - 1 is enqueued first (the
+        oldest of the batch) and image 0 last (the newest), the official order (module docstring)."""
         b, g, d = centroids.shape
         if g != self.num_subclasses or d != self.dim or present.shape != (b, g):
             raise ValueError(
@@ -62,9 +70,9 @@ class SubclassMemoryBank(nn.Module):
                 f"got {tuple(centroids.shape)} and {tuple(present.shape)}"
             )
         present = present.bool()
-        rank = present.long().cumsum(0) - 1  # order of each new entry within its subclass
+        rank = present.long().flip(0).cumsum(0).flip(0) - 1  # enqueue order within its subclass: last image first
         new = present.long().sum(0)  # [G]
-        keep = present & (rank >= (new - self.size)[None, :])  # more than `size` new: the newest win
+        keep = present & (rank >= (new - self.size)[None, :])  # more than `size` new: the newest (first images) win
         group = torch.arange(g, device=rank.device)[None, :]
         row = group * self.size + (self.head[None, :] + rank) % self.size
         row = torch.where(keep, row, torch.full_like(row, g * self.size))  # absent: the sink row

@@ -22,6 +22,7 @@ presets do. `spcl` follows the paper where the text is explicit and the code whe
 | #  | topic | `spcl` | `spcl_official` |
 |----|-------|--------|-----------------|
 | 1  | boundary operator | `canny` (paper), per class, at feature resolution | `thick` = find_boundaries(mode='thick') |
+|    | (either preset)   | `boundary: mask2edge`: the authors' unused cv2 Canny helper (dgcl/bcl/util.py) | same |
 |    | boundary source   | unfiltered teacher argmax / ground truth (both presets) | same |
 | 2  | anchor hardness / reliability | max p_s <= 0.75; teacher conf >= 0.95 | max p_s < 0.75; entropy percentile (alpha_t 80 -> 10) |
 | 3  | centroid reliability | teacher conf >= 0.95 | entropy percentile; both: mean of raw projections, then L2 |
@@ -38,17 +39,34 @@ presets do. `spcl` follows the paper where the text is explicit and the code whe
 | 13 | temperatures | tau = 0.5 (ICL); BCL none | 0.5 (ICL, balancing NCE), 0.07 (BCL) |
 | 14 | unlabelled pool also loses some unrelated slices (a bug) | not reproduced | not reproduced |
 
-Deliberate differences from the official code in both presets (none changes the algorithm):
-- labels, teacher probabilities and student confidences at feature resolution are nearest-downsampled
-  from the input-resolution outputs (the official code reads its 1/4-resolution logits directly);
+Read-out at feature resolution (both presets), as the official code: the teacher's probabilities
+(pseudo-labels, confidences, entropies) and the student's confidences are the softmax of the class
+logits *at feature resolution* (`feature_resolution_logits`: the network's segmentation head without
+its upsampling, applied to the decoder features; the official `pred` at 1/4 resolution), and
+ground-truth labels are nearest-downsampled from the input size (official `label_l_small`). Until
+issue 15 the probabilities were nearest-downsampled from smp's x4 upsampled logits, which
+upsample with `align_corners=True`: feature pixel i was read at 0.988 i (H = 256), a shift growing
+to -0.74 px across the image (the review measured at the paper profile: 0.9 % of pseudo-labels,
+1.5 % of hard-pixel flags and 26 % of the unlabelled thick-boundary pixels moved). With the U-Net
+profile logits and features share the input resolution and nothing changes.
+
+Deliberate differences from the official code in both presets:
 - the entropy percentile is taken over all unlabelled pixels of the batch (the official ignore mask
   for padding does not exist here) and progress is continuous over the semi-supervised iterations
   (the official steps it per epoch);
 - anchors are drawn with the method's seeded device generator (random keys + top-k per subclass),
   not `np.random.choice` per class; banks are rings (oldest entry overwritten first) rather than
-  "prepend and truncate", the same FIFO;
+  "prepend and truncate", holding the same entries: within a batch image 0 is the newest, as the
+  official prepend of the batch in image order (spcl/memory.py);
 - with only one of ICL / BCL enabled (Table 3 ablations, absent from the code) that term gets the
-  full lambda_c weight.
+  full lambda_c weight;
+- the learning rate decays over the run's T iterations, as for every method of the harness; the
+  official horizon is (T // L + 1) L with L the labelled slices (6052 for L = 68), which
+  `poly_horizon: official` sets (`lr_horizon`);
+- CutMix (shared skeleton, methods/meanteacher.py `cutmix_box_mask`): box width round(W/2 + U W/2)
+  in [W/2, W]; the official `generate_cutout_mask` draws `np.random.randint(W/2 + 1, W)`, i.e.
+  [W/2 + 1, W - 1] (dgcl/dataset/augmentation.py). Not changed here: the skeleton is shared by every
+  mean-teacher method.
 """
 
 from __future__ import annotations
@@ -59,12 +77,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from methods.api import check_choice, register_method
 from methods.losses import sigmoid_rampup
 from methods.meanteacher import MeanTeacher, MeanTeacherConfig, MTContext, downsample_labels
-from spcl.boundaries import BOUNDARY_OPERATORS, subclass_boundaries
+from spcl.boundaries import BOUNDARY_OPERATORS, import_cv2, subclass_boundaries
 from spcl.losses import (
     BCL_FORMS,
     MIN_TAU,
@@ -87,6 +105,7 @@ from spcl.sampling import (
 )
 
 ALPHA_RAMP_STEPS = 60  # official: sigmoid_rampup(i_iter // 100, 60) over 6000 iterations
+POLY_HORIZONS = ("run", "official")
 
 
 @dataclass
@@ -94,7 +113,7 @@ class SPCLConfig(MeanTeacherConfig):
     """`spcl`: the paper where explicit, the official code where the paper is silent."""
 
     # subclass division (Sec. 2.1)
-    boundary: str = "canny"  # "canny" (paper) | "thick" (official find_boundaries)
+    boundary: str = "canny"  # "canny" (paper) | "thick" (official find_boundaries) | "mask2edge" (authors' cv2 Canny)
     canny_sigma: float = 1.0
     canny_low: float = 0.1
     canny_high: float = 0.2
@@ -122,6 +141,9 @@ class SPCLConfig(MeanTeacherConfig):
     alpha_rampup_iters: int = -1  # -1: the whole run (official: 6000 = max_iter)
     use_icl: bool = True
     use_bcl: bool = True
+    # learning-rate horizon: "run" (the harness's poly over the run's T, every method alike) |
+    # "official" (train_spcl.py: poly over (T // L + 1) L, L = labelled slices = one official epoch)
+    poly_horizon: str = "run"
     # Fig. 3 similarity reservoir
     similarity_pairs_per_step: int = 1024
     similarity_capacity: int = 65536
@@ -129,9 +151,12 @@ class SPCLConfig(MeanTeacherConfig):
     def validate(self) -> None:
         super().validate()
         check_choice("boundary", self.boundary, BOUNDARY_OPERATORS)
+        if self.boundary == "mask2edge":
+            import_cv2()  # fail at configuration time, not at the first semi-supervised step
         check_choice("relation", self.relation, RELATIONS)
         check_choice("reliability", self.reliability, RELIABILITY)
         check_choice("bcl_form", self.bcl_form, BCL_FORMS)
+        check_choice("poly_horizon", self.poly_horizon, POLY_HORIZONS)
         for name in ("gamma_s", "gamma_t", "alpha_max"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -197,10 +222,33 @@ class SubclassView:
         return 2 * self.labels + self.boundary.long()
 
 
-def resize_nearest(maps: Tensor, size: tuple[int, int]) -> Tensor:
-    if tuple(maps.shape[-2:]) == tuple(size):
-        return maps
-    return F.interpolate(maps, size=size, mode="nearest")
+_UPSAMPLING = (nn.Upsample,)  # smp's SegmentationHead: Conv2d, Upsample(bilinear, align_corners=True) | Identity, Activation
+
+
+def feature_resolution_logits(net: nn.Module, logits: Tensor, features: Tensor) -> Tensor:
+    """Class logits [B, C, h, w] at the resolution of the decoder `features` [B, F, h, w].
+
+    `logits` [B, C, H, W] are the network's input-size logits from the same forward. If H, W = h, w
+    (U-Net profile) they are returned unchanged. Otherwise the network's `segmentation_head` is run
+    on `features` (in float32) without its upsampling layers: for smp's DeepLabV3+ the 1x1 conv,
+    i.e. exactly the map that smp's x4 `align_corners=True` upsampling turns into `logits`, and the
+    official SPCL code's `pred` at 1/4 resolution. Reading `logits` back by nearest downsampling
+    instead samples feature pixel i at i (h - 1) / (H - 1) * H / h (0.988 i for 64 -> 256).
+    """
+    size = tuple(features.shape[-2:])
+    if tuple(logits.shape[-2:]) == size:
+        return logits
+    head = getattr(net, "segmentation_head", None)
+    if not isinstance(head, nn.Sequential):
+        raise ValueError(f"{type(net).__name__} has no smp segmentation_head to read logits at feature "
+                         f"resolution {size} (its logits are {tuple(logits.shape[-2:])})")
+    x = features.float()
+    for layer in head:
+        if not isinstance(layer, _UPSAMPLING):
+            x = layer(x)
+    if tuple(x.shape[-2:]) != size:
+        raise ValueError(f"the segmentation head without upsampling gives {tuple(x.shape[-2:])}, expected {size}")
+    return x
 
 
 @register_method("spcl")
@@ -259,6 +307,32 @@ class SPCL(MeanTeacher):
         self._generator = None
 
     # ---- schedules -----------------------------------------------------------------------------
+    def lr_horizon(self, iterations: int) -> int:
+        """T of the poly schedule lr_t = lr (1 - t / T)^power for a run of `iterations`.
+
+        "run": T = iterations (the engine's default for every method). "official": train_spcl.py
+        sets `epochs = max_iter // len(train_loader) + 1` and `LRScheduler` decays over
+        `epochs * len(train_loader)` (dgcl/utils/lr_helper.py, commit 23c6a8a), with one loader
+        pass = L labelled slices (`data_info["labelled_slices"]`, the skeleton's official epoch):
+        T = (iterations // L + 1) L, e.g. 6052 for L = 68 and 6120 for L = 136 at 6000 iterations,
+        so the learning rate never reaches 0 (0.01 x (52 / 6052)^0.9 = 1.4e-4 at the end for L = 68).
+        """
+        if self.cfg.poly_horizon == "run":
+            return int(iterations)
+        slices = int(self.data_info.get("labelled_slices", 0))
+        if slices < 1:
+            raise ValueError("poly_horizon 'official' needs the number of labelled slices (data_info['labelled_slices'])")
+        return (int(iterations) // slices + 1) * slices
+
+    def configure_optimizer(self, params, train_cfg):
+        """The engine's optimiser (SGD, lr, momentum, weight decay of `train_cfg` on every parameter)
+        and poly decay with power `train_cfg.poly_power` over `lr_horizon(train_cfg.iterations)`."""
+        optimizer = torch.optim.SGD(params, lr=train_cfg.lr, momentum=train_cfg.momentum,
+                                    weight_decay=train_cfg.weight_decay)
+        horizon, power = self.lr_horizon(train_cfg.iterations), train_cfg.poly_power
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: max(0.0, 1.0 - t / horizon) ** power)
+        return optimizer, scheduler
+
     def alpha(self, it: int) -> float:
         """BCL mixing weight: alpha_max exp(-5 (1 - t)^2), t = floor(60 it / T) / 60 (official)."""
         length = self.cfg.alpha_rampup_iters if self.cfg.alpha_rampup_iters > 0 else max(self.max_iters, 1)
@@ -274,18 +348,23 @@ class SPCL(MeanTeacher):
         projection = torch.cat([ctx.s_l.projection, ctx.s_u.projection]).float()
         size = tuple(projection.shape[-2:])
         with torch.no_grad():
-            labels_l = downsample_labels(ctx.batch.y_l, size)
-            labels = torch.cat([labels_l, downsample_labels(ctx.pseudo_u, size)])
+            labels_l = downsample_labels(ctx.batch.y_l, size)  # official label_l_small: nearest
+            # teacher and student read at feature resolution (official pred, probs_bi_t), no resampling
+            t_prob_u = feature_resolution_logits(self.teacher, ctx.t_u.logits, ctx.t_u.features).float().softmax(1)
+            conf_u, pseudo_u = t_prob_u.max(1)
+            labels = torch.cat([labels_l, pseudo_u])
             boundary = subclass_boundaries(labels, self.num_classes, cfg.boundary, sigma=cfg.canny_sigma,
                                            low=cfg.canny_low, high=cfg.canny_high)
             if cfg.reliability == "confidence":
-                reliable_u = confident_pseudo_labels(resize_nearest(ctx.conf_u[:, None], size)[:, 0], cfg.gamma_t)
+                reliable_u = confident_pseudo_labels(conf_u, cfg.gamma_t)
             else:
                 keep = entropy_keep_fraction(self.semi_progress(ctx.it), cfg.entropy_alpha_start, cfg.entropy_alpha_end)
-                reliable_u = low_entropy_pseudo_labels(resize_nearest(ctx.t_prob_u.float(), size), keep)
+                reliable_u = low_entropy_pseudo_labels(t_prob_u, keep)
             reliable = torch.cat([torch.ones_like(labels_l, dtype=torch.bool), reliable_u])
-            student_logits = resize_nearest(torch.cat([ctx.s_l.logits, ctx.s_u.logits]).detach().float(), size)
-            hard = hard_mask(student_logits.softmax(1).max(1).values, cfg.gamma_s, cfg.strict_hard_threshold)
+            student_logits = feature_resolution_logits(self.student, torch.cat([ctx.s_l.logits, ctx.s_u.logits]),
+                                                       torch.cat([ctx.s_l.features, ctx.s_u.features]))
+            hard = hard_mask(student_logits.detach().float().softmax(1).max(1).values, cfg.gamma_s,
+                             cfg.strict_hard_threshold)
         return SubclassView(projection, labels, boundary, reliable, hard)
 
     def bank_subclass_map(self, view: SubclassView) -> Tensor:

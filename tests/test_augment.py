@@ -6,7 +6,17 @@ import torch
 
 import pytest
 
-from methods.augment import AugmentConfig, CommonAugment, grey_jitter, random_affines, random_jitter, warp
+from methods.api import ConfigError
+from methods.augment import (
+    AugmentConfig,
+    CommonAugment,
+    flip_only,
+    grey_jitter,
+    random_affines,
+    random_jitter,
+    warp,
+    with_overrides,
+)
 
 
 def _labels(b=3, h=16, w=16, seed=0):
@@ -41,6 +51,32 @@ def test_a_flip_is_a_mirror_and_flipping_twice_is_the_identity():
     assert torch.allclose(x1, torch.flip(x, dims=(-2, -1)), atol=1e-5)
     x2, y2 = aug(x1, y1)
     assert torch.equal(y2, y) and torch.allclose(x2, x, atol=1e-5)
+
+
+def test_without_rotation_flips_are_exact_index_reversals_equal_to_the_warp():
+    x, y = torch.randn(8, 1, 10, 14), _labels(8, 10, 14)
+    cfg = AugmentConfig(rotate_deg=0.0, hflip=0.5, vflip=0.5, jitter=0.0)
+    theta = random_affines(8, 10, 14, cfg, torch.Generator().manual_seed(4))
+    x_f, y_f = CommonAugment(cfg, torch.Generator().manual_seed(4))(x, y)  # same draws as `theta`
+    for i in range(8):
+        dims = [d for d, flipped in ((-1, theta[i, 0, 0] < 0), (-2, theta[i, 1, 1] < 0)) if flipped]
+        assert torch.equal(x_f[i], x[i].flip(dims) if dims else x[i])  # bit-exact: no resampling
+        assert torch.equal(y_f[i], y[i].flip(dims) if dims else y[i])
+    assert {tuple(t) for t in theta[:, [0, 1], [0, 1]].tolist()} == {(1, 1), (-1, 1), (1, -1), (-1, -1)}  # all four cases
+    x_w, y_w = warp(x, y, theta)  # the resampling path computes the same transform (to rounding)
+    assert torch.equal(y_w, y_f) and torch.allclose(x_w, x_f, atol=1e-5)
+    assert torch.equal(flip_only(x, None, theta)[0], x_f)
+
+
+def test_a_methods_overrides_replace_fields_and_unknown_keys_are_errors():
+    cfg = AugmentConfig(rotate_deg=15.0, hflip=0.25)
+    out = with_overrides(cfg, {"rotate_deg": 0}, "method 'ugpcl'")
+    assert (out.rotate_deg, out.hflip, out.jitter) == (0.0, 0.25, 0.8) and cfg.rotate_deg == 15.0
+    assert with_overrides(cfg, {}) is cfg
+    with pytest.raises(ConfigError, match="method 'x': augment_overrides has unknown key.*rotation"):
+        with_overrides(cfg, {"rotation": 0.0}, "method 'x'")
+    with pytest.raises(ConfigError, match="hflip must be a probability"):
+        with_overrides(cfg, {"hflip": 2.0}, "method 'x'")
 
 
 def test_image_and_label_rotate_together_like_rot90():

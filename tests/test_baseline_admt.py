@@ -112,7 +112,7 @@ def test_conflict_combating_on_a_tiny_tensor():
     assert replaced.tolist() == [[[False, True, False, False]]]
 
 
-def test_entropy_weighted_ensemble_and_the_official_mean():
+def test_entropy_weighted_ensemble_and_the_superseded_mean():
     p1 = torch.tensor([0.9, 0.1]).view(1, 2, 1, 1)
     p2 = torch.tensor([0.3, 0.7]).view(1, 2, 1, 1)
 
@@ -122,8 +122,9 @@ def test_entropy_weighted_ensemble_and_the_official_mean():
     w1 = math.exp(-h([0.9, 0.1])) / (math.exp(-h([0.9, 0.1])) + math.exp(-h([0.3, 0.7])))
     conf, pseudo = ensemble_teachers(p1, p2, "entropy")
     assert pseudo.item() == 0 and conf.item() == pytest.approx(w1 * 0.9 + (1 - w1) * 0.3, rel=1e-5)
-    conf, pseudo = ensemble_teachers(p1, p2, "official_mean")
+    conf, pseudo = ensemble_teachers(p1, p2, "mean")  # commit a573afa: exp(-(H1 + H2)) on both = the mean
     assert pseudo.item() == 0 and conf.item() == pytest.approx(0.6, rel=1e-5)
+    assert ADMT.variants["ensemble_mean"] == {"ensemble": "mean"} and ADMT.Config().ensemble == "entropy"
 
 
 def test_admt_trains_both_phases_on_the_tiny_cache(tiny_cache, tiny_split, tmp_path):

@@ -1,4 +1,5 @@
-"""BUS: eroded anchors and the dilated ring on drawn shapes, the loss on tiny vectors, a tiny run."""
+"""BUS: eroded anchors and the dilated ring on drawn shapes, the loss on tiny vectors, the
+official feature layout (`code_quirks`) on a tiny tensor, the window crop, a tiny run."""
 
 import math
 
@@ -6,8 +7,8 @@ import torch
 
 from _tiny_run import TINY_NET, assert_logged_and_finite, train_tiny
 from baselines._contrast import IGNORE
-from baselines.bus import BUS, erosion_ring_sets, random_window
-from methods.api import build_config, list_methods
+from baselines.bus import BUS, crop, embedding_rows, erosion_ring_sets, random_window, window_index
+from methods.api import build_config, list_methods, resolve_variant
 from methods.nets import NetFactory, NetworkProfile
 
 
@@ -73,6 +74,43 @@ def test_loss_on_tiny_vectors():
     assert bus.boundary_contrast(emb, anchors, torch.zeros_like(ring)) == 0  # no ring: no term
 
 
+def test_official_layout_rows_are_runs_of_one_channel():
+    # emb[b, d, y, x] = 100 b + 10 d + (2 y + x): 2 images, D = 2 channels, a 2x2 map (S = 4 pixels)
+    b, d, s = torch.meshgrid(torch.arange(2), torch.arange(2), torch.arange(4), indexing="ij")
+    emb = (100 * b + 10 * d + s).float().reshape(2, 2, 2, 2)
+    true_rows = embedding_rows(emb, official_layout=False)
+    assert true_rows[:4].tolist() == [[0, 10], [1, 11], [2, 12], [3, 13]]  # pixel s: (channel 0, channel 1)
+    official = embedding_rows(emb, official_layout=True)
+    # reshape(-1, D) of the (b, d, y, x) order: pixel s of image b holds elements 2s, 2s + 1 of image b
+    assert official.tolist() == [[0, 1], [2, 3], [10, 11], [12, 13], [100, 101], [102, 103], [110, 111], [112, 113]]
+
+
+def test_code_quirks_switch_feeds_the_official_rows_to_the_loss():
+    assert BUS.Config().code_quirks is False
+    quirky = _tiny_bus(code_quirks=True)
+    assert resolve_variant(BUS, "code_quirks", {}).code_quirks is True
+    # 1 image, D = 2, a 2x2 map; anchors: pixels 0 and 1, ring: pixels 2 and 3.
+    # true layout: pixel vectors (1, 0), (1, 0), (0, 1), (0, 1): prototype (1, 0), cosines 1 | 0, 0
+    # official layout: rows (1, 1), (0, 0), (0, 0), (1, 1): the prototype is (1/2, 1/2); anchor 0
+    # has cosine 1 with it, 0 with ring row 2 (a zero vector) and 1 with ring row 3; anchor 1 is a
+    # zero vector, cosine 0 with everything
+    emb = torch.tensor([[[1.0, 1.0], [0.0, 0.0]], [[0.0, 0.0], [1.0, 1.0]]])[None]  # [1, 2, 2, 2]
+    anchors = torch.tensor([[[[True, True], [False, False]]]])
+    ring = ~anchors
+    plain = _tiny_bus().boundary_contrast(embedding_rows(emb, False), anchors, ring)
+    assert torch.allclose(plain, torch.tensor(math.log((math.e + 2) / math.e)))
+    official = quirky.boundary_contrast(embedding_rows(emb, True), anchors, ring)
+    expected = (math.log((2 * math.e + 1) / math.e) + math.log(3.0)) / 2
+    assert torch.allclose(official, torch.tensor(expected))
+
+
+def test_window_crop_keeps_the_windows_pixels_in_order():
+    gen = torch.Generator().manual_seed(0)
+    ys, xs = window_index(6, 6, 0.5, gen, "cpu")
+    x = torch.arange(36.0).reshape(1, 1, 6, 6)
+    assert torch.equal(crop(x, ys, xs)[0, 0], x[0, 0, ys[0]:ys[0] + 3, xs[0]:xs[0] + 3])
+
+
 def test_random_window_is_one_square_of_the_requested_side():
     gen = torch.Generator().manual_seed(0)
     window = random_window(8, 8, 0.5, gen, "cpu")
@@ -85,3 +123,6 @@ def test_bus_trains_with_an_active_contrastive_term(tiny_cache, tiny_split, tmp_
     rows = train_tiny("bus", {"warmup_iters": 0}, tiny_cache, tiny_split, tmp_path, iterations=2)
     assert_logged_and_finite(rows, ["loss", "sup", "unsup", "contrast"], 2)
     assert all(float(r["contrast"]) > 0.0 for r in rows)
+    rows = train_tiny("bus", {"warmup_iters": 0, "code_quirks": True, "window_fraction": 0.75}, tiny_cache, tiny_split,
+                      tmp_path / "quirks", iterations=2)
+    assert_logged_and_finite(rows, ["loss", "contrast"], 2)

@@ -19,6 +19,7 @@ from baselines.ugpcl import (
     weighted_dice_loss,
 )
 from methods.api import build_config
+from methods.augment import AugmentConfig, random_affines, with_overrides
 from methods.nets import NetFactory, NetworkProfile
 
 LN2 = math.log(2)
@@ -100,6 +101,52 @@ def test_rotation_views_turn_labels_with_images():
     assert torch.equal(yr.float(), xr[:, 0])
     xr, yr = rotate_views(x + 5, y + 1, torch.tensor([0, 0]), torch.tensor([45.0, 45.0]))
     assert xr.min() == 5.0 and (yr == 0).any()  # corners: the image minimum and background
+
+
+def _composed_angles(common_rotation: bool, n: int = 4000) -> torch.Tensor:
+    """|total rotation| modulo the rot90 part, in degrees: the engine's common affine (with UGPCL's
+    augment override applied) followed by UGPCL's own angle, for n images."""
+    m = UGPCL(cfg=build_config(UGPCL.Config, {"common_rotation": common_rotation}),
+              net_factory=NetFactory(NetworkProfile.from_dict(TINY_NET), 4), num_classes=4, max_iters=10)
+    aug = with_overrides(AugmentConfig(), m.augment_overrides(), "ugpcl")  # the run's default: +-20 degrees
+    theta = random_affines(n, 32, 32, aug, torch.Generator().manual_seed(0))
+    common = torch.rad2deg(torch.asin(theta[:, 1, 0] * torch.sign(theta[:, 0, 0])))  # (sin fx) fx, cos > 0
+    k, own = m.draw_rotations(n, torch.Generator().manual_seed(1), "cpu")
+    assert set(k.tolist()) == {0, 1, 2, 3} and own.abs().max() <= 20.0
+    return (common + own).abs()
+
+
+def test_ugpcl_turns_the_common_rotation_off_so_angles_stay_within_20_degrees():
+    m = UGPCL(cfg=build_config(UGPCL.Config, {}), net_factory=NetFactory(NetworkProfile.from_dict(TINY_NET), 4),
+              num_classes=4, max_iters=10)
+    assert m.augment_overrides() == {"rotate_deg": 0.0}
+    aug = with_overrides(AugmentConfig(), m.augment_overrides(), "ugpcl")
+    assert (aug.rotate_deg, aug.hflip, aug.jitter) == (0.0, 0.5, 0.8)  # the official flip and jitter stay
+    angles = _composed_angles(common_rotation=False)
+    assert angles.max() <= 20.0 and angles.max() > 19.9  # official: rot90 k + U(-20, 20), nothing else
+    # stacked (the behaviour before issue 15): a + b with a, b ~ U(-20, 20) exceeds 20 in absolute
+    # value with probability 2 * (1/2 * 1/2 * 1/2) = 1/4, up to 40
+    stacked = _composed_angles(common_rotation=True)
+    assert abs((stacked > 20.0).float().mean().item() - 0.25) < 0.03 and 35.0 < stacked.max() <= 40.0
+
+
+def test_the_engine_applies_ugpcls_augment_override(tiny_cache, tiny_split, tmp_path):
+    from methods.engine import Trainer
+    from methods.runconfig import parse_run_config
+
+    def trainer(method_config):
+        return Trainer(parse_run_config({
+            "method": "ugpcl", "method_config": method_config, "seed": 0, "out_dir": str(tmp_path),
+            "data": {"cache": str(tiny_cache), "split": str(tiny_split), "dataset": "phantom", "ratio": 5,
+                     "img_size": 32, "labelled_batch": 2, "unlabelled_batch": 2},
+            "network": TINY_NET, "augment": {"rotate_deg": 15.0},
+            "train": {"iterations": 2, "device": "cpu", "amp": "off", "progress": False}}))
+
+    official = trainer({"tf_dim": 24, "tf_depth": 1})
+    assert official.augment.cfg.rotate_deg == 0.0 and official.meta["augment"]["rotate_deg"] == 0.0
+    assert official.config_dict["augment"]["rotate_deg"] == 15.0  # the run config itself is unchanged
+    stacked = trainer({"tf_dim": 24, "tf_depth": 1, "common_rotation": True})
+    assert stacked.augment.cfg.rotate_deg == 15.0
 
 
 def test_second_decoder_is_attention_based_and_full_resolution():

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from skimage.draw import disk
 from skimage.segmentation import find_boundaries
 
-from spcl.boundaries import canny_boundaries, subclass_boundaries, thick_boundaries
+from spcl.boundaries import canny_boundaries, mask2edge_boundaries, subclass_boundaries, thick_boundaries
 from spcl.memory import SubclassMemoryBank, subclass_centroids
 from spcl.sampling import (
     entropy_keep_fraction,
@@ -77,29 +77,88 @@ def test_canny_drops_isolated_weak_structures_that_thick_keeps():
 
 def test_one_class_batch_has_no_boundary_and_unknown_operator_is_an_error():
     labels = torch.full((2, 8, 8), 3)
-    for op in ("canny", "thick"):
+    for op in ("canny", "thick", "mask2edge"):
         assert not subclass_boundaries(labels, 4, op).any()
     with pytest.raises(ValueError, match="boundary operator must be one of"):
         subclass_boundaries(labels, 4, "sobel")
 
 
+def test_mask2edge_is_opencvs_one_pixel_edge_on_the_lower_index_side():
+    # a vertical step, class 0 in columns 0-3, class 1 in columns 4-7: Sobel gives columns 3 and 4
+    # the same magnitude; OpenCV's suppression keeps column 3 (the left pixel), for both class masks
+    step = torch.zeros(1, 6, 8, dtype=torch.long)
+    step[0, :, 4:] = 1
+    edge = subclass_boundaries(step, 2, "mask2edge")
+    assert edge.dtype == torch.bool and edge.nonzero()[:, 2].unique().tolist() == [3] and edge.sum() == 6
+    assert not (edge & (step == 1)).any()  # B_1 is empty along this edge, B_0 is column 3
+    flipped = 1 - step  # the same crack with the classes swapped: still column 3, now B_1
+    assert torch.equal(subclass_boundaries(flipped, 2, "mask2edge"), edge)
+    rows = step.transpose(1, 2).contiguous()  # a horizontal step: row 3
+    assert mask2edge_boundaries(rows, 2)[0].nonzero()[:, 0].unique().tolist() == [3]
+    # an isolated pixel: its 8 neighbours, not itself (thick: itself + 4 neighbours; canny: nothing)
+    dot = torch.zeros(1, 7, 7, dtype=torch.long)
+    dot[0, 3, 3] = 1
+    ring = torch.zeros(7, 7, dtype=torch.bool)
+    ring[2:5, 2:5] = True
+    ring[3, 3] = False
+    assert torch.equal(mask2edge_boundaries(dot, 2)[0], ring)
+    assert thick_boundaries(dot).sum() == 5 and not canny_boundaries(dot, 2).any()
+
+
+def test_mask2edge_misses_a_two_by_two_island_that_thick_outlines():
+    # Sobel on a 2x2 block of 255: each block pixel has gx = gy = 3 * 255 (|g|_1 = 1530) and ties
+    # with its diagonal partner across the block, which OpenCV's diagonal suppression (strict >)
+    # removes; every outside pixel is weaker than the block pixel it faces. No edge survives.
+    labels = torch.zeros(1, 12, 12, dtype=torch.long)
+    labels[0, 2:10, 2:10] = 1
+    labels[0, 5:7, 5:7] = 2  # the island, inside class 1
+    edge = mask2edge_boundaries(labels, 3)[0]
+    assert not edge[4:8, 4:8].any()
+    assert thick_boundaries(labels)[0, 4:8, 4:8].sum() == 4 + 8  # thick: the island and its 8 4-neighbours
+    # the outer square keeps its edge, on the left / upper side of each crack: row 1 and column 1
+    # outside the square (class 0), row 9 and column 9 inside it (class 1); corners cut diagonally
+    assert edge[1, 3:9].all() and edge[3:9, 1].all() and edge[9, 2:10].all() and edge[2:9, 9].all()
+    assert torch.equal(edge, mask2edge_boundaries((labels > 0).long(), 2)[0])  # as if the island were class 1
+
+
 # ---- memory bank ------------------------------------------------------------------------------------
-def test_bank_is_fifo_with_fixed_size():
+def test_bank_is_fifo_with_fixed_size_in_the_official_batch_order():
+    # official: memory = cat((batch entries in image order, memory))[:size], a list newest first in
+    # which image 0 is the newest of its batch. `ordered` lists oldest first, i.e. that list reversed.
     bank = SubclassMemoryBank(num_classes=1, size=3, dim=1)  # subclasses 0 (inner), 1 (boundary)
     value = lambda *v: torch.tensor(v, dtype=torch.float32).view(-1, 1, 1).expand(-1, 2, 1)  # noqa: E731
     bank.push(value(1, 2), torch.tensor([[True, True], [True, False]]))
-    assert bank.ordered(0).flatten().tolist() == [1, 2]
+    assert bank.ordered(0).flatten().tolist() == [2, 1]  # official list [1, 2]
     assert bank.ordered(1).flatten().tolist() == [1]
     assert bank.count.tolist() == [2, 1] and not bank.is_full()
     bank.push(value(3, 4), torch.tensor([[True, True], [True, True]]))
-    assert bank.ordered(0).flatten().tolist() == [2, 3, 4]  # 1, the oldest, left
-    assert bank.ordered(1).flatten().tolist() == [1, 3, 4]
+    # cat([3, 4], [1, 2])[:3] = [3, 4, 1]: the window cuts the older batch, whose last image (2) leaves
+    assert bank.ordered(0).flatten().tolist() == [1, 4, 3]
+    assert bank.ordered(1).flatten().tolist() == [1, 4, 3]  # cat([3, 4], [1]) = [3, 4, 1]
     assert bank.is_full()
     bank.push(value(5, 6, 7, 8, 9), torch.tensor([[True, False]] * 5))  # more than `size` at once
-    assert bank.ordered(0).flatten().tolist() == [7, 8, 9]
-    assert bank.ordered(1).flatten().tolist() == [1, 3, 4]
+    assert bank.ordered(0).flatten().tolist() == [7, 6, 5]  # cat([5, ..., 9], [3, 4, 1])[:3] = [5, 6, 7]
+    assert bank.ordered(1).flatten().tolist() == [1, 4, 3]
     assert bank.valid().all() and bank.features().shape == (2, 3, 1)
     assert bank.is_full(torch.tensor([True, False])) and bank.entries.shape == (2 * 3 + 1, 1)
+
+
+def test_bank_holds_the_official_lists_entries_after_random_pushes():
+    gen = torch.Generator().manual_seed(0)
+    bank = SubclassMemoryBank(num_classes=2, size=5, dim=1)
+    official = [[] for _ in range(4)]  # per subclass, newest first
+    counter = 0
+    for _ in range(12):
+        b = int(torch.randint(1, 8, (1,), generator=gen))
+        present = torch.rand(b, 4, generator=gen) < 0.6
+        values = torch.arange(counter, counter + b * 4, dtype=torch.float32).view(b, 4, 1)
+        counter += b * 4
+        bank.push(values, present)
+        for g in range(4):
+            new = [values[i, g, 0].item() for i in range(b) if present[i, g]]
+            official[g] = (new + official[g])[:5]
+    for g in range(4):
+        assert bank.ordered(g).flatten().tolist() == official[g][::-1]
 
 
 def test_bank_gate_only_counts_the_selected_subclasses():

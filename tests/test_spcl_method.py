@@ -10,7 +10,7 @@ import torch
 from methods.api import ConfigError, get_method, resolve_variant
 from methods.nets import NetFactory, NetworkProfile
 from spcl.boundaries import subclass_boundaries
-from spcl.method import SPCL, SPCL_VARIANTS, SPCLOfficial, SubclassView
+from spcl.method import SPCL, SPCL_VARIANTS, SPCLOfficial, SubclassView, feature_resolution_logits
 
 # timm's 0.4 M-parameter test ResNet: a run's checkpoint stays small (resnet18 writes ~90 MB per run)
 TINY_NET = {"arch": "unet", "encoder": "tu-test_resnet", "decoder_channels": [16, 8, 8, 8, 8], "proj_hidden": 8, "proj_dim": 8}
@@ -70,7 +70,8 @@ def test_sweep_points_are_plain_gamma_overrides():
      ("reliability", "dice", "reliability must be one of"), ("bcl_form", "triplet", "bcl_form must be one of"),
      ("gamma_s", 1.5, "gamma_s must be in"), ("tau", 0.01, "tau must be >= 0.03"), ("bank_size", 0, "bank_size must be >= 1"),
      ("canny_low", 0.5, "canny_low <= canny_high"), ("alpha_rampup_iters", 0, "alpha_rampup_iters"),
-     ("gamma_t", "high", "gamma_t must be a number"), ("anchors", 5, "unknown key")],
+     ("gamma_t", "high", "gamma_t must be a number"), ("anchors", 5, "unknown key"),
+     ("poly_horizon", "epochs", "poly_horizon must be one of")],
 )
 def test_wrong_options_are_clear_errors(key, value, message):
     with pytest.raises(ConfigError, match=message):
@@ -135,6 +136,79 @@ def test_background_can_be_excluded():
     assert logs["anchors_inner"].item() == 3 * 8 and logs["icl"].item() > 0
 
 
+def test_poly_horizon_run_and_official():
+    from methods.engine import build_optimizer
+    from methods.runconfig import TrainConfig
+
+    train_cfg = TrainConfig(iterations=6000)
+    for slices, horizon in ((68, 6052), (136, 6120), (100, 6100)):  # (6000 // L + 1) L
+        method = tiny_method(poly_horizon="official")
+        method.data_info = {"labelled_slices": slices}
+        assert method.lr_horizon(6000) == horizon
+    method = tiny_method(poly_horizon="official")
+    method.data_info = {"labelled_slices": 68}
+    optimizer, scheduler = build_optimizer(method, train_cfg)  # the engine takes the hook's schedule
+    lam = scheduler.lr_lambdas[0]
+    assert lam(0) == 1.0 and lam(6000) == pytest.approx((52 / 6052) ** 0.9)  # 0.0138: lr 1.4e-4 at the end
+    assert optimizer.param_groups[0]["lr"] == 0.01 and optimizer.param_groups[0]["weight_decay"] == 1e-4
+    default = tiny_method()
+    assert default.cfg.poly_horizon == "run" and SPCLOfficial.Config().poly_horizon == "run"
+    _, scheduler = build_optimizer(default, train_cfg)
+    assert scheduler.lr_lambdas[0](3000) == pytest.approx(0.5**0.9) and scheduler.lr_lambdas[0](6000) == 0.0
+    with pytest.raises(ValueError, match="labelled slices"):
+        tiny_method(poly_horizon="official").lr_horizon(6000)
+
+
+# ---- read-out at feature resolution ------------------------------------------------------------------------
+class RampHead(torch.nn.Module):
+    """smp's DeepLabV3+ head on a known map: a 1x1 conv (weight 1) then x4 bilinear upsampling with
+    align_corners=True (smp's SegmentationHead)."""
+
+    def __init__(self):
+        super().__init__()
+        conv = torch.nn.Conv2d(1, 1, 1)
+        with torch.no_grad():
+            conv.weight.fill_(1.0)
+            conv.bias.zero_()
+        self.segmentation_head = torch.nn.Sequential(conv, torch.nn.Upsample(scale_factor=4, mode="bilinear", align_corners=True))
+
+
+def test_feature_resolution_read_out_has_no_align_corners_shift():
+    net = RampHead()
+    features = torch.arange(64.0).expand(1, 1, 64, 64).clone()  # feature pixel (i, j) holds j
+    logits = net.segmentation_head(features)  # [1, 1, 256, 256], as SegNet returns them
+    ours = feature_resolution_logits(net, logits, features)
+    assert torch.equal(ours, features)  # pixel j reads j: no shift
+    old = torch.nn.functional.interpolate(logits, size=(64, 64), mode="nearest")  # the read-out before issue 15
+    # nearest picks input pixel 4j, which align_corners=True maps back to 4j * 63 / 255 = 0.988 j
+    assert torch.allclose(old[0, 0, 0], torch.arange(64.0) * 4 * 63 / 255, atol=1e-4)
+    assert (features - old).abs().max().item() == pytest.approx(63 * 3 / 255, abs=1e-4)  # 0.741 px at j = 63
+    same = torch.randn(2, 4, 16, 16)
+    assert feature_resolution_logits(None, same, torch.randn(2, 8, 16, 16)) is same  # U-Net: already there
+
+
+def test_spcl_reads_teacher_and_student_at_feature_resolution_on_deeplabv3plus():
+    torch.manual_seed(0)
+    profile = {"arch": "deeplabv3plus", "encoder": "resnet18", "proj_hidden": 8, "proj_dim": 8}
+    cfg = resolve_variant(SPCLOfficial, "default", {"warmup_iters": 0, "bank_size": 2, "anchors_per_subclass": 8})
+    method = SPCLOfficial(cfg=cfg, net_factory=NetFactory(NetworkProfile.from_dict(profile), 4), num_classes=4, max_iters=10)
+    method.train()
+    x = torch.randn(4, 1, 64, 64)
+    batch = type("B", (), {"x_l": x[:2], "y_l": torch.randint(0, 4, (2, 64, 64)), "x_u": x[2:]})()
+    ctx = method.build_context(batch, 0)
+    assert ctx.s_l.logits.shape[-1] == 64 and ctx.s_l.features.shape[-1] == 16
+    t_small = feature_resolution_logits(method.teacher, ctx.t_u.logits, ctx.t_u.features)
+    # it is the map smp upsamples into the logits: x4 bilinear with align_corners=True gives them back
+    up = torch.nn.functional.interpolate(t_small, scale_factor=4, mode="bilinear", align_corners=True)
+    assert torch.allclose(up, ctx.t_u.logits, atol=1e-4)
+    view = method.subclass_view(ctx)
+    assert torch.equal(view.labels[2:], t_small.softmax(1).argmax(1))
+    s_small = feature_resolution_logits(method.student, ctx.s_l.logits, ctx.s_l.features)
+    assert torch.equal(view.hard[:2], s_small.softmax(1).max(1).values < cfg.gamma_s)
+    assert torch.equal(view.labels[:2], torch.nn.functional.interpolate(batch.y_l[:, None].float(), size=(16, 16),
+                                                                          mode="nearest")[:, 0].long())
+
+
 # ---- figure hooks and state ------------------------------------------------------------------------------
 def test_similarity_samples_and_tagged_projections():
     method = tiny_method()
@@ -152,6 +226,9 @@ def test_similarity_samples_and_tagged_projections():
     assert torch.allclose(tags["features"].norm(dim=1), torch.ones(2048), atol=1e-5)
     assert torch.equal(tags["boundary"], subclass_boundaries(labels, 4, "thick").flatten())
     assert torch.equal(tags["class_index"], labels.flatten())
+    authors = method.tagged_projections(torch.randn(2, 1, 32, 32), labels, boundary="mask2edge")
+    assert torch.equal(authors["boundary"], subclass_boundaries(labels, 4, "mask2edge").flatten())
+    assert resolve_variant(SPCLOfficial, "default", {"boundary": "mask2edge"}).boundary == "mask2edge"
 
 
 def test_sampling_generator_state_round_trips():
