@@ -297,6 +297,16 @@ def run_identity(run_cfg: dict[str, Any], labelled_cases: int | None = None) -> 
     return identity
 
 
+def _case_metrics(pred: np.ndarray, case: Case, class_names: Sequence[str], paper_compatible: bool) -> list[dict]:
+    """`case_metrics`; for a pixel-only case (no voxel size, e.g. SSL4MIS h5 without a raw root)
+    the distances are computed on unit spacing and only the pixel columns are kept: `hd95_mm` and
+    `asd_mm` are NaN, `hd95_px`, Dice and Jaccard are unaffected (they never use the spacing)."""
+    if case.has_spacing:
+        return case_metrics(pred, case.label, case.spacing, class_names, paper_compatible)
+    rows = case_metrics(pred, case.label, (1.0, 1.0, 1.0), class_names, paper_compatible)
+    return [{**r, "hd95_mm": float("nan"), "asd_mm": float("nan")} for r in rows]
+
+
 class _PredictionPicker:
     """Which cases to save: the first N evaluated (int) or the named case ids."""
 
@@ -366,7 +376,7 @@ def evaluate_method(
     for i, case in enumerate(cases):
         pred, centre = predict_case_with_centre(predictor, case, region, device, batch_size, amp)
         where = "" if centre is None else f"{centre[0]:.2f};{centre[1]:.2f}"
-        for r in case_metrics(pred, case.label, case.spacing, class_names, paper_compatible):
+        for r in _case_metrics(pred, case, class_names, paper_compatible):
             rows.append({**identity, "case_id": case.case_id, **r, **tail, "region_centre": where})
         if picker.wants(case.case_id):
             save_prediction(predictions_dir, case, pred, class_names)

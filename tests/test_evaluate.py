@@ -283,3 +283,29 @@ def test_cli_refuses_to_test_on_training_patients(trained_run, tmp_path, capsys)
                  "--split", str(tmp_path / "leaky.json"), "--out", str(tmp_path / "x.csv"), "--device", "cpu"])
     assert code == 2
     assert leaked in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
+
+
+def test_a_pixel_only_case_gets_pixel_metrics_and_nan_millimetres():
+    case = block_case((4, IMG_SIZE, IMG_SIZE))
+    pixel_only = Case(case.case_id, case.patient_id, case.phase, case.image, case.label, (float("nan"),) * 3)
+    shifted = np.roll(case.label, 3, axis=2)  # a prediction off by 3 columns
+
+    class Fixed(nn.Module):
+        num_classes = 2
+        evaluated_network = "student"
+
+        def predictor(self):
+            return ShiftNet()
+
+    class ShiftNet(nn.Module):
+        def forward(self, x):
+            y = torch.roll((x > 0.5).float(), 3, dims=-1)
+            return NetOutput(torch.cat([1 - y, y], 1), x, x)
+
+    run_cfg = {**RUN_CFG, "data": {**RUN_CFG["data"], "img_size": IMG_SIZE}}
+    df = evaluate_method(Fixed(), run_cfg, [pixel_only], ["LV"], labelled_cases=1)
+    expected = case_metrics(shifted, case.label, (1.0, 1.0, 1.0), ["LV"])[0]
+    row = df.iloc[0]
+    assert np.isnan(row["hd95_mm"]) and np.isnan(row["asd_mm"])
+    assert row["hd95_px"] == pytest.approx(expected["hd95_px"]) and row["hd95_px"] == pytest.approx(3.0)
+    assert row["dice"] == pytest.approx(expected["dice"])

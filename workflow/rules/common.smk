@@ -41,6 +41,8 @@ DATA_SOURCES = {
     "(point `root` at the folder holding patientNNN/ folders, e.g. database/)",
     "mnms": "M&Ms: register and download at https://www.ub.edu/mnms/ (point `root` at the folder "
     "holding the information CSV and Training/, Validation/, Testing/)",
+    "ssl4mis_acdc": "SSL4MIS's preprocessed ACDC (HiLab-git/SSL4MIS, data/ACDC: slices/*.h5, *.h5 and the .list "
+    "files; point `root` at that folder, and `options: {spacing_from: RAW_ACDC_ROOT}` for spacing in mm)",
     "scd": "Sunnybrook Cardiac Data: download at https://www.cardiacatlas.org/sunnybrook-cardiac-data/ "
     "(point `root` at the MICCAI-2009 release folder)",
 }
