@@ -243,11 +243,17 @@ class QualityReport:
             lines.append(f"{n_nan + n_inf} metric value(s) are undefined: {n_nan} NaN, {n_inf} infinite "
                          "(counts per cell below).")
         if not self.replacements.empty:
-            rules = "; ".join(f"{m}: {r}" for m, r in
-                              self.replacements[["metric", "rule"]].drop_duplicates().itertuples(index=False))
-            lines.append(f"{len(self.replacements)} undefined value(s) of the analysed metric(s) were replaced by the "
-                         f"case's worst value before any mean, rank or test ({rules}; docs/analysis.md, "
-                         "'Undefined values'; listed below).")
+            filled = self.replacements[np.isfinite(self.replacements["replaced_by"].to_numpy(dtype=float))]
+            left = len(self.replacements) - len(filled)
+            if not filled.empty:
+                rules = "; ".join(f"{m}: {r}" for m, r in
+                                  filled[["metric", "rule"]].drop_duplicates().itertuples(index=False))
+                lines.append(f"{len(filled)} undefined value(s) of the analysed metric(s) were replaced by the "
+                             f"case's worst value before any mean, rank or test ({rules}; docs/analysis.md, "
+                             "'Undefined values'; listed below).")
+            if left:
+                lines.append(f"{left} undefined value(s) are undefined for every method on their case, so those cases "
+                             "are left out of every method's mean and paired test alike (listed below).")
         return lines or ["No duplicate rows, no missing cells, no NaN or infinite metrics."]
 
 

@@ -105,8 +105,7 @@ def compare_methods(
         raise stats.StatsInputError(
             f"control method {control!r} has no {variant!r} rows; methods present: {sort_methods(rows['method'])}"
         )
-    if not np.isfinite(rows[metric].to_numpy(dtype=float)).all():
-        raise stats.StatsInputError(f"column {metric!r} still holds NaN or inf: apply analysis.policy first")
+    _check_policy_applied(rows, metric, blocks)
     rows = rows.assign(**{metric: rows[metric] * spec.scale})
     matrix, dropped = block_matrix(rows, metric, variant=variant, blocks=blocks)
     if len(matrix) < 2:
@@ -129,6 +128,18 @@ def compare_methods(
     bayes = bayes_table(matrix, table, spec, control, alpha, bayes_samples, bayes_threshold, seed)
     return Comparison(spec, control, alpha, blocks, matrix, dropped, tuple(exclude), result, table, cd, pairwise,
                       paired, boot, bayes, paired_adjustment, per_case, bayes_samples, bayes_threshold, seed)
+
+
+def _check_policy_applied(rows: pd.DataFrame, metric: str, blocks) -> None:
+    """After analysis.policy a value is undefined only where it is undefined for every row of its
+    case (left out for all methods alike); anything else means the rule was skipped."""
+    undefined = pd.Series(~np.isfinite(rows[metric].to_numpy(dtype=float)), index=rows.index)
+    if not undefined.any():
+        return
+    key = [rows[k] for k in list(blocks) + ["case_id", "class_name"]]
+    if not undefined.groupby(key).transform("all")[undefined].all():
+        raise stats.StatsInputError(f"column {metric!r} holds NaN or inf where other methods have values: apply "
+                                    "analysis.policy.fill_undefined first")
 
 
 # --------------------------------------------------------------------------- Bayesian signed-rank

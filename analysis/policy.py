@@ -21,7 +21,9 @@ through these rules before any mean, rank or test (docs/analysis.md, "Metric rul
     3. otherwise the worst finite value any method scored on that case (same block, case and
        class; any method, variant and seed): a failure ties the worst attempt and is never
        scored better than any method that has a value there;
-    4. a case where no method has a finite value is refused, with the fix in the message.
+    4. a case where no method has a finite value (e.g. HD95 of a class absent from the reference
+       in paper-compatible evaluation) stays undefined for every method: it drops out of every
+       method's mean and every paired test alike, so it favours no method.
   An infinity pointing the other way (-inf distance, +inf or any inf Dice) is malformed input and
   an error. Every replacement is listed in the report's input checks.
 * ROPE. The Bayesian signed-rank test needs a region of practical equivalence in the metric's
@@ -44,6 +46,7 @@ DISTANCE_UNITS = {"": "", "_mm": "mm", "_px": "px", "_vox": "voxels"}
 DISTANCE_METRICS = tuple(base + suffix for base in DISTANCE_BASES for suffix in DISTANCE_UNITS)
 DEFAULT_OVERLAP_ROPE = 1.0  # one Dice (Jaccard) point: values are reported in percent
 WORST_SUFFIX = "_worst"
+LEFT_OUT = "undefined for every method on the case: left out of every mean and test"
 REPLACEMENT_COLUMNS = ["metric", "method", "variant", "seed", "case_id", "class_name", "block", "value",
                        "replaced_by", "rule"]
 
@@ -122,10 +125,10 @@ def resolve_metric(metric: str, higher_is_better: bool | None = None, percent: b
         )
     if rope is None:
         if kind != "overlap":
+            unit = MetricSpec(metric, higher, kind).unit
             raise StatsInputError(
-                f"the Bayesian signed-rank test needs a region of practical equivalence for {metric!r}, in its own "
-                f"unit: pass --rope (e.g. --rope 1 for differences within 1 {'mm' if kind == 'distance' else 'unit'} "
-                "to count as equivalent; --rope 0 for none)"
+                f"the Bayesian signed-rank test needs a region of practical equivalence for {metric!r}: pass --rope "
+                f"in {unit} (e.g. --rope 1: differences within ±1 count as equivalent; --rope 0: no equivalence region)"
             )
         rope = DEFAULT_OVERLAP_ROPE
     if not np.isfinite(rope) or rope < 0:
@@ -207,19 +210,9 @@ def fill_undefined(df: pd.DataFrame, spec: MetricSpec, blocks=("dataset", "ratio
         finite_values = df[col].where(np.isfinite(values))
         groups = finite_values.groupby([df[k] for k in case_key], sort=False)
         worst = (groups.transform("min") if higher else groups.transform("max")).to_numpy(dtype=float)
-        lacking = undefined & ~np.isfinite(worst)
-        if lacking.any():
-            row = df[lacking].iloc[0]
-            n_cases = int(df[lacking][case_key].drop_duplicates().shape[0])
-            raise CollectError(
-                f"column {col!r} has no finite value on {n_cases} case(s) for any method, so their worst value is "
-                f"unknown; first: {', '.join(f'{k} {row[k]!r}' for k in case_key)}. Add a column "
-                f"{spec.worst_column!r} with each row's worst value (e.g. the image diagonal in mm), or remove "
-                "those cases from the table"
-            )
-        rule = "the worst value any method scored on the case"
+        rule = np.where(np.isfinite(worst), "the worst value any method scored on the case", LEFT_OUT)
     out = df.copy()
-    out.loc[undefined, col] = worst[undefined]
+    out.loc[undefined, col] = worst[undefined]  # NaN where no method has a value: left out for all
     changed = df[undefined]
     block_text = [" ".join(str(v) for v in vals) for vals in changed[list(blocks)].itertuples(index=False, name=None)]
     replacements = pd.DataFrame({
@@ -232,7 +225,7 @@ def fill_undefined(df: pd.DataFrame, spec: MetricSpec, blocks=("dataset", "ratio
         "block": block_text,
         "value": [f"{v:g}" for v in values[undefined]],
         "replaced_by": worst[undefined],
-        "rule": rule,
+        "rule": rule if isinstance(rule, str) else rule[undefined],
     }, columns=REPLACEMENT_COLUMNS)
     return out, replacements.reset_index(drop=True)
 

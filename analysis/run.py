@@ -8,6 +8,8 @@ config (provenance/config.yaml, or --config). Options not given on the command l
 from that config (control, figures.tsne_methods, figures.tsne_points_per_panel,
 evaluation.paper_compatible -> HD95 in pixels), then from the defaults below.
 Outputs under --out: tables/ (CSV, Markdown, LaTeX), figures/ (PNG, PDF), REPORT.md, REPORT.html.
+Before any table or test, every metric column goes through analysis.policy exactly as in
+`analysis.report`: fractions checked, undefined values replaced by the case's worst value.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from analysis.collect import CollectError, normalise
-from analysis.policy import check_unit, fill_undefined, known_direction, resolve_metric
+from analysis.policy import LEFT_OUT, check_unit, fill_undefined, known_direction, resolve_metric
 from analysis.stats import StatsInputError
 
 
@@ -87,15 +87,37 @@ def test_worst_column_bounds_and_fills_undefined_distances():
         fill_undefined(_table([400.0, np.nan], metric="hd95", hd95_worst=[300.0, 300.0]), resolve_metric("hd95", rope=1))
 
 
-def test_undefined_everywhere_on_a_case_or_wrong_infinity_is_refused_with_the_fix():
-    both = _table([np.inf, np.inf, 2.0, 3.0], metric="hd95")
-    with pytest.raises(CollectError, match="column 'hd95' has no finite value on 1 case\\(s\\) for any method.*"
-                                           "case_id 'c0'.*Add a column 'hd95_worst' with each row's worst value "
-                                           "\\(e.g. the image diagonal in mm\\), or remove those cases"):
-        fill_undefined(both, resolve_metric("hd95", rope=1))
+def test_undefined_for_every_method_on_a_case_is_left_out_for_all():
+    both = _table([np.inf, np.nan, 2.0, 3.0], metric="hd95")  # case c0: a is +inf, b NaN; case c1 finite
+    filled, replaced = fill_undefined(both, resolve_metric("hd95", rope=1))
+    assert np.isnan(filled["hd95"].iloc[:2]).all() and filled["hd95"].iloc[2:].tolist() == [2.0, 3.0]
+    assert replaced["rule"].tolist() == [LEFT_OUT, LEFT_OUT] and replaced["value"].tolist() == ["inf", "nan"]
+    # means skip the case for both methods alike: neither gains
+    assert filled.groupby("method")["hd95"].mean().to_dict() == {"a": 2.0, "b": 3.0}
+
+
+def test_wrong_infinity_is_refused():
     with pytest.raises(CollectError, match="column 'hd95' holds -inf .*a lower-is-better metric cannot be -inf"):
         fill_undefined(_table([-np.inf, 2.0], metric="hd95"), resolve_metric("hd95", rope=1))
+    with pytest.raises(CollectError, match="column 'score' holds inf .*a higher-is-better metric cannot be \\+inf"):
+        fill_undefined(_table([np.inf, 2.0], metric="score"), resolve_metric("score", True, rope=1))
     with pytest.raises(CollectError, match="column 'dice' holds inf .*an overlap is finite"):
         fill_undefined(_table([np.inf, 0.2]), resolve_metric("dice"))
     with pytest.raises(CollectError, match="must be a fraction in \\[0, 1\\].*found inf"):
         check_unit(_table([np.inf, 0.2]), resolve_metric("dice"))
+
+
+def test_statistics_refuse_a_table_that_skipped_the_rule():
+    from analysis.comparison import compare_methods
+
+    rows = [{"dataset": d, "ratio": "5", "method": m, "case_id": f"c{i}", "hd95": 1.0 + i + (m == "b")}
+            for d in ("acdc", "scd") for m in ("a", "b") for i in range(3)]
+    rows[0]["hd95"] = np.nan  # a on acdc c0, while b has a value there
+    table = normalise(pd.DataFrame(rows), ("hd95",), "t.csv", blocks=("dataset", "ratio"))
+    spec = resolve_metric("hd95", rope=1)
+    with pytest.raises(StatsInputError, match="holds NaN or inf where other methods have values: apply "
+                                              "analysis.policy.fill_undefined first"):
+        compare_methods(table, spec, "a", bayes_samples=100)
+    filled, _ = fill_undefined(table, spec)
+    result = compare_methods(filled, spec, "a", bayes_samples=100, n_boot=50)
+    assert result.matrix.loc[("acdc", "5"), "a"] == pytest.approx((2.0 + 2.0 + 3.0) / 3)  # NaN -> b's 2.0

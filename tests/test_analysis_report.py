@@ -225,7 +225,7 @@ def inf_table(worst=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_inf_on_both_sides_is_handled(tmp_path, capsys):
+def test_inf_on_both_sides_is_handled(tmp_path):
     code, out = run_cli(tmp_path, inf_table(), "--control", "a", "--metric", "hd95_mm", "--rope", "1", name="three")
     assert code == 0
     paired = pd.read_csv(out / "paired_tests.csv").set_index(["scope", "method"])
@@ -242,11 +242,17 @@ def test_inf_on_both_sides_is_handled(tmp_path, capsys):
     cases = pd.read_csv(out / "paired_tests.csv").set_index(["scope", "method"])
     assert cases.loc[("ACDC 5%", "b"), "n_nonzero"] == 4
     assert "hd95_mm: the row's 'hd95_mm_worst'" in (out / "report.md").read_text()
-    # without it, no method has a value on that case: refused, with the fix
-    code, _ = run_cli(tmp_path, two.drop(columns="hd95_mm_worst"), "--control", "a", "--metric", "hd95_mm",
-                      "--rope", "1", name="bare")
-    assert code == 2
-    assert "Add a column 'hd95_mm_worst' with each row's worst value" in capsys.readouterr().err
+    # without it, no method has a value on that case: the case drops out for both alike
+    code, out = run_cli(tmp_path, two.drop(columns="hd95_mm_worst"), "--control", "a", "--metric", "hd95_mm",
+                        "--rope", "1", name="bare")
+    assert code == 0
+    cases = pd.read_csv(out / "paired_tests.csv").set_index(["scope", "method"])
+    assert ("ACDC 5%", "b") not in cases.index  # 4 pairs left: below the 5 a test needs
+    assert cases.loc[("all blocks", "b"), ["n_pairs", "n_nonzero"]].tolist() == [9, 9]
+    blocks = pd.read_csv(out / "blocks.csv").set_index("block")
+    assert blocks.loc["ACDC 5%"].tolist() == pytest.approx([4.5, 5.5])  # a: mean of 3..6 (p1-p4), b: 4..7
+    assert ("2 undefined value(s) are undefined for every method on their case, so those cases are left out of "
+            "every method's mean and paired test alike") in (out / "report.md").read_text()
 
 
 def test_unknown_metric_without_direction_is_refused(tmp_path, capsys):
