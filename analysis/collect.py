@@ -252,8 +252,8 @@ class QualityReport:
                              f"case's worst value before any mean, rank or test ({rules}; docs/analysis.md, "
                              "'Undefined values'; listed below).")
             if left:
-                lines.append(f"{left} undefined value(s) are undefined for every method on their case, so those cases "
-                             "are left out of every method's mean and paired test alike (listed below).")
+                lines.append(f"{left} value(s) are undefined for every method on their case, so those cases are left out "
+                             "of every method's mean and paired test alike (listed below).")
         return lines or ["No duplicate rows, no missing cells, no NaN or infinite metrics."]
 
 

@@ -251,8 +251,8 @@ def test_inf_on_both_sides_is_handled(tmp_path):
     assert cases.loc[("all blocks", "b"), ["n_pairs", "n_nonzero"]].tolist() == [9, 9]
     blocks = pd.read_csv(out / "blocks.csv").set_index("block")
     assert blocks.loc["ACDC 5%"].tolist() == pytest.approx([4.5, 5.5])  # a: mean of 3..6 (p1-p4), b: 4..7
-    assert ("2 undefined value(s) are undefined for every method on their case, so those cases are left out of "
-            "every method's mean and paired test alike") in (out / "report.md").read_text()
+    assert ("2 value(s) are undefined for every method on their case, so those cases are left out of every "
+            "method's mean and paired test alike") in (out / "report.md").read_text()
 
 
 def test_unknown_metric_without_direction_is_refused(tmp_path, capsys):
