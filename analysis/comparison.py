@@ -110,9 +110,8 @@ def compare_methods(
     matrix, dropped = block_matrix(rows, metric, variant=variant, blocks=blocks)
     if len(matrix) < 2:
         raise stats.StatsInputError(
-            f"the Friedman test needs at least 2 blocks ({', '.join(blocks)}) where every method has {metric!r} "
-            f"values; complete: {[block_label(blocks, b) for b in matrix.index]}, incomplete (dropped): "
-            f"{[block_label(blocks, b) for b in dropped]}"
+            f"the Friedman test needs at least 2 settings (blocks: {', '.join(blocks)}) where every method has "
+            f"{metric!r} values; complete settings: {list(matrix.index)}, incomplete (dropped): {dropped}"
         )
     result = stats.friedman(matrix, spec.higher_is_better)
     table = stats.compare_with_control(result, control)

@@ -94,7 +94,8 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     one = pd.read_csv(table)
     one[one["dataset"] == "scd"].to_csv(tmp_path / "one.csv", index=False)
     assert report.main(["--results", str(tmp_path / "one.csv"), "--control", "c", "--out", str(tmp_path / "o")]) == 2
-    assert "the Friedman test needs at least 2 blocks (dataset, ratio)" in capsys.readouterr().err
+    assert ("the Friedman test needs at least 2 settings (blocks: dataset, ratio) where every method has 'dice' "
+            "values; complete settings: [('scd', '10')]") in capsys.readouterr().err
 
 
 def test_full_run_produces_every_table_and_figure(tmp_path):
