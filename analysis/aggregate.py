@@ -2,8 +2,11 @@
 
 A case's value is the mean over its foreground classes; a seed's value is the mean over its
 cases; a setting's value is the mean over seeds, with the sample SD over seeds as the spread.
-NaN values are skipped at each level (they are counted in the collection report), so a case
-with one NaN class is the mean of its other classes.
+NaN values are skipped at each level. Both entry points first replace every undefined value of a
+compared metric by the case's worst value (analysis.policy), so NaN only reaches these means in
+columns that are not compared, or when a caller skips that rule.
+
+The blocks of the statistics are `blocks` columns (default dataset, ratio): any labels.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import warnings
 import pandas as pd
 
 from analysis.collect import SETTING_COLUMNS
-from analysis.naming import sort_methods, sort_settings
+from analysis.naming import sort_blocks, sort_methods
 
 RUN_COLUMNS = ("dataset", "ratio", "method", "variant")  # one trained configuration, all seeds
 
@@ -24,9 +27,14 @@ def _mean(df: pd.DataFrame, by: list[str], metric: str) -> pd.DataFrame:
         return df.groupby(by, sort=True)[metric].mean().reset_index()
 
 
-def case_values(df: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """One row per (dataset, ratio, method, variant, seed, case_id): the mean over classes."""
-    return _mean(df, list(RUN_COLUMNS) + ["seed", "case_id"], metric)
+def case_values(df: pd.DataFrame, metric: str, blocks=SETTING_COLUMNS) -> pd.DataFrame:
+    """One row per (blocks, method, variant, seed, case_id): the mean over classes (and over any
+    column that is not part of that key)."""
+    return _mean(df, _run_columns(blocks) + ["seed", "case_id"], metric)
+
+
+def _run_columns(blocks) -> list[str]:
+    return list(blocks) + ["method", "variant"]
 
 
 def seed_values(df: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -53,18 +61,25 @@ def class_summary(df: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def block_matrix(
-    df: pd.DataFrame, metric: str, variant: str = "default", exclude: tuple[str, ...] = ()
+    df: pd.DataFrame, metric: str, variant: str = "default", exclude: tuple[str, ...] = (), blocks=SETTING_COLUMNS,
 ) -> tuple[pd.DataFrame, list[tuple]]:
-    """Settings (blocks) x methods matrix of setting means, for the Friedman test.
+    """Blocks x methods matrix of block means, for the Friedman test.
 
-    Only `variant` rows and methods not in `exclude` are used. Blocks where some method has no
-    value are removed and returned as the second element, so the caller can report them.
+    A block value is the mean over seeds of the per-seed mean over cases of the per-case mean over
+    classes. Only `variant` rows and methods not in `exclude` are used. Blocks where some method has
+    no value are removed and returned as the second element, so the caller can report them. The
+    index holds one tuple of block-column values per block, in display order (naming.sort_blocks).
     """
+    blocks = list(blocks)
     rows = df[(df["variant"] == variant) & ~df["method"].isin(exclude)]
-    summary = setting_summary(rows, metric)
-    matrix = summary.pivot(index=list(SETTING_COLUMNS), columns="method", values="mean")
-    matrix = matrix.reindex(index=pd.MultiIndex.from_tuples(sort_settings(matrix.index), names=list(SETTING_COLUMNS)),
+    per_seed = _mean(case_values(rows, metric, blocks), _run_columns(blocks) + ["seed"], metric)
+    summary = per_seed.groupby(_run_columns(blocks), sort=True)[metric].mean().reset_index()
+    matrix = summary.pivot(index=blocks, columns="method", values=metric)
+    index = [b if isinstance(b, tuple) else (b,) for b in matrix.index]
+    matrix.index = pd.MultiIndex.from_tuples(index, names=blocks)
+    matrix = matrix.reindex(index=pd.MultiIndex.from_tuples(sort_blocks(blocks, index), names=blocks),
                             columns=sort_methods(matrix.columns))
+    matrix.columns.name = "method"
     incomplete = matrix.isna().any(axis=1)
     dropped = list(matrix.index[incomplete])
     return matrix[~incomplete], dropped

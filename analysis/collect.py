@@ -7,7 +7,11 @@ dropped silently:
 * exact duplicate rows (the same CSV found twice) are collapsed and listed;
 * duplicates of a key with different metric values are an error naming both files;
 * missing (method, setting, seed) cells, cells missing some of their setting's cases or classes,
-  and NaN metrics are listed in a `QualityReport` that the report prints.
+  and NaN or infinite metrics are listed in a `QualityReport` that the report prints (the values
+  that analysis.policy then replaces are listed there too).
+
+The settings are the (dataset, ratio) blocks of a run; a generic table (`read_tidy_table`) names
+its own block columns, whose values are labels ('10%', 'fold 3'), never parsed as numbers.
 
 `python -m analysis.collect --results-dir DIR --out FILE.csv` writes the collected table.
 """
@@ -69,13 +73,17 @@ def find_case_csvs(root: Path, exclude: tuple[Path, ...] = ()) -> list[Path]:
     return found
 
 
-def coerce_columns(df: pd.DataFrame, source: str, metrics: tuple[str, ...] = METRIC_COLUMNS) -> pd.DataFrame:
-    """Give the schema columns their types; a value that does not parse is an error naming it."""
+def coerce_columns(df: pd.DataFrame, source: str, metrics: tuple[str, ...] = METRIC_COLUMNS,
+                   label_columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Give the schema columns their types; a value that does not parse is an error naming it.
+    `label_columns` (the blocks of a generic table) are kept as text labels, never parsed."""
     df = df.copy()
-    for col in _TEXT_COLUMNS:
+    for col in _TEXT_COLUMNS + tuple(label_columns):
         if col in df.columns:
             df[col] = df[col].astype("string").fillna("").astype(str).str.strip()
-    numeric = ("ratio",) + tuple(m for m in metrics if m in df.columns)
+    numeric = tuple(c for c in ("ratio",) if c not in label_columns)
+    numeric += tuple(m for m in metrics if m in df.columns) + tuple(
+        m + "_worst" for m in metrics if m + "_worst" in df.columns)
     for col in numeric:
         if col not in df.columns:
             continue
@@ -99,7 +107,7 @@ def coerce_columns(df: pd.DataFrame, source: str, metrics: tuple[str, ...] = MET
                 f"{source}: column {col!r} must hold integers, found {df[col].iloc[row]!r} (data row {row + 1})"
             )
         df[col] = parsed.astype(np.int64)
-    for col in ("ratio",) + _KEY_TEXT_COLUMNS:
+    for col in ("ratio",) + _KEY_TEXT_COLUMNS + tuple(label_columns):
         if col in df.columns and (df[col].isna() | (df[col].astype(str) == "")).any():
             row = int(np.flatnonzero((df[col].isna() | (df[col].astype(str) == "")).to_numpy())[0])
             raise CollectError(f"{source}: column {col!r} is empty in data row {row + 1}")
@@ -127,12 +135,12 @@ def _read_text_csv(path: Path) -> pd.DataFrame:
     return df.replace({"": np.nan})
 
 
-GENERIC_REQUIRED = ("dataset", "ratio", "method", "case_id")
+GENERIC_REQUIRED = ("dataset", "ratio", "method", "case_id")  # the schema's keys (normalise without blocks)
 
 
-def read_tidy_table(path: Path, metrics: tuple[str, ...]) -> pd.DataFrame:
-    """Any tidy results table (CSV, or Parquet when an engine is installed) with at least
-    dataset, ratio, method, case_id and the metric columns; see `normalise`."""
+def read_tidy_table(path: Path, metrics: tuple[str, ...], blocks: tuple[str, ...] = SETTING_COLUMNS) -> pd.DataFrame:
+    """Any tidy results table (CSV, or Parquet when an engine is installed) with at least the
+    method, the block columns (labels) and the metric columns; see `normalise`."""
     path = Path(path)
     if not path.is_file():
         raise CollectError(f"results table {path} does not exist")
@@ -143,27 +151,49 @@ def read_tidy_table(path: Path, metrics: tuple[str, ...]) -> pd.DataFrame:
             raise CollectError(f"{path}: reading Parquet needs pyarrow or fastparquet ({err}); use CSV") from err
     else:
         df = _read_text_csv(path)
-    return normalise(df, metrics, str(path))
+    return normalise(df, metrics, str(path), blocks=blocks)
 
 
-def normalise(df: pd.DataFrame, metrics: tuple[str, ...], source: str) -> pd.DataFrame:
+def normalise(df: pd.DataFrame, metrics: tuple[str, ...], source: str, blocks: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Check the required columns and fill the optional key columns of a tidy table.
 
-    Absent `variant` becomes "default", absent `seed` 0, absent `class_name` "all" and absent
-    `source_file` the table's own name, so every later step sees the full key.
+    Without `blocks`: the results schema's keys dataset, ratio (a number), method, case_id.
+    With `blocks` (a generic table): method and the block columns, kept as text labels; case_id is
+    optional too. Absent `variant` becomes "default", absent `seed` 0, absent `class_name` "all",
+    absent `case_id` "all" (one value per block: no per-case tests) and absent `source_file` the
+    table's own name, so every later step sees the full key. `df.attrs["has_cases"]` records
+    whether the table had case_id.
     """
-    missing = [c for c in GENERIC_REQUIRED + tuple(metrics) if c not in df.columns]
+    labels = tuple(blocks) if blocks is not None else ()
+    if blocks is not None:
+        if not labels:
+            raise CollectError(f"{source}: at least one block column is needed (--blocks)")
+        duplicated = sorted({b for b in labels if labels.count(b) > 1})
+        if duplicated:
+            raise CollectError(f"{source}: block column(s) {duplicated} named twice in --blocks")
+        reserved = [b for b in labels if b in ("method", "variant", "seed", "case_id", "class_name") + tuple(metrics)]
+        if reserved:
+            raise CollectError(f"{source}: {reserved} cannot be a block column (--blocks): it is a method, key or "
+                               "metric column")
+        required = ("method",) + labels + tuple(metrics)
+        needs = (f"method, the block column(s) {list(labels)} (--blocks) and the metric column(s) {list(metrics)}; "
+                 "case_id, variant, seed and class_name are optional")
+    else:
+        required = GENERIC_REQUIRED + tuple(metrics)
+        needs = f"{list(GENERIC_REQUIRED)} and the metric column(s) {list(metrics)}"
+    missing = [c for c in required if c not in df.columns]
     if missing:
-        raise CollectError(
-            f"{source}: missing column(s) {missing}; a results table needs {list(GENERIC_REQUIRED)} "
-            f"and the metric column(s) {list(metrics)} (found {list(df.columns)})"
-        )
+        raise CollectError(f"{source}: missing column(s) {missing}; a results table needs {needs} "
+                           f"(found {list(df.columns)})")
+    has_cases = "case_id" in df.columns
     df = df.copy()
-    defaults = {"variant": DEFAULT_VARIANT, "seed": 0, "class_name": "all", "source_file": source}
+    defaults = {"variant": DEFAULT_VARIANT, "seed": 0, "class_name": "all", "source_file": source, "case_id": "all"}
     for col, value in defaults.items():
         if col not in df.columns:
             df[col] = value
-    return coerce_columns(df, source, tuple(metrics))
+    df = coerce_columns(df, source, tuple(metrics), label_columns=labels)
+    df.attrs["has_cases"] = has_cases
+    return df
 
 
 def collect(paths) -> pd.DataFrame:
@@ -185,11 +215,13 @@ class QualityReport:
     duplicates: pd.DataFrame = field(default_factory=pd.DataFrame)  # collapsed exact duplicates
     missing_cells: pd.DataFrame = field(default_factory=pd.DataFrame)  # absent (method, setting, seed)
     incomplete_cells: pd.DataFrame = field(default_factory=pd.DataFrame)  # cells missing cases/classes
-    nan_metrics: pd.DataFrame = field(default_factory=pd.DataFrame)  # NaN counts per cell and metric
+    nan_metrics: pd.DataFrame = field(default_factory=pd.DataFrame)  # NaN / inf counts per cell and metric
+    replacements: pd.DataFrame = field(default_factory=pd.DataFrame)  # what analysis.policy replaced
 
     @property
     def is_clean(self) -> bool:
-        return all(f.empty for f in (self.duplicates, self.missing_cells, self.incomplete_cells, self.nan_metrics))
+        return all(f.empty for f in (self.duplicates, self.missing_cells, self.incomplete_cells, self.nan_metrics,
+                                     self.replacements))
 
     def summary_lines(self) -> list[str]:
         """Plain sentences for the report."""
@@ -207,11 +239,22 @@ class QualityReport:
                 "cells of their setting have."
             )
         if not self.nan_metrics.empty:
-            lines.append(
-                f"{int(self.nan_metrics['n_nan'].sum())} metric value(s) are NaN; means skip them "
-                "(counts per cell below)."
-            )
-        return lines or ["No duplicate rows, no missing cells, no NaN metrics."]
+            n_nan, n_inf = int(self.nan_metrics["n_nan"].sum()), int(self.nan_metrics["n_inf"].sum())
+            lines.append(f"{n_nan + n_inf} metric value(s) are undefined: {n_nan} NaN, {n_inf} infinite "
+                         "(counts per cell below).")
+        if not self.replacements.empty:
+            filled = self.replacements[np.isfinite(self.replacements["replaced_by"].to_numpy(dtype=float))]
+            left = len(self.replacements) - len(filled)
+            if not filled.empty:
+                rules = "; ".join(f"{m}: {r}" for m, r in
+                                  filled[["metric", "rule"]].drop_duplicates().itertuples(index=False))
+                lines.append(f"{len(filled)} undefined value(s) of the analysed metric(s) were replaced by the "
+                             f"case's worst value before any mean, rank or test ({rules}; docs/analysis.md, "
+                             "'Undefined values'; listed below).")
+            if left:
+                lines.append(f"{left} value(s) are undefined for every method on their case, so those cases are left out "
+                             "of every method's mean and paired test alike (listed below).")
+        return lines or ["No duplicate rows, no missing cells, no NaN or infinite metrics."]
 
 
 def _python(value):
@@ -219,9 +262,17 @@ def _python(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def deduplicate(df: pd.DataFrame, metrics: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _keys(blocks) -> list[str]:
+    return list(blocks) + [c for c in KEY_COLUMNS if c not in SETTING_COLUMNS]
+
+
+def _cell_columns(blocks) -> list[str]:
+    return list(blocks) + [c for c in CELL_COLUMNS if c not in SETTING_COLUMNS]
+
+
+def deduplicate(df: pd.DataFrame, metrics: tuple[str, ...], blocks=SETTING_COLUMNS) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Collapse exact duplicates (reported); raise on the same key with different values."""
-    keys = list(KEY_COLUMNS)
+    keys = _keys(blocks)
     values = keys + [m for m in metrics if m in df.columns]
     dup_mask = df.duplicated(keys, keep=False)
     if not dup_mask.any():
@@ -233,10 +284,14 @@ def deduplicate(df: pd.DataFrame, metrics: tuple[str, ...]) -> tuple[pd.DataFram
         first = conflicting.iloc[0]
         same = conflicting[(conflicting[keys] == first[keys]).all(axis=1)]
         files = " and ".join(sorted(set(same["source_file"])))
+        other = [c for c in same.columns if c not in keys and c not in metrics and c != "source_file"
+                 and not c.endswith("_worst") and same[c].nunique(dropna=False) > 1]
+        hint = (f"; the rows differ in column(s) {other}: if they tell the rows apart, add them to the blocks (--blocks)"
+                if other else "")
         raise CollectError(
             "conflicting duplicate rows for "
             + ", ".join(f"{k}={_python(first[k])!r}" for k in keys)
-            + f": different metric values in {files}"
+            + f": different metric values in {files}{hint}"
         )
     report = (
         dups.groupby(keys, sort=True)
@@ -246,45 +301,48 @@ def deduplicate(df: pd.DataFrame, metrics: tuple[str, ...]) -> tuple[pd.DataFram
     return df.drop_duplicates(keys, keep="first").reset_index(drop=True), report
 
 
-def _cells(df: pd.DataFrame) -> list[tuple]:
-    return list(df[list(CELL_COLUMNS)].drop_duplicates().itertuples(index=False, name=None))
+def _cells(df: pd.DataFrame, blocks=SETTING_COLUMNS) -> list[tuple]:
+    return list(df[_cell_columns(blocks)].drop_duplicates().itertuples(index=False, name=None))
 
 
-def missing_cells(df: pd.DataFrame) -> pd.DataFrame:
+def missing_cells(df: pd.DataFrame, blocks=SETTING_COLUMNS) -> pd.DataFrame:
     """(method, variant) x setting x seed cells that have no row.
 
     The default variant (the main comparison) expects every method in every setting with every
     seed of the main comparison; each other variant expects, in each setting where it appears,
     the seeds that any non-default variant of that setting was run with.
     """
-    present = set(_cells(df))
+    blocks = list(blocks)
+    present = set(_cells(df, blocks))
     expected = set()
     main = df[df["variant"] == DEFAULT_VARIANT]
-    settings = list(main[list(SETTING_COLUMNS)].drop_duplicates().itertuples(index=False, name=None))
+    settings = list(main[blocks].drop_duplicates().itertuples(index=False, name=None))
     for method in main["method"].unique():
-        for dataset, ratio in settings:
-            expected.update((dataset, ratio, method, DEFAULT_VARIANT, s) for s in main["seed"].unique())
+        for setting in settings:
+            expected.update(tuple(setting) + (method, DEFAULT_VARIANT, s) for s in main["seed"].unique())
     ablation = df[df["variant"] != DEFAULT_VARIANT]
-    for (dataset, ratio), group in ablation.groupby(list(SETTING_COLUMNS), sort=True):
+    for setting, group in ablation.groupby(blocks, sort=True):
+        setting = setting if isinstance(setting, tuple) else (setting,)
         for method, variant in group[["method", "variant"]].drop_duplicates().itertuples(index=False, name=None):
-            expected.update((dataset, ratio, method, variant, s) for s in group["seed"].unique())
+            expected.update(tuple(setting) + (method, variant, s) for s in group["seed"].unique())
     rows = sorted(expected - present, key=lambda c: tuple(map(str, c)))
-    return pd.DataFrame(rows, columns=list(CELL_COLUMNS))
+    return pd.DataFrame(rows, columns=_cell_columns(blocks))
 
 
-def incomplete_cells(df: pd.DataFrame) -> pd.DataFrame:
+def incomplete_cells(df: pd.DataFrame, blocks=SETTING_COLUMNS) -> pd.DataFrame:
     """Cells that lack (case, class) rows present in other cells of the same setting.
 
     The main comparison and the ablation variants are checked separately (ablations may run on
     fewer cases only if all of them do).
     """
-    columns = list(CELL_COLUMNS) + ["n_missing", "examples"]
+    cell_columns = _cell_columns(blocks)
+    columns = cell_columns + ["n_missing", "examples"]
     rows = []
     work = df.assign(_main=df["variant"] == DEFAULT_VARIANT)
-    for _, group in work.groupby(list(SETTING_COLUMNS) + ["_main"], sort=True):
+    for _, group in work.groupby(list(blocks) + ["_main"], sort=True):
         units = group[["case_id", "class_name"]].apply(tuple, axis=1)
         expected = set(units)
-        for cell, index in group.groupby(list(CELL_COLUMNS), sort=True).groups.items():
+        for cell, index in group.groupby(cell_columns, sort=True).groups.items():
             lacking = sorted(expected - set(units.loc[index]))
             if lacking:
                 examples = ", ".join("/".join(map(str, u)) for u in lacking[:3])
@@ -292,35 +350,38 @@ def incomplete_cells(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def nan_metrics(df: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:
-    """Count NaN values per cell and metric (only cells and metrics that have any)."""
+def nan_metrics(df: pd.DataFrame, metrics: tuple[str, ...], blocks=SETTING_COLUMNS) -> pd.DataFrame:
+    """Count NaN and infinite values per cell and metric (only cells and metrics that have any)."""
+    cell_columns = _cell_columns(blocks)
     frames = []
     for metric in [m for m in metrics if m in df.columns]:
+        values = df[metric].to_numpy(dtype=float)
         counts = (
-            df.assign(_nan=df[metric].isna())
-            .groupby(list(CELL_COLUMNS), sort=True)["_nan"]
-            .agg(n_nan="sum", n_rows="size")
+            df.assign(_nan=np.isnan(values), _inf=np.isinf(values))
+            .groupby(cell_columns, sort=True)
+            .agg(n_nan=("_nan", "sum"), n_inf=("_inf", "sum"), n_rows=("_nan", "size"))
             .reset_index()
         )
-        counts = counts[counts["n_nan"] > 0]
+        counts = counts[(counts["n_nan"] > 0) | (counts["n_inf"] > 0)]
         if not counts.empty:
             frames.append(counts.assign(metric=metric))
-    columns = list(CELL_COLUMNS) + ["metric", "n_nan", "n_rows"]
+    columns = cell_columns + ["metric", "n_nan", "n_inf", "n_rows"]
     if not frames:
         return pd.DataFrame(columns=columns)
     out = pd.concat(frames, ignore_index=True)[columns]
-    out["n_nan"] = out["n_nan"].astype(int)
+    out[["n_nan", "n_inf"]] = out[["n_nan", "n_inf"]].astype(int)
     return out
 
 
-def check_table(df: pd.DataFrame, metrics: tuple[str, ...] = METRIC_COLUMNS) -> tuple[pd.DataFrame, QualityReport]:
+def check_table(df: pd.DataFrame, metrics: tuple[str, ...] = METRIC_COLUMNS,
+                blocks=SETTING_COLUMNS) -> tuple[pd.DataFrame, QualityReport]:
     """Deduplicate and check a tidy table; returns the cleaned table and what was found."""
-    clean, duplicates = deduplicate(df, metrics)
+    clean, duplicates = deduplicate(df, metrics, blocks)
     report = QualityReport(
         duplicates=duplicates,
-        missing_cells=missing_cells(clean),
-        incomplete_cells=incomplete_cells(clean),
-        nan_metrics=nan_metrics(clean, metrics),
+        missing_cells=missing_cells(clean, blocks),
+        incomplete_cells=incomplete_cells(clean, blocks),
+        nan_metrics=nan_metrics(clean, metrics, blocks),
     )
     return clean, report
 

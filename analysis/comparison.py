@@ -1,11 +1,18 @@
 """The statistical comparison of methods against a control on one metric of a tidy table.
 
-Table 2 of the paper: Friedman over the (dataset, ratio) settings as blocks, each block value the
-mean over classes, cases and seeds; ranks, z against the control, two-sided normal p, Finner p;
-Iman-Davenport; Nemenyi CD and the CD diagram. Beyond the paper: per-case Wilcoxon signed-rank
-tests of the control against each method (cases = units, values averaged over classes and seeds),
-with the rank-biserial effect size, Holm or Finner adjustment and a bootstrap interval of the
-mean improvement; and bootstrap intervals of every method's mean per setting.
+Table 2 of the paper: Friedman over the blocks (by default the (dataset, ratio) settings), each
+block value the mean over classes, cases and seeds; ranks, z against the control, two-sided normal
+p, Finner p; Iman-Davenport; Nemenyi CD and the CD diagram. Beyond the paper:
+
+* per-case Wilcoxon signed-rank tests of the control against each method (cases = units, values
+  averaged over classes and seeds), with the rank-biserial effect size, Holm or Finner adjustment
+  and a bootstrap interval of the mean improvement; bootstrap intervals of every method's mean per
+  block;
+* the Bayesian signed-rank test with a ROPE (Benavoli et al. 2017) on the same block values as
+  the Friedman test, and where it and Finner's post-hoc disagree.
+
+The table must have gone through analysis.policy (direction, unit, undefined values) first;
+`spec` carries what it decided.
 """
 
 from __future__ import annotations
@@ -18,38 +25,54 @@ import pandas as pd
 
 from analysis import stats
 from analysis.aggregate import block_matrix, case_values
-from analysis.figures import cd_diagram
+from analysis.collect import SETTING_COLUMNS
+from analysis.figures import bayes_figure, cd_diagram
 from analysis.formatting import Column, DisplayTable, Value, to_markdown
 from analysis.io import write_csv
-from analysis.naming import method_label, setting_label, sort_methods, sort_settings
+from analysis.naming import block_label, method_label, sort_blocks, sort_methods
+from analysis.policy import MetricSpec
 
 FRIEDMAN_COLUMNS = ["method", "rank", "z", "p", "p_finner"]
 MIN_PAIRS = 5  # with 4 pairs the smallest two-sided Wilcoxon p is 0.125: not worth a row
-LOWER_IS_BETTER_PREFIXES = ("hd", "asd", "assd", "nsd_err")
-
-
-def default_higher_is_better(metric: str) -> bool:
-    """Distances (hd95_mm, hd95_px, asd_mm, ...) are lower-is-better; overlaps higher-is-better."""
-    return not metric.lower().startswith(LOWER_IS_BETTER_PREFIXES)
+BAYES_COLUMNS = ["method", "p_better", "p_equivalent", "p_worse", "bayes", "finner", "p_finner", "agree"]
 
 
 @dataclass
 class Comparison:
-    metric: str
-    higher_is_better: bool
+    spec: MetricSpec
     control: str
     alpha: float
-    scale: float
-    matrix: pd.DataFrame  # complete blocks x methods (scaled)
+    blocks: tuple
+    matrix: pd.DataFrame  # complete blocks x methods, in the reported unit (spec.scale applied)
     dropped_blocks: list
     excluded: tuple
     friedman: stats.FriedmanResult
     table: pd.DataFrame  # method, rank, z, p, p_finner, p_holm
     cd: float
     pairwise: pd.DataFrame  # Nemenyi p, methods x methods
-    paired: pd.DataFrame  # per-case Wilcoxon against the control
-    bootstrap: pd.DataFrame  # per setting and method: mean and CI
+    paired: pd.DataFrame  # per-case Wilcoxon against the control (empty without cases)
+    bootstrap: pd.DataFrame  # per block and method: mean and CI (empty without cases)
+    bayes: pd.DataFrame  # BAYES_COLUMNS, one row per method other than the control
     paired_adjustment: str
+    per_case: bool = True
+    bayes_samples: int = stats.BAYES_SAMPLES
+    bayes_threshold: float = stats.BAYES_DECISION
+    seed: int = 0
+
+    @property
+    def metric(self) -> str:
+        return self.spec.name
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.spec.higher_is_better
+
+    @property
+    def scale(self) -> float:
+        return self.spec.scale
+
+    def block_label(self, block) -> str:
+        return block_label(self.blocks, block)
 
     @property
     def omnibus(self) -> pd.DataFrame:
@@ -57,18 +80,24 @@ class Comparison:
         rows = [("n_blocks", f.n_blocks), ("n_methods", f.n_methods), ("friedman_chi2", f.chi2),
                 ("friedman_p", f.chi2_p), ("iman_davenport_f", f.iman_davenport_f),
                 ("iman_davenport_df1", f.df1), ("iman_davenport_df2", f.df2),
-                ("iman_davenport_p", f.iman_davenport_p), ("nemenyi_cd", self.cd), ("alpha", self.alpha)]
+                ("iman_davenport_p", f.iman_davenport_p), ("nemenyi_cd", self.cd), ("alpha", self.alpha),
+                ("rope", self.spec.rope), ("tie_rtol", stats.TIE_RTOL)]
         return pd.DataFrame(rows, columns=["statistic", "value"])
 
 
 def compare_methods(
-    df: pd.DataFrame, metric: str, control: str, alpha: float = stats.DEFAULT_ALPHA,
-    higher_is_better: bool | None = None, exclude: tuple[str, ...] = (), variant: str = "default",
-    paired_adjustment: str = "holm", scale: float = 1.0, n_boot: int = 2000, seed: int = 0,
+    df: pd.DataFrame, spec: MetricSpec, control: str, alpha: float = stats.DEFAULT_ALPHA,
+    exclude: tuple[str, ...] = (), variant: str = "default", paired_adjustment: str = "holm",
+    n_boot: int = 2000, seed: int = 0, blocks=SETTING_COLUMNS, per_case: bool = True,
+    bayes_samples: int = stats.BAYES_SAMPLES, bayes_threshold: float = stats.BAYES_DECISION,
 ) -> Comparison:
-    """Run every test of the comparison on a normalised tidy table (see collect.normalise)."""
-    if higher_is_better is None:
-        higher_is_better = default_higher_is_better(metric)
+    """Run every test of the comparison on a tidy table that went through analysis.policy."""
+    if not isinstance(spec, MetricSpec):
+        raise TypeError("compare_methods needs a MetricSpec (analysis.policy.resolve_metric)")
+    if not 0 < bayes_threshold <= 1:
+        raise stats.StatsInputError(f"the posterior decision threshold must lie in (0, 1], got {bayes_threshold}")
+    blocks = tuple(blocks)
+    metric = spec.name
     rows = df[(df["variant"] == variant) & ~df["method"].isin(exclude)]
     if rows.empty:
         raise stats.StatsInputError(f"no rows with variant {variant!r} for the comparison on {metric!r}")
@@ -76,45 +105,100 @@ def compare_methods(
         raise stats.StatsInputError(
             f"control method {control!r} has no {variant!r} rows; methods present: {sort_methods(rows['method'])}"
         )
-    rows = rows.assign(**{metric: rows[metric] * scale})
-    matrix, dropped = block_matrix(rows, metric, variant=variant)
+    _check_policy_applied(rows, metric, blocks)
+    rows = rows.assign(**{metric: rows[metric] * spec.scale})
+    matrix, dropped = block_matrix(rows, metric, variant=variant, blocks=blocks)
     if len(matrix) < 2:
         raise stats.StatsInputError(
-            f"the Friedman test needs at least 2 settings where every method has {metric!r} values; "
-            f"complete settings: {list(matrix.index)}, incomplete (dropped): {dropped}"
+            f"the Friedman test needs at least 2 settings (blocks: {', '.join(blocks)}) where every method has "
+            f"{metric!r} values; complete settings: {list(matrix.index)}, incomplete (dropped): {dropped}"
         )
-    result = stats.friedman(matrix, higher_is_better)
+    result = stats.friedman(matrix, spec.higher_is_better)
     table = stats.compare_with_control(result, control)
     cd = stats.nemenyi_critical_difference(result.n_methods, result.n_blocks, alpha)
-    pairwise = stats.nemenyi_pairwise(matrix, higher_is_better)
-    values = case_values(rows, metric)
-    paired = paired_tests(values, metric, control, higher_is_better, paired_adjustment, n_boot, seed)
-    boot = bootstrap_table(values, metric, n_boot, seed)
-    return Comparison(metric, higher_is_better, control, alpha, scale, matrix, dropped, tuple(exclude), result,
-                      table, cd, pairwise, paired, boot, paired_adjustment)
+    pairwise = stats.nemenyi_pairwise(matrix, spec.higher_is_better)
+    if per_case:
+        values = case_values(rows, metric, blocks)
+        paired = paired_tests(values, spec, control, blocks, paired_adjustment, n_boot, seed)
+        boot = bootstrap_table(values, metric, blocks, n_boot, seed)
+    else:
+        paired = pd.DataFrame(columns=paired_columns(paired_adjustment))
+        boot = pd.DataFrame(columns=list(blocks) + BOOTSTRAP_COLUMNS)
+    bayes = bayes_table(matrix, table, spec, control, alpha, bayes_samples, bayes_threshold, seed)
+    return Comparison(spec, control, alpha, blocks, matrix, dropped, tuple(exclude), result, table, cd, pairwise,
+                      paired, boot, bayes, paired_adjustment, per_case, bayes_samples, bayes_threshold, seed)
+
+
+def _check_policy_applied(rows: pd.DataFrame, metric: str, blocks) -> None:
+    """After analysis.policy a value is undefined only where it is undefined for every row of its
+    case (left out for all methods alike); anything else means the rule was skipped."""
+    undefined = pd.Series(~np.isfinite(rows[metric].to_numpy(dtype=float)), index=rows.index)
+    if not undefined.any():
+        return
+    key = [rows[k] for k in list(blocks) + ["case_id", "class_name"]]
+    if not undefined.groupby(key).transform("all")[undefined].all():
+        raise stats.StatsInputError(f"column {metric!r} holds NaN or inf where other methods have values: apply "
+                                    "analysis.policy.fill_undefined first")
+
+
+# --------------------------------------------------------------------------- Bayesian signed-rank
+def finner_decision(z: float, p_finner: float, alpha: float) -> str:
+    """'better' / 'worse' (the control, after Finner's adjustment at alpha) or 'not significant'."""
+    if p_finner <= alpha:
+        return "better" if z > 0 else "worse"
+    return "not significant"
+
+
+def bayes_table(matrix: pd.DataFrame, table: pd.DataFrame, spec: MetricSpec, control: str, alpha: float,
+                nsamples: int, threshold: float, seed: int) -> pd.DataFrame:
+    """Bayesian signed-rank test of the control against each ranked method over the blocks."""
+    records = []
+    for r in table.dropna(subset=["z"]).itertuples():
+        test = stats.bayesian_signed_rank(matrix[control].to_numpy(), matrix[r.method].to_numpy(), spec.rope,
+                                          spec.higher_is_better, nsamples=nsamples, seed=seed)
+        bayes, finner = test.decision(threshold), finner_decision(r.z, r.p_finner, alpha)
+        agree = (bayes == "better") == (finner == "better") and (bayes == "worse") == (finner == "worse")
+        records.append({"method": r.method, "p_better": test.p_better, "p_equivalent": test.p_equivalent,
+                        "p_worse": test.p_worse, "bayes": bayes, "finner": finner, "p_finner": r.p_finner,
+                        "agree": agree})
+    return pd.DataFrame(records, columns=BAYES_COLUMNS)
 
 
 # --------------------------------------------------------------------------- per-case statistics
-def _case_matrix(values: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """(dataset, ratio, case_id) x method: the case value averaged over seeds."""
-    per_case = values.groupby(["dataset", "ratio", "case_id", "method"], sort=True)[metric].mean()
+BOOTSTRAP_COLUMNS = ["block", "method", "n_cases", "n_seeds", "mean", "ci_low", "ci_high"]
+
+
+def paired_columns(adjustment: str) -> list[str]:
+    return ["scope", "method", "n_pairs", "n_nonzero", "mean_improvement", "ci_low", "ci_high", "median_improvement",
+            "wilcoxon_w", "w_plus", "w_minus", "p_method", "p", f"p_{adjustment}", "rank_biserial"]
+
+
+def _case_matrix(values: pd.DataFrame, metric: str, blocks) -> pd.DataFrame:
+    """(blocks..., case_id) x method: the case value averaged over seeds."""
+    per_case = values.groupby(list(blocks) + ["case_id", "method"], sort=True)[metric].mean()
     return per_case.unstack("method")
 
 
-def paired_tests(values: pd.DataFrame, metric: str, control: str, higher_is_better: bool,
-                 adjustment: str, n_boot: int, seed: int) -> pd.DataFrame:
-    """Wilcoxon of the control against each method, per setting and over all settings.
+def paired_tests(values: pd.DataFrame, spec: MetricSpec, control: str, blocks, adjustment: str, n_boot: int,
+                 seed: int) -> pd.DataFrame:
+    """Wilcoxon of the control against each method, per block and over all blocks.
 
     Scopes where a method shares fewer than MIN_PAIRS cases with the control are not tested.
     `improvement` = control - method for higher-is-better metrics, method - control otherwise,
     so positive always means the control is better; the rank-biserial r has the same sign.
-    p-values are adjusted over the methods within each scope.
+    p-values are adjusted over the methods within each scope. See stats.WILCOXON_METHOD.
     """
-    cases = _case_matrix(values, metric)
-    settings = sort_settings(cases.index.droplevel("case_id").unique())
-    scopes = [(setting_label(*s), cases.xs(s, level=("dataset", "ratio"), drop_level=False)) for s in settings]
-    if len(settings) > 1:
-        scopes.append(("all settings", cases))
+    blocks = list(blocks)
+    cases = _case_matrix(values, spec.name, blocks)
+    block_index = cases.index.droplevel("case_id")
+    keys = sort_blocks(blocks, block_index.unique())
+    scopes = []
+    for key in keys:
+        mask = np.array([(b if isinstance(b, tuple) else (b,)) == key for b in block_index])
+        scopes.append((block_label(blocks, key), cases[mask]))
+    if len(keys) > 1:
+        scopes.append(("all blocks", cases))
+    sign = 1.0 if spec.higher_is_better else -1.0
     records = []
     for scope, block in scopes:
         scope_rows = []
@@ -122,63 +206,72 @@ def paired_tests(values: pd.DataFrame, metric: str, control: str, higher_is_bett
             pair = block[[control, method]].dropna()
             if len(pair) < MIN_PAIRS:
                 continue
-            sign = 1.0 if higher_is_better else -1.0
+            test = stats.wilcoxon_paired(sign * pair[control].to_numpy(), sign * pair[method].to_numpy())
             improvement = sign * (pair[control].to_numpy() - pair[method].to_numpy())
-            test = stats.wilcoxon_paired(improvement, np.zeros_like(improvement))
             _, low, high = stats.bootstrap_mean_ci(improvement, n_boot=n_boot, seed=seed)
-            scope_rows.append({"scope": scope, "method": method, "n_pairs": test.n_pairs,
+            scope_rows.append({"scope": scope, "method": method, "n_pairs": test.n_pairs, "n_nonzero": test.n_nonzero,
                                "mean_improvement": test.mean_difference, "ci_low": low, "ci_high": high,
                                "median_improvement": test.median_difference, "wilcoxon_w": test.statistic,
+                               "w_plus": test.w_plus, "w_minus": test.w_minus, "p_method": test.method,
                                "p": test.p, "rank_biserial": test.rank_biserial})
         if scope_rows:
             p_adj = stats.adjust([r["p"] for r in scope_rows], adjustment)
             for r, p in zip(scope_rows, p_adj):
                 r[f"p_{adjustment}"] = p
             records.extend(scope_rows)
-    columns = ["scope", "method", "n_pairs", "mean_improvement", "ci_low", "ci_high", "median_improvement",
-               "wilcoxon_w", "p", f"p_{adjustment}", "rank_biserial"]
-    return pd.DataFrame(records, columns=columns)
+    return pd.DataFrame(records, columns=paired_columns(adjustment))
 
 
-def bootstrap_table(values: pd.DataFrame, metric: str, n_boot: int, seed: int,
+def bootstrap_table(values: pd.DataFrame, metric: str, blocks, n_boot: int, seed: int,
                     confidence: float = 0.95) -> pd.DataFrame:
-    """Per setting and method: mean over cases and seeds with a bootstrap CI (cases x seeds)."""
+    """Per block and method: mean over cases and seeds with a bootstrap CI (cases x seeds)."""
+    blocks = list(blocks)
     records = []
-    for (dataset, ratio, method), group in values.groupby(["dataset", "ratio", "method"], sort=True):
+    for key, group in values.groupby(blocks + ["method"], sort=True):
+        *block, method = key
         grid = group.pivot_table(index="case_id", columns="seed", values=metric, aggfunc="mean", dropna=False)
         if grid.isna().all().all():
             continue
         mean, low, high = stats.bootstrap_mean_ci(grid.to_numpy(), n_boot=n_boot, confidence=confidence, seed=seed)
-        records.append({"dataset": dataset, "ratio": ratio, "method": method, "n_cases": grid.shape[0],
-                        "n_seeds": grid.shape[1], "mean": mean, "ci_low": low, "ci_high": high})
-    out = pd.DataFrame(records, columns=["dataset", "ratio", "method", "n_cases", "n_seeds", "mean", "ci_low", "ci_high"])
-    order = {s: i for i, s in enumerate(sort_settings(out[["dataset", "ratio"]].itertuples(index=False, name=None)))}
+        records.append({**dict(zip(blocks, block)), "block": block_label(blocks, tuple(block)), "method": method,
+                        "n_cases": grid.shape[0], "n_seeds": grid.shape[1], "mean": mean, "ci_low": low,
+                        "ci_high": high, "_key": tuple(block)})
+    columns = blocks + [c for c in BOOTSTRAP_COLUMNS if c not in blocks]
+    if not records:
+        return pd.DataFrame(columns=columns)
+    out = pd.DataFrame(records)
+    order = {b: i for i, b in enumerate(sort_blocks(blocks, out["_key"]))}
     rank = {m: i for i, m in enumerate(sort_methods(out["method"]))}
-    out["_setting"] = [order[(d, r)] for d, r in zip(out["dataset"], out["ratio"])]
+    out["_block"] = out["_key"].map(order)
     out["_method"] = out["method"].map(rank)
-    return out.sort_values(["_setting", "_method"]).drop(columns=["_setting", "_method"]).reset_index(drop=True)
+    return out.sort_values(["_block", "_method"])[columns].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- writing
 def write_statistics(result: Comparison, out_dir: Path, figure_dir: Path, prefix: str = "") -> dict[str, list[Path]]:
-    """friedman.csv (method, rank, z, p, p_finner), omnibus, blocks, Nemenyi, paired and
-    bootstrap CSVs, and the CD diagram (PNG and PDF)."""
+    """friedman.csv (method, rank, z, p, p_finner), omnibus, blocks, Nemenyi, paired, bootstrap and
+    Bayesian CSVs, the CD diagram and the Bayesian figure (PNG and PDF)."""
     out_dir, figure_dir = Path(out_dir), Path(figure_dir)
     blocks = result.matrix.copy()
-    blocks.index = [setting_label(d, r) for d, r in blocks.index]
+    blocks.index = [result.block_label(b) for b in blocks.index]
+    blocks.index.name = "block"
     paths = {
         "friedman": [write_csv(result.table[FRIEDMAN_COLUMNS], out_dir / f"{prefix}friedman.csv")],
         "friedman_holm": [write_csv(result.table, out_dir / f"{prefix}friedman_all_adjustments.csv")],
         "omnibus": [write_csv(result.omnibus, out_dir / f"{prefix}omnibus.csv")],
         "blocks": [write_csv(blocks, out_dir / f"{prefix}blocks.csv", index=True)],
         "nemenyi": [write_csv(result.pairwise, out_dir / f"{prefix}nemenyi_pairwise.csv", index=True)],
-        "paired": [write_csv(result.paired, out_dir / f"{prefix}paired_tests.csv")],
-        "bootstrap": [write_csv(result.bootstrap, out_dir / f"{prefix}bootstrap_ci.csv")],
+        "bayes": [write_csv(result.bayes, out_dir / f"{prefix}bayes_signed_rank.csv")],
     }
+    if result.per_case:
+        paths["paired"] = [write_csv(result.paired, out_dir / f"{prefix}paired_tests.csv")]
+        paths["bootstrap"] = [write_csv(result.bootstrap, out_dir / f"{prefix}bootstrap_ci.csv")]
     ranks = result.friedman.mean_ranks.rename(index=method_label)
     pairwise = result.pairwise.rename(index=method_label, columns=method_label)
-    paths["cd_diagram"] = cd_diagram(ranks, pairwise, result.cd, result.alpha, figure_dir / f"{prefix}cd_diagram",
-                                     f"Mean rank on {result.metric} over {result.friedman.n_blocks} settings")
+    paths["cd_diagram"] = cd_diagram(ranks, pairwise, result.cd, result.alpha, figure_dir / f"{prefix}cd_diagram")
+    paths["bayes_figure"] = bayes_figure(result.bayes.assign(method=result.bayes["method"].map(method_label)),
+                                         method_label(result.control), result.spec.rope, _unit(result),
+                                         figure_dir / f"{prefix}bayes_signed_rank")
     return paths
 
 
@@ -188,9 +281,14 @@ def _fmt_p(p: float) -> str:
     return f"{p:.6f}" if p >= 1e-6 else f"{p:.2e}"
 
 
-def statistics_markdown(result: Comparison) -> str:
-    """Table 2 and the per-case tables in Markdown, with plain-language statements."""
-    f, a, ctrl = result.friedman, result.alpha, method_label(result.control)
+def _unit(result: Comparison) -> str:
+    return f"{result.metric} {result.spec.unit}"
+
+
+def statistics_markdown(result: Comparison, bayes_figure_path: str | None = None) -> str:
+    """Table 2, the per-case tables and the Bayesian test in Markdown, with plain-language statements.
+    `bayes_figure_path` (relative to the report) embeds the Bayesian figure."""
+    f, ctrl, spec = result.friedman, method_label(result.control), result.spec
     lines = []
     t2 = DisplayTable(
         "Method", [method_label(m) for m in result.table["method"]],
@@ -200,24 +298,34 @@ def statistics_markdown(result: Comparison) -> str:
          for r in result.table.itertuples()],
     )
     lines.append(to_markdown(t2))
+    unit_note = ""
+    if spec.kind == "overlap":
+        unit_note = "; fractions × 100, in percentage points" if spec.scale != 1 else "; in percent, as given"
     lines.append(
-        f"Blocks: {f.n_blocks} settings ({', '.join(setting_label(d, r) for d, r in result.matrix.index)}); "
-        f"k = {f.n_methods} methods; metric `{result.metric}` "
-        f"({'higher' if result.higher_is_better else 'lower'} is better); rank 1 = best; "
-        f"z = (R_i − R_{{{ctrl}}}) / sqrt(k(k+1)/(6N)) = (R_i − R_0) / {f.rank_se:.4f}."
+        f"Blocks ({', '.join(result.blocks)}): {f.n_blocks} — {', '.join(result.block_label(b) for b in result.matrix.index)}; "
+        f"k = {f.n_methods} methods; metric `{result.metric}` ({spec.direction}{unit_note}); each block value is the "
+        f"mean over classes, cases and seeds; rank 1 = best; values within {stats.TIE_RTOL:g} × the block's largest "
+        f"|value| are ties (average ranks); z = (R_i − R_{{{ctrl}}}) / sqrt(k(k+1)/(6N)) = (R_i − R_0) / {f.rank_se:.4f}."
     )
     if result.excluded:
         lines.append(f"Not ranked (as in the paper's Table 2): {', '.join(method_label(m) for m in result.excluded)}.")
     if result.dropped_blocks:
-        lines.append("Settings left out of the ranking because some method has no value there: "
-                     + ", ".join(setting_label(d, r) for d, r in result.dropped_blocks) + ".")
+        lines.append("Blocks left out of the ranking because some method has no value there: "
+                     + ", ".join(result.block_label(b) for b in result.dropped_blocks) + ".")
     lines.append("")
     lines.extend(f"- {s}" for s in significance_statements(result))
     lines.append("")
-    lines.append(f"**Per-case paired tests** (Wilcoxon signed-rank, {result.paired_adjustment.title()}-adjusted "
-                 f"within each scope; improvement = how much better {ctrl} is, in the units of "
-                 f"`{result.metric}`{' × ' + format(result.scale, 'g') if result.scale != 1 else ''}; "
-                 "95% bootstrap CI of the mean improvement over cases; r = rank-biserial correlation):")
+    lines.extend(bayes_markdown(result, bayes_figure_path))
+    lines.append("")
+    if not result.per_case:
+        lines.append("**Per-case paired tests**: not run — the table has no `case_id` column, so each block holds "
+                     "one value per method (no cases to pair, no bootstrap over cases).")
+        return "\n".join(lines) + "\n"
+    lines.append(f"**Per-case paired tests** ({result.paired_adjustment.title()}-adjusted within each scope; "
+                 f"improvement = how much better {ctrl} is, in {_unit(result)}; 95% bootstrap CI of the mean "
+                 "improvement over cases; r = rank-biserial correlation).")
+    lines.append("")
+    lines.append(f"Method: {stats.WILCOXON_METHOD}.")
     lines.append("")
     if result.paired.empty:
         lines.append(f"Not tested: no method shares at least {MIN_PAIRS} cases with the control in any scope.")
@@ -225,9 +333,11 @@ def statistics_markdown(result: Comparison) -> str:
         adj = f"p_{result.paired_adjustment}"
         table = DisplayTable(
             "Scope / method", [f"{r.scope} / {method_label(r.method)}" for r in result.paired.itertuples()],
-            [Column("n"), Column("mean improvement"), Column("95% CI"), Column("r"), Column("p"), Column(adj)],
-            [[str(r.n_pairs), f"{r.mean_improvement:+.3f}", f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]",
-              f"{r.rank_biserial:+.2f}", _fmt_p(r.p), _fmt_p(getattr(r, adj))] for r in result.paired.itertuples()],
+            [Column("n"), Column("n ≠ 0"), Column("mean improvement"), Column("95% CI"), Column("W"), Column("r"),
+             Column("p"), Column("p from"), Column(adj)],
+            [[str(r.n_pairs), str(r.n_nonzero), f"{r.mean_improvement:+.3f}", f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]",
+              f"{r.wilcoxon_w:g}", f"{r.rank_biserial:+.3f}", _fmt_p(r.p), r.p_method, _fmt_p(getattr(r, adj))]
+             for r in result.paired.itertuples()],
         )
         lines.append(to_markdown(table))
         lines.extend(f"- {s}" for s in paired_statements(result))
@@ -250,7 +360,7 @@ def significance_statements(result: Comparison) -> list[str]:
         out.append(f"The χ² form {chi2_verdict} it (p = {_fmt_p(f.chi2_p)}): the two forms disagree, "
                    "so read the omnibus result as borderline.")
     if np.isinf(f.iman_davenport_f):
-        out.append("Every setting ranks the methods in the same order, so the Iman–Davenport F is unbounded; "
+        out.append("Every block ranks the methods in the same order, so the Iman–Davenport F is unbounded; "
                    f"the χ² p-value ({_fmt_p(f.chi2_p)}) is the more cautious reading.")
     best = result.friedman.mean_ranks.idxmin()
     out.append(f"{ctrl} has mean rank {f.mean_ranks[result.control]:.4f}; the best mean rank is "
@@ -277,13 +387,76 @@ def significance_statements(result: Comparison) -> list[str]:
     return out
 
 
+_BAYES_WORDS = {"better": "practically better than", "equivalent": "practically equivalent to",
+                "worse": "practically worse than"}
+
+
+def bayes_markdown(result: Comparison, figure_path: str | None = None) -> list[str]:
+    """The Bayesian signed-rank section: settings, table, statements, disagreements with Finner."""
+    spec, ctrl, t = result.spec, method_label(result.control), result.bayes_threshold
+    lines = [f"**Bayesian signed-rank test** against {ctrl} (Benavoli et al., JMLR 2017; `baycomp`) on the same "
+             f"{result.friedman.n_blocks} block values: region of practical equivalence (ROPE) ±{spec.rope:g} "
+             f"{spec.unit}; Dirichlet-process prior of strength {stats.BAYES_PRIOR:g} at 0; "
+             f"{result.bayes_samples} posterior samples (seed {result.seed}); a posterior probability ≥ {t:g} decides. "
+             "It asks whether the differences are larger than the ROPE; the Friedman post-hoc asks whether the "
+             "ranks differ.", ""]
+    table = DisplayTable(
+        "Method", [method_label(m) for m in result.bayes["method"]],
+        [Column(f"P({ctrl} better)"), Column("P(equivalent)"), Column(f"P({ctrl} worse)"), Column("Bayesian"),
+         Column("Finner")],
+        [[f"{r.p_better:.4f}", f"{r.p_equivalent:.4f}", f"{r.p_worse:.4f}", r.bayes,
+          f"{r.finner} ({_fmt_p(r.p_finner)})"] for r in result.bayes.itertuples()],
+    )
+    lines.append(to_markdown(table))
+    if figure_path:
+        lines += [f"![Posterior probabilities of the Bayesian signed-rank test against {ctrl} "
+                  f"(ROPE ±{spec.rope:g} {spec.unit}).]({figure_path})", ""]
+    lines.extend(f"- {s}" for s in bayes_statements(result))
+    return lines
+
+
+def bayes_statements(result: Comparison) -> list[str]:
+    ctrl, t, a = method_label(result.control), result.bayes_threshold, result.alpha
+    bayes = result.bayes
+    out = []
+    for decision, words in _BAYES_WORDS.items():
+        rows = bayes[bayes["bayes"] == decision]
+        if not rows.empty:
+            column = {"better": "p_better", "equivalent": "p_equivalent", "worse": "p_worse"}[decision]
+            out.append(f"Bayesian: {ctrl} is {words} " + ", ".join(
+                f"{method_label(r.method)} ({getattr(r, column):.3f})" for r in rows.itertuples()) + f" (P ≥ {t:g}).")
+    undecided = bayes[bayes["bayes"] == "undecided"]
+    if not undecided.empty:
+        out.append(f"Bayesian: undecided for " + ", ".join(
+            f"{method_label(r.method)} (better {r.p_better:.3f}, equivalent {r.p_equivalent:.3f}, "
+            f"worse {r.p_worse:.3f})" for r in undecided.itertuples()) + f": no probability reaches {t:g}.")
+    disagree = bayes[~bayes["agree"].astype(bool)]
+    if disagree.empty:
+        out.append(f"The Bayesian test and Finner's post-hoc (α = {a:g}) agree for every method: each finds {ctrl} "
+                   "better (or worse) than the same methods.")
+    for r in disagree.itertuples():
+        if r.finner == "not significant":
+            finner = f"Finner's post-hoc finds no significant rank difference (p_Finner = {r.p_finner:.4g} > {a:g})"
+        else:
+            finner = f"Finner's post-hoc finds {ctrl} significantly {r.finner} (p_Finner = {r.p_finner:.4g} ≤ {a:g})"
+        column = {"better": "p_better", "worse": "p_worse", "equivalent": "p_equivalent"}.get(r.bayes)
+        if column:
+            bayes_text = f"the Bayesian test finds {ctrl} {_BAYES_WORDS[r.bayes]} it (P = {getattr(r, column):.3f} ≥ {t:g})"
+        else:
+            bayes_text = (f"the Bayesian test is undecided (P({ctrl} better) = {r.p_better:.3f}, P(equivalent) = "
+                          f"{r.p_equivalent:.3f}, P({ctrl} worse) = {r.p_worse:.3f})")
+        out.append(f"Disagreement on {method_label(r.method)}: {finner}, but {bayes_text}.")
+    return out
+
+
 def paired_statements(result: Comparison) -> list[str]:
     adj = f"p_{result.paired_adjustment}"
     ctrl, a = method_label(result.control), result.alpha
-    scope = "all settings" if (result.paired["scope"] == "all settings").any() else result.paired["scope"].iloc[0]
+    scope = "all blocks" if (result.paired["scope"] == "all blocks").any() else result.paired["scope"].iloc[0]
     rows = result.paired[result.paired["scope"] == scope]
-    sig_better = rows[(rows[adj] <= a) & (rows["mean_improvement"] > 0)]
-    sig_worse = rows[(rows[adj] <= a) & (rows["mean_improvement"] < 0)]
+    # the direction of a signed-rank result is that of its statistic (W+ against W-), i.e. of r
+    sig_better = rows[(rows[adj] <= a) & (rows["rank_biserial"] > 0)]
+    sig_worse = rows[(rows[adj] <= a) & (rows["rank_biserial"] < 0)]
     out = []
     if not sig_better.empty:
         out.append(f"Per case ({scope}), {ctrl} is significantly better than "

@@ -171,14 +171,164 @@ def qualitative_figure(cases: list[dict], class_names: list[str], out_stem: Path
 
 
 # --------------------------------------------------------------------------- CD diagram
-def cd_diagram(mean_ranks: pd.Series, pairwise_p: pd.DataFrame, cd: float, alpha: float,
-               out_stem: Path, title: str) -> list[Path]:
-    """scikit-posthocs critical-difference diagram; crossbars join methods that Nemenyi does not
-    separate at level alpha, the bar above the axis is the Nemenyi CD."""
-    import scikit_posthocs as sp
+COLUMN_WIDTH_IN = 3.4  # one column of a two-column paper (IEEE/ICASSP: 3.39 in)
+_MIN_AXIS_IN = 0.9  # shortest rank axis before the labels' font is reduced
 
-    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.32 * len(mean_ranks)))
-    sp.critical_difference_diagram(mean_ranks, pairwise_p, ax=ax, alpha=alpha, cd=cd,
-                                   label_fmt_left="{label} ({rank:.2f})", label_fmt_right="({rank:.2f}) {label}")
-    ax.set_title(f"{title}\nNemenyi CD = {cd:.3f} at α = {alpha:g}", fontsize=9, pad=28)
+
+def nemenyi_cliques(order: list, pairwise_p: pd.DataFrame, alpha: float) -> list[tuple[int, int]]:
+    """Maximal runs (i, j), i < j, of positions in rank order whose every pair Nemenyi does not
+    separate (p > alpha): the bars of the CD diagram."""
+    k = len(order)
+    runs = []
+    for i in range(k):
+        j = i
+        while j + 1 < k and all(float(pairwise_p.loc[order[a], order[j + 1]]) > alpha for a in range(i, j + 1)):
+            j += 1
+        if j > i:
+            runs.append((i, j))
+    return [r for r in runs if not any(o != r and o[0] <= r[0] and r[1] <= o[1] for o in runs)]
+
+
+def _text_size(fig, renderer, text: str, fontsize: float) -> tuple[float, float]:
+    """Width and height of a text in inches."""
+    artist = fig.text(0, 0, text, fontsize=fontsize)
+    box = artist.get_window_extent(renderer)
+    artist.remove()
+    return box.width / fig.dpi, box.height / fig.dpi
+
+
+def cd_diagram_figure(mean_ranks: pd.Series, pairwise_p: pd.DataFrame, cd: float, alpha: float,
+                      width: float = COLUMN_WIDTH_IN, fontsize: float = 7.0):
+    """Demšar's critical-difference diagram, laid out in inches at `width` so that nothing overlaps.
+
+    Rank axis on top (1 = best, on the left) with the Nemenyi CD bar and its label above it; the
+    better half of the methods labelled on the left, the other half on the right, one row each,
+    joined to their mean rank by an elbow line with a marker at the bend (tied methods get different
+    rows, so their markers never coincide); thick bars under the axis join methods that Nemenyi
+    does not separate at alpha. Text is measured, and the font shrinks (to 5 pt) before the
+    figure widens when long names leave too short an axis.
+    """
+    if len(mean_ranks) < 2:
+        raise ValueError("a CD diagram needs at least 2 methods")
+    order = sorted(mean_ranks.index, key=lambda m: (float(mean_ranks[m]), str(m)))
+    k = len(order)
+    n_left = (k + 1) // 2
+    left, right = order[:n_left], order[n_left:]
+    left_text = [f"{m} ({float(mean_ranks[m]):.2f})" for m in left]
+    right_text = [f"({float(mean_ranks[m]):.2f}) {m}" for m in right]
+    lo, hi = 1.0, float(max(k, int(np.ceil(1.0 + cd - 1e-12))))
+    cd_text = f"CD = {cd:.3f} (α = {alpha:g})"
+    margin, pad, elbow = 0.04, 0.03, 0.08
+
+    fig = plt.figure(figsize=(width, 1.0))
+    renderer = fig.canvas.get_renderer()
+    for size in np.arange(fontsize, 4.99, -0.5):
+        lw = max(_text_size(fig, renderer, t, size)[0] for t in left_text)
+        rw = max((_text_size(fig, renderer, t, size)[0] for t in right_text), default=0.0)
+        span = width - 2 * (margin + pad + elbow) - lw - rw
+        if span >= _MIN_AXIS_IN:
+            break
+    fig_width = max(width, width - span + _MIN_AXIS_IN)
+    h = max(_text_size(fig, renderer, t, size)[1] for t in left_text + right_text + [cd_text, "0123456789"])
+    cd_w = _text_size(fig, renderer, cd_text, size)[0]
+    tick_w = _text_size(fig, renderer, str(int(hi)), size)[0]
+
+    x_left_text = margin + lw
+    x0 = x_left_text + pad + elbow
+    x_right_text = fig_width - margin - rw
+    x1 = x_right_text - pad - elbow
+
+    def x_of(rank: float) -> float:
+        return x0 + (rank - lo) / (hi - lo) * (x1 - x0)
+
+    cliques = nemenyi_cliques(order, pairwise_p, alpha)
+    y_cd_text = margin + h / 2
+    y_cd_bar = margin + h + 0.06
+    y_ticks_text = y_cd_bar + 0.05 + h / 2
+    y_axis = y_ticks_text + h / 2 + 0.06
+    clique_step = 0.055
+    y_cliques = [y_axis + 0.06 + i * clique_step for i in range(len(cliques))]
+    row_step = max(1.35 * h, 0.12)
+    y_first_row = y_axis + 0.06 + len(cliques) * clique_step + 0.04 + h / 2
+    right_shift = 0.5 if len(left) == len(right) else 0.0  # keeps a tie across the halves on two rows
+    y_left = [y_first_row + i * row_step for i in range(len(left))]
+    y_right = [y_first_row + (len(right) - 1 - i + right_shift) * row_step for i in range(len(right))]
+    height = max(y_left + y_right) + h / 2 + margin
+
+    fig.set_size_inches(fig_width, height)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, fig_width)
+    ax.set_ylim(height, 0)
+    ax.axis("off")
+    line = dict(color="black", linewidth=0.7, solid_capstyle="butt")
+
+    # rank axis, ticks and their labels
+    ax.plot([x_of(lo), x_of(hi)], [y_axis, y_axis], **line)
+    spacing = (x1 - x0) / (hi - lo)
+    step = 1
+    while step * spacing < 1.8 * tick_w:
+        step += 1
+    for r in range(int(lo), int(hi) + 1):
+        ax.plot([x_of(r), x_of(r)], [y_axis - 0.04, y_axis], **line)
+        if (r - int(lo)) % step == 0:
+            ax.text(x_of(r), y_ticks_text, str(r), ha="center", va="center", fontsize=size)
+    # CD bar and its label, above the tick labels
+    ax.plot([x_of(lo), x_of(lo + cd)], [y_cd_bar, y_cd_bar], **line)
+    for end in (lo, lo + cd):
+        ax.plot([x_of(end), x_of(end)], [y_cd_bar - 0.025, y_cd_bar + 0.025], **line)
+    x_cd = min(max(x_of(lo), margin), fig_width - margin - cd_w)
+    ax.text(x_cd, y_cd_text, cd_text, ha="left", va="center", fontsize=size)
+    # Nemenyi cliques
+    for (i, j), y in zip(cliques, y_cliques):
+        ax.plot([x_of(float(mean_ranks[order[i]])) - 0.03, x_of(float(mean_ranks[order[j]])) + 0.03], [y, y],
+                color="black", linewidth=2.0, solid_capstyle="butt")
+    # methods: elbow lines, markers at the bend, labels
+    for methods, texts, ys, side in ((left, left_text, y_left, "left"), (right, right_text, y_right, "right")):
+        for method, text, y in zip(methods, texts, ys):
+            x = x_of(float(mean_ranks[method]))
+            x_end = x_left_text + pad if side == "left" else x_right_text - pad
+            ax.plot([x_end, x, x], [y, y, y_axis], **line)
+            ax.plot([x], [y], marker="o", markersize=3, color="black", linestyle="none")
+            if side == "left":
+                ax.text(x_left_text, y, text, ha="right", va="center", fontsize=size)
+            else:
+                ax.text(x_right_text, y, text, ha="left", va="center", fontsize=size)
+    return fig
+
+
+def cd_diagram(mean_ranks: pd.Series, pairwise_p: pd.DataFrame, cd: float, alpha: float,
+               out_stem: Path, width: float = COLUMN_WIDTH_IN) -> list[Path]:
+    """The critical-difference diagram (cd_diagram_figure) as PNG and PDF at its own size."""
+    return save_figure(cd_diagram_figure(mean_ranks, pairwise_p, cd, alpha, width=width), out_stem, tight=False)
+
+
+# --------------------------------------------------------------------------- Bayesian signed-rank
+BAYES_COLOURS = ("#2ca02c", "#bdbdbd", "#d62728")
+
+
+def bayes_figure(table: pd.DataFrame, control: str, rope: float, unit: str, out_stem: Path,
+                 width: float = COLUMN_WIDTH_IN) -> list[Path]:
+    """One stacked bar per method: P(control better), P(equivalent), P(control worse)."""
+    if table.empty:
+        raise ValueError("bayes_figure needs at least one method")
+    methods = list(table["method"])
+    n = len(methods)
+    fig, ax = plt.subplots(figsize=(width, 0.9 + 0.2 * n), layout="constrained")
+    y = np.arange(n)
+    start = np.zeros(n)
+    parts = (("p_better", f"{control} better"), ("p_equivalent", "equivalent"), ("p_worse", f"{control} worse"))
+    for (column, label), colour in zip(parts, BAYES_COLOURS):
+        values = table[column].to_numpy(dtype=float)
+        ax.barh(y, values, left=start, color=colour, label=label, height=0.7)
+        for yi, x, v in zip(y, start, values):
+            if v >= 0.15:
+                ax.text(x + v / 2, yi, f"{v:.2f}", ha="center", va="center", fontsize=6)
+        start = start + values
+    ax.set_yticks(y, methods, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(f"posterior probability (ROPE ±{rope:g} {unit})", fontsize=7)
+    ax.tick_params(axis="x", labelsize=6)
+    ax.legend(fontsize=6, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False,
+              handlelength=1.0, columnspacing=0.8)
     return save_figure(fig, out_stem)

@@ -37,8 +37,9 @@ def write_csv(df: pd.DataFrame, path: Path, index: bool = False) -> Path:
     return Path(path)
 
 
-def save_figure(fig, stem: Path) -> list[Path]:
-    """Save a matplotlib figure as `<stem>.png` and `<stem>.pdf` and close it."""
+def save_figure(fig, stem: Path, tight: bool = True) -> list[Path]:
+    """Save a matplotlib figure as `<stem>.png` and `<stem>.pdf` and close it. `tight=False`
+    keeps the figure's own size (a figure laid out at a column width)."""
     import matplotlib.pyplot as plt
 
     paths = []
@@ -46,7 +47,7 @@ def save_figure(fig, stem: Path) -> list[Path]:
         for ext in ("png", "pdf"):
             target = Path(stem).with_suffix(f".{ext}")
             with atomic_path(target) as tmp:
-                fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
+                fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight" if tight else None)
             paths.append(target)
     finally:
         plt.close(fig)

@@ -47,6 +47,57 @@ def setting_sort_key(setting: tuple) -> tuple:
     return (rank, dataset, float(ratio))
 
 
+def _number(value) -> float | None:
+    """The number a label spells ('5', '2.5', '10%', ' 5 % '), or None."""
+    text = str(value).strip()
+    if text.endswith("%"):
+        text = text[:-1].strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if number == number else None  # NaN is not a number here
+
+
+def block_part_label(column: str, value) -> str:
+    """One block column's value as shown: known datasets by their display name, a numeric ratio
+    as a percentage ('5' and '5%' both read '5%'), anything else as written."""
+    if column == "dataset":
+        return dataset_label(str(value))
+    if column == "ratio":
+        number = _number(value)
+        return f"{number:g}%" if number is not None else str(value)
+    return str(value)
+
+
+def block_label(columns, values) -> str:
+    """A block (one value per blocking column) as shown: 'ACDC 5%', 'fold 3', 'ACDC 10% / 2'."""
+    if not isinstance(values, tuple):
+        values = (values,)
+    return " ".join(block_part_label(c, v) for c, v in zip(columns, values))
+
+
+def block_sort_key(columns, values) -> tuple:
+    """Known datasets in the paper's order, numbers (also '10%') by value, other labels by name."""
+    if not isinstance(values, tuple):
+        values = (values,)
+    key = []
+    for column, value in zip(columns, values):
+        if column == "dataset":
+            text = str(value)
+            key.append((DATASET_ORDER.index(text) if text in DATASET_ORDER else len(DATASET_ORDER), 0.0, text))
+            continue
+        number = _number(value)
+        key.append((0, number, str(value)) if number is not None else (1, 0.0, str(value)))
+    return tuple(key)
+
+
+def sort_blocks(columns, blocks) -> list[tuple]:
+    """Blocks (tuples of block-column values) in display order; see block_sort_key."""
+    blocks = {b if isinstance(b, tuple) else (b,) for b in blocks}
+    return sorted(blocks, key=lambda b: block_sort_key(columns, b))
+
+
 def sort_methods(methods) -> list[str]:
     return sorted(set(methods), key=method_sort_key)
 

@@ -8,6 +8,8 @@ config (provenance/config.yaml, or --config). Options not given on the command l
 from that config (control, figures.tsne_methods, figures.tsne_points_per_panel,
 evaluation.paper_compatible -> HD95 in pixels), then from the defaults below.
 Outputs under --out: tables/ (CSV, Markdown, LaTeX), figures/ (PNG, PDF), REPORT.md, REPORT.html.
+Before any table or test, every metric column goes through analysis.policy exactly as in
+`analysis.report`: fractions checked, undefined values replaced by the case's worst value.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import yaml
 
 from analysis import stats
 from analysis.artefacts import ArtefactError, find_artefacts
-from analysis.collect import CollectError, collect_run
+from analysis.collect import METRIC_COLUMNS, SETTING_COLUMNS, CollectError, collect_run
 from analysis.comparison import compare_methods, statistics_markdown, write_statistics
 from analysis.figure_inputs import FigureOptions, FigureOutcome, make_fig3, make_fig4, make_fig5, make_fig6, make_fig7
 from analysis.formatting import Column, DisplayTable, Value, to_markdown
@@ -31,8 +33,9 @@ from analysis.io import write_csv, write_text
 from analysis.naming import method_label, setting_label
 from analysis.pseudo_label_curves import make_pseudo_label_figures
 from analysis.paper import REFERENCE_DIR, compare_metrics, compare_statistics, load_reference
+from analysis.policy import prepare_metrics, resolve_metric
 from analysis.report import quality_markdown
-from analysis.tables import bcl_vs_infonce, check_fractions, class_tables, metric_summaries, table1, table3, table4
+from analysis.tables import bcl_vs_infonce, class_tables, metric_summaries, table1, table3, table4
 
 
 PRINTED_DECIMALS = {"rank": 4, "z": 6, "p": 6, "p_finner": 6}  # as printed in the paper's Table 2
@@ -50,6 +53,8 @@ class Options:
     exclude: tuple[str, ...] = ("suponly",)  # the paper ranks k = 7 methods, without SupOnly
     paired_adjustment: str = "holm"
     n_boot: int = 2000
+    rope: float = 1.0  # Dice points, for the Bayesian signed-rank test
+    bayes_samples: int = stats.BAYES_SAMPLES
     reference_dir: Path = REFERENCE_DIR
     figures: FigureOptions = field(default_factory=FigureOptions)
 
@@ -111,7 +116,12 @@ def analyse(opts: Options) -> Path:
     tables_dir, figures_dir = out / "tables", out / "figures"
     hd95_column = f"hd95_{opts.hd95}"
     table, quality = collect_run(opts.results_dir, exclude=(out,))
-    check_fractions(table)
+    # the rules of analysis.policy, as `analysis.report` applies them: fractions, and every undefined
+    # value replaced by the case's worst value before any table, mean or test
+    dice = resolve_metric("dice", rope=opts.rope)
+    specs = [dice] + [resolve_metric(m, rope=0.0) for m in METRIC_COLUMNS if m != "dice"]
+    table, quality.replacements = prepare_metrics(table, specs, SETTING_COLUMNS,
+                                                  fix="per-case CSVs hold fractions (docs/architecture.md)")
     write_csv(table, tables_dir / "cases.csv")
     sections: list[Section] = []
     not_produced: list[str] = []
@@ -126,9 +136,9 @@ def analyse(opts: Options) -> Path:
 
     friedman_table = None
     try:
-        comparison = compare_methods(table, "dice", opts.control, alpha=opts.alpha, exclude=opts.exclude,
-                                     paired_adjustment=opts.paired_adjustment, scale=100.0, n_boot=opts.n_boot,
-                                     seed=opts.figures.seed)
+        comparison = compare_methods(table, dice, opts.control, alpha=opts.alpha, exclude=opts.exclude,
+                                     paired_adjustment=opts.paired_adjustment, n_boot=opts.n_boot,
+                                     seed=opts.figures.seed, bayes_samples=opts.bayes_samples)
     except stats.StatsInputError as err:
         not_produced.append(f"Table 2 and the CD diagram: {err}")
         sections.append(Section("Table 2: statistical analysis", f"*Not produced: {err}.*\n"))
@@ -136,13 +146,14 @@ def analyse(opts: Options) -> Path:
         written = write_statistics(comparison, tables_dir, figures_dir)
         friedman_table = comparison.table
         cd_png = next(p for p in written["cd_diagram"] if p.suffix == ".png")
-        body = (statistics_markdown(comparison)
+        bayes_png = next(p for p in written["bayes_figure"] if p.suffix == ".png")
+        body = (statistics_markdown(comparison, bayes_figure_path=_rel(bayes_png, out))
                 + f"\n![Critical-difference diagram: mean Dice ranks over the settings (1 = best); methods joined by a "
                   f"bar are not separated by the Nemenyi test at α = {opts.alpha:g}.]({_rel(cd_png, out)})\n\n"
                   "Files: " + ", ".join(f"`{_rel(p, out)}`" for paths in written.values() for p in paths) + ".\n")
         sections.append(Section("Table 2: statistical analysis (Friedman, z against the control, Finner)", body))
         boot = comparison.bootstrap
-        rows = [f"{setting_label(r.dataset, r.ratio)} / {method_label(r.method)}" for r in boot.itertuples()]
+        rows = [f"{r.block} / {method_label(r.method)}" for r in boot.itertuples()]
         cells = [[str(r.n_cases), str(r.n_seeds), Value(r.mean), f"[{r.ci_low:.2f}, {r.ci_high:.2f}]"] for r in boot.itertuples()]
         sections.append(Section("Bootstrap confidence intervals of mean Dice (%)",
                                 "95% percentile bootstrap over test cases crossed with seeds "
@@ -232,7 +243,8 @@ def _report_text(opts: Options, sections: list[Section], not_produced: list[str]
     lines += ["", f"Analysis options: t-SNE ≤ {fig.tsne_points} points per panel, {fig.tsne_iter} iterations, "
               f"seed {fig.seed}, n_jobs {fig.n_jobs}; Fig. 4 methods: {', '.join(fig.tsne_methods)}; "
               f"Fig. 6 cases: {fig.prediction_cases}; bootstrap resamples: {opts.n_boot}; per-case test adjustment: "
-              f"{opts.paired_adjustment}.", ""]
+              f"{opts.paired_adjustment}; Bayesian test: ROPE ±{opts.rope:g} Dice points, {opts.bayes_samples} "
+              "posterior samples.", ""]
     return "\n".join(lines)
 
 
@@ -247,6 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--exclude", nargs="*", help="methods not ranked in Table 2 (default: suponly, as the paper)")
     parser.add_argument("--paired-adjustment", choices=sorted(stats.ADJUSTMENTS), default="holm")
     parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument("--rope", type=float, default=1.0,
+                        help="region of practical equivalence of the Bayesian signed-rank test, Dice points (default 1)")
+    parser.add_argument("--bayes-samples", type=int, default=stats.BAYES_SAMPLES,
+                        help=f"posterior samples of the Bayesian test (default {stats.BAYES_SAMPLES})")
     parser.add_argument("--tsne-methods", nargs="+", help="Fig. 4 panels (config: figures.tsne_methods)")
     parser.add_argument("--tsne-points", type=int, help="t-SNE points per panel (config: figures.tsne_points_per_panel; default 1000)")
     parser.add_argument("--tsne-iter", type=int, default=500)
@@ -275,8 +291,8 @@ def options_from_args(args) -> Options:
         control=args.control or config.get("control") or "spcl", alpha=args.alpha,
         hd95=args.hd95 or ("px" if paper_mode else "mm"),
         exclude=tuple(args.exclude) if args.exclude is not None else ("suponly",),
-        paired_adjustment=args.paired_adjustment, n_boot=args.bootstrap,
-        reference_dir=args.reference_dir, figures=figs,
+        paired_adjustment=args.paired_adjustment, n_boot=args.bootstrap, rope=args.rope,
+        bayes_samples=args.bayes_samples, reference_dir=args.reference_dir, figures=figs,
     )
 
 

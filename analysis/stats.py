@@ -14,6 +14,18 @@ Rank-based comparison of k methods over N blocks (Demšar 2006, JMLR 7:1-30; Gar
 
 Per-case statistics: Wilcoxon signed-rank with the matched-pairs rank-biserial correlation as
 effect size, and percentile bootstrap intervals over cases crossed with seeds.
+
+Bayesian: the Bayesian signed-rank test with a region of practical equivalence (Benavoli et al.
+2017, JMLR 18(77):1-36), from `baycomp`, as P(control better), P(equivalent), P(control worse).
+
+Ties. Two values of one comparison are tied when they differ by at most TIE_RTOL times the
+largest absolute value compared (`tie_groups`). Decimal data stored in binary floating point
+differ from their decimal values by about 1e-16 relative, so 0.825 - 0.775 and 0.375 - 0.325 are
+one tie; any difference a results table prints (1e-6 relative and up) stays a difference. The
+same rule ranks values within a block (Friedman) and absolute differences (signed-rank test).
+
+The signed-rank p-value is computed here, not by scipy (whose default method and zero handling
+changed between the versions pyproject allows), so a table gives the same p everywhere.
 """
 
 from __future__ import annotations
@@ -26,6 +38,19 @@ import pandas as pd
 from scipy import stats as st
 
 DEFAULT_ALPHA = 0.1  # the paper's significance level (Section 3.2)
+TIE_RTOL = 1e-9  # values within TIE_RTOL x (largest |value| compared) are ties
+EXACT_MAX_PAIRS = 100  # signed-rank p exact up to this many non-zero differences, normal above
+WILCOXON_METHOD = (
+    "Wilcoxon signed-rank test, two-sided, computed by analysis.stats (the same p on every scipy): "
+    f"differences within {TIE_RTOL:g} × the largest |value| compared are zero and are dropped (Wilcoxon's "
+    "zero method); absolute differences equal within that tolerance share their average rank; p is exact "
+    f"(the permutation distribution of W₊ given those ranks) up to {EXACT_MAX_PAIRS} non-zero differences, "
+    "else the normal approximation with tie-corrected variance and continuity correction 0.5; "
+    "W = min(W₊, W₋)"
+)
+BAYES_PRIOR = 0.5  # strength of the Dirichlet-process prior pseudo-observation at 0 (baycomp's default)
+BAYES_SAMPLES = 50000  # posterior samples (baycomp's default)
+BAYES_DECISION = 0.95  # a posterior probability at least this high decides
 
 
 class StatsInputError(ValueError):
@@ -130,11 +155,28 @@ def _check_matrix(matrix: pd.DataFrame) -> pd.DataFrame:
     return matrix
 
 
+def tie_groups(values, scale: float | None = None, rtol: float = TIE_RTOL) -> np.ndarray:
+    """Integer group of each value (0 = smallest): sorted values whose gap to the previous one is at
+    most rtol x scale share a group. scale defaults to the largest |value|."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return np.zeros(0, dtype=int)
+    if scale is None:
+        scale = float(np.max(np.abs(v)))
+    order = np.argsort(v, kind="stable")
+    gaps = np.diff(v[order]) > rtol * scale
+    groups = np.empty(v.size, dtype=int)
+    groups[order] = np.concatenate([[0], np.cumsum(gaps)])
+    return groups
+
+
 def rank_blocks(matrix: pd.DataFrame, higher_is_better: bool = True) -> pd.DataFrame:
-    """Rank methods within each block (row): 1 = best, ties get the average of their ranks."""
+    """Rank methods within each block (row): 1 = best; values tied at TIE_RTOL (see tie_groups)
+    get the average of their ranks."""
     matrix = _check_matrix(matrix)
     values = matrix.to_numpy(dtype=float)
-    ranks = st.rankdata(-values if higher_is_better else values, axis=1, method="average")
+    oriented = -values if higher_is_better else values
+    ranks = np.vstack([st.rankdata(tie_groups(row), method="average") for row in oriented])
     return pd.DataFrame(ranks, index=matrix.index, columns=matrix.columns)
 
 
@@ -192,17 +234,18 @@ def compare_with_control(result: FriedmanResult, control: str) -> pd.DataFrame:
 
 
 def nemenyi_pairwise(matrix: pd.DataFrame, higher_is_better: bool = True) -> pd.DataFrame:
-    """Pairwise Nemenyi p-values (methods x methods) from scikit-posthocs, for the CD diagram."""
-    import scikit_posthocs as sp
+    """Pairwise Nemenyi p-values (methods x methods), for the CD diagram.
 
-    matrix = _check_matrix(matrix)
-    values = matrix.to_numpy(dtype=float)
-    # scikit-posthocs ranks ascending; two-sided pairwise p does not depend on the direction,
-    # the sign flip only keeps "rank 1 = best" consistent with the rest of the module.
-    pvalues = sp.posthoc_nemenyi_friedman(-values if higher_is_better else values)
-    pvalues.index = matrix.columns
-    pvalues.columns = matrix.columns
-    return pvalues
+    p_ij = P(Q > sqrt(2) |R_i - R_j| / sqrt(k(k+1)/(6N))), Q the studentized range of k means with
+    infinite df: scikit-posthocs' posthoc_nemenyi_friedman, computed from this module's ranks so
+    that float ties are treated the same way as in the Friedman test.
+    """
+    result = friedman(matrix, higher_is_better)
+    r = result.mean_ranks.to_numpy()
+    q = np.sqrt(2.0) * np.abs(r[:, None] - r[None, :]) / result.rank_se
+    p = np.clip(st.studentized_range.sf(q, result.n_methods, np.inf), 0.0, 1.0)
+    np.fill_diagonal(p, 1.0)
+    return pd.DataFrame(p, index=matrix.columns, columns=matrix.columns)
 
 
 # --------------------------------------------------------------------------- paired per-case tests
@@ -214,43 +257,133 @@ class PairedTest:
     n_nonzero: int
     mean_difference: float
     median_difference: float
-    statistic: float
+    statistic: float  # W = min(W+, W-)
     p: float
     rank_biserial: float  # (W+ - W-) / (W+ + W-) over non-zero differences, in [-1, 1]
+    w_plus: float = 0.0
+    w_minus: float = 0.0
+    method: str = "exact"  # "exact" or "normal"
+
+
+def signed_rank_exact_p(ranks, w_plus: float) -> float:
+    """Two-sided exact p of W+ = w_plus: 2 min(P(W+ <= w), P(W+ >= w)), capped at 1, over the 2^n
+    equally likely sign patterns of the given (possibly tied, so half-integer) ranks."""
+    doubled = np.rint(2.0 * np.asarray(ranks, dtype=float)).astype(np.int64)
+    total = int(doubled.sum())
+    dist = np.zeros(total + 1)
+    dist[0] = 1.0
+    for r in doubled:  # distribution of the doubled sum, halved at each step to stay a probability
+        shifted = np.zeros_like(dist)
+        shifted[r:] = dist[: total + 1 - r]
+        dist = 0.5 * (dist + shifted)
+    w2 = int(np.rint(2.0 * w_plus))
+    lower, upper = float(dist[: w2 + 1].sum()), float(dist[w2:].sum())
+    return min(1.0, 2.0 * min(lower, upper))
+
+
+def signed_rank_normal_p(ranks, w_plus: float) -> float:
+    """Two-sided normal-approximation p of W+: mean sum(r)/2, variance sum(r^2)/4 (exact given the
+    tied ranks), continuity correction 0.5."""
+    ranks = np.asarray(ranks, dtype=float)
+    mean = ranks.sum() / 2.0
+    sd = np.sqrt((ranks**2).sum() / 4.0)
+    z = max(abs(w_plus - mean) - 0.5, 0.0) / sd
+    return float(min(1.0, 2.0 * st.norm.sf(z)))
 
 
 def wilcoxon_paired(control, other) -> PairedTest:
     """Two-sided Wilcoxon signed-rank test with the matched-pairs rank-biserial effect size.
 
-    Zero differences are dropped ("wilcox" zero method) before ranking, as in Wilcoxon's
-    original test. A positive effect size means the control's values are larger.
+    See WILCOXON_METHOD: zeros (at TIE_RTOL of the largest |value| of both samples) are dropped,
+    tied |differences| share average ranks, p is exact up to EXACT_MAX_PAIRS non-zero pairs.
+    A positive effect size means the control's values are larger.
     """
     x = np.asarray(control, dtype=float)
     y = np.asarray(other, dtype=float)
     if x.shape != y.shape or x.ndim != 1:
         raise StatsInputError(f"paired samples must be 1-D of equal length, got {x.shape} and {y.shape}")
-    if np.isnan(x).any() or np.isnan(y).any():
-        raise StatsInputError("paired samples contain NaN; drop unpaired cases first")
-    d = x - y
-    nonzero = d[d != 0]
-    n, m = d.size, nonzero.size
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise StatsInputError("paired samples contain NaN or inf; apply the undefined-value rule first "
+                              "(analysis.policy.fill_undefined)")
+    n = x.size
     if n == 0:
         raise StatsInputError("paired test needs at least one pair")
-    if m == 0:  # identical samples: no evidence of a difference
-        return PairedTest(n, 0, 0.0, 0.0, 0.0, 1.0, 0.0)
-    signed_ranks = st.rankdata(np.abs(nonzero))
-    w_plus = float(signed_ranks[nonzero > 0].sum())
-    w_minus = float(signed_ranks[nonzero < 0].sum())
-    res = st.wilcoxon(nonzero, zero_method="wilcox", alternative="two-sided")
+    d = x - y
+    scale = float(max(np.abs(x).max(), np.abs(y).max()))
+    tol = TIE_RTOL * scale
+    nonzero = d[np.abs(d) > tol]
+    m = nonzero.size
+    if m == 0:  # identical samples (at the tolerance): no evidence of a difference
+        return PairedTest(n, 0, float(d.mean()), float(np.median(d)), 0.0, 1.0, 0.0, 0.0, 0.0, "exact")
+    ranks = st.rankdata(tie_groups(np.abs(nonzero), scale=scale), method="average")
+    w_plus = float(ranks[nonzero > 0].sum())
+    w_minus = float(ranks[nonzero < 0].sum())
+    if m <= EXACT_MAX_PAIRS:
+        method, p = "exact", signed_rank_exact_p(ranks, w_plus)
+    else:
+        method, p = "normal", signed_rank_normal_p(ranks, w_plus)
     return PairedTest(
         n_pairs=n,
         n_nonzero=m,
         mean_difference=float(d.mean()),
         median_difference=float(np.median(d)),
-        statistic=float(res.statistic),
-        p=float(res.pvalue),
+        statistic=min(w_plus, w_minus),
+        p=p,
         rank_biserial=(w_plus - w_minus) / (w_plus + w_minus),
+        w_plus=w_plus,
+        w_minus=w_minus,
+        method=method,
     )
+
+
+# --------------------------------------------------------------------------- Bayesian signed-rank
+@dataclass(frozen=True)
+class BayesianSignedRank:
+    """Posterior probabilities that the control is better by more than the ROPE, within it, worse."""
+
+    p_better: float
+    p_equivalent: float
+    p_worse: float
+    n_blocks: int
+    rope: float
+
+    def decision(self, threshold: float = BAYES_DECISION) -> str:
+        """'better', 'equivalent', 'worse' (a probability >= threshold) or 'undecided'."""
+        for name, p in (("better", self.p_better), ("equivalent", self.p_equivalent), ("worse", self.p_worse)):
+            if p >= threshold:
+                return name
+        return "undecided"
+
+
+def bayesian_signed_rank(control, other, rope: float, higher_is_better: bool = True, prior: float = BAYES_PRIOR,
+                         nsamples: int = BAYES_SAMPLES, seed: int = 0) -> BayesianSignedRank:
+    """Bayesian signed-rank test (Benavoli et al. 2017) of the control against one method over blocks.
+
+    baycomp's SignedRankTest: a Dirichlet process posterior on the distribution of the differences,
+    with a prior pseudo-observation at 0 of strength `prior`; `rope` is the half-width of the region
+    of practical equivalence in the values' unit. For a lower-is-better metric both samples are
+    negated, so "better" always means better for the metric.
+    """
+    from baycomp import SignedRankTest
+
+    x = np.asarray(control, dtype=float)
+    y = np.asarray(other, dtype=float)
+    if x.shape != y.shape or x.ndim != 1 or x.size < 2:
+        raise StatsInputError(f"the Bayesian signed-rank test needs two 1-D samples of equal length >= 2, "
+                              f"got {x.shape} and {y.shape}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise StatsInputError("the Bayesian signed-rank test needs finite values")
+    if rope < 0:
+        raise StatsInputError(f"the ROPE must be >= 0, got {rope}")
+    sign = 1.0 if higher_is_better else -1.0
+    # baycomp: the first sample "left" is better when its values are larger (differences y - x < -rope)
+    probs = SignedRankTest.probs(sign * x, sign * y, rope=rope, prior=prior, nsamples=nsamples, random_state=seed)
+    if rope > 0:
+        left, within, right = (float(v) for v in probs)
+    else:
+        left, right = (float(v) for v in probs)
+        within = 0.0
+    return BayesianSignedRank(left, within, right, int(x.size), float(rope))
 
 
 # --------------------------------------------------------------------------- bootstrap

@@ -55,17 +55,12 @@ class TableResult:
 
 
 def check_fractions(df: pd.DataFrame) -> None:
-    """Dice and Jaccard must be stored as fractions in [0, 1] (the results schema)."""
+    """Dice and Jaccard must be stored as fractions in [0, 1] (the results schema): the one
+    fraction/percent rule of analysis.policy, as the whole-run analysis applies it."""
+    from analysis.policy import check_unit, resolve_metric
+
     for col in PERCENT_METRICS:
-        values = df[col]
-        bad = values.notna() & ((values < 0) | (values > 1))
-        if bad.any():
-            row = df[bad].iloc[0]
-            raise CollectError(
-                f"{row.get('source_file', 'results table')}: column {col!r} must be a fraction in [0, 1], "
-                f"found {float(row[col]):g} (method {row['method']!r}, case {row['case_id']!r}); percentages must be "
-                "divided by 100"
-            )
+        check_unit(df, resolve_metric(col), fix="per-case CSVs hold fractions (docs/architecture.md)")
 
 
 def metric_summaries(df: pd.DataFrame, hd95_column: str = "hd95_mm") -> pd.DataFrame:

@@ -34,7 +34,7 @@ def test_collect_reads_types_and_keeps_provenance(tmp_path):
     assert len(table) == 8 and report.is_clean
     assert table["seed"].dtype == np.int64 and table["ratio"].dtype == float
     assert set(table["source_file"]) == {str(a), str(b)}
-    assert report.summary_lines() == ["No duplicate rows, no missing cells, no NaN metrics."]
+    assert report.summary_lines() == ["No duplicate rows, no missing cells, no NaN or infinite metrics."]
 
 
 def test_output_folder_is_excluded_from_collection(tmp_path):
@@ -68,6 +68,7 @@ def test_missing_cell_incomplete_cell_and_nan_are_reported():
     rows = [r for r in rows if not (r["method"] == "abd" and r["seed"] == 1)]  # a missing (method, seed) cell
     rows = [r for r in rows if not (r["method"] == "bass" and r["seed"] == 0 and r["case_id"] == "c2")]
     rows[0]["dice"] = np.nan
+    rows[1]["hd95_mm"] = np.inf
     table = normalise(pd.DataFrame(rows), ("dice", "jaccard", "hd95_mm", "hd95_px", "asd_mm"), "hand")
     _, report = check_table(table)
     assert report.missing_cells[["method", "seed"]].values.tolist() == [["abd", 1]]
@@ -75,10 +76,11 @@ def test_missing_cell_incomplete_cell_and_nan_are_reported():
     assert incomplete[["method", "seed", "n_missing"]].values.tolist() == [["bass", 0, 2]]
     assert "c2/LV" in incomplete["examples"].iloc[0]
     nan = report.nan_metrics
-    assert nan[["method", "seed", "metric", "n_nan", "n_rows"]].values.tolist() == [["spcl", 0, "dice", 1, 4]]
+    assert nan[["method", "seed", "metric", "n_nan", "n_inf", "n_rows"]].values.tolist() == [
+        ["spcl", 0, "dice", 1, 0, 4], ["spcl", 0, "hd95_mm", 0, 1, 4]]
     lines = report.summary_lines()
     assert any("1 (method, setting, seed) cell(s) have no results" in s for s in lines)
-    assert any("1 metric value(s) are NaN" in s for s in lines)
+    assert "2 metric value(s) are undefined: 1 NaN, 1 infinite (counts per cell below)." in lines
 
 
 def test_ablation_variants_are_checked_against_their_own_seeds():

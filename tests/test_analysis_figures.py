@@ -1,5 +1,9 @@
-"""Every figure writes PNG and PDF from small synthetic inputs; t-SNE is deterministic; HTML converter."""
+"""Every figure writes PNG and PDF from small synthetic inputs; t-SNE is deterministic; HTML converter;
+the CD diagram is laid out without overlaps at the paper's column width."""
 
+from pathlib import Path
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -63,7 +67,15 @@ def test_qualitative_figure(tmp_path):
 def test_cd_diagram(tmp_path):
     ranks = pd.Series({"A": 1.2, "B": 2.0, "C": 2.8})
     p = pd.DataFrame([[1, 0.5, 0.01], [0.5, 1, 0.3], [0.01, 0.3, 1]], index=list("ABC"), columns=list("ABC"))
-    assert_written(figures.cd_diagram(ranks, p, cd=1.0, alpha=0.1, out_stem=tmp_path / "cd", title="t"))
+    assert_written(figures.cd_diagram(ranks, p, cd=1.0, alpha=0.1, out_stem=tmp_path / "cd"))
+    # A-B and B-C are not separated (p > 0.1), A-C is: two bars
+    assert figures.nemenyi_cliques(["A", "B", "C"], p, 0.1) == [(0, 1), (1, 2)]
+
+
+def test_bayes_figure(tmp_path):
+    table = pd.DataFrame({"method": ["BASS", "ABD"], "p_better": [0.1, 0.98], "p_equivalent": [0.9, 0.02],
+                          "p_worse": [0.0, 0.0]})
+    assert_written(figures.bayes_figure(table, "SPCL", 1.0, "dice points (%)", tmp_path / "bayes"))
 
 
 def test_artefact_identity_and_loading_errors(tmp_path):
@@ -96,3 +108,97 @@ def test_markdown_to_html_covers_report_markup(tmp_path):
     assert '<td class="num">' in html and "<li>item two</li>" in html
     assert 'src="data:image/png;base64,' in html and "<figcaption>A caption</figcaption>" in html
     assert "key: &lt;v&gt;" in html and "<p>| stray pipe line</p>" in html
+
+
+def _segments(ax):
+    """Axis-aligned segments of every line drawn, in display pixels."""
+    out = []
+    for line in ax.lines:
+        xy = ax.transData.transform(np.column_stack(line.get_data()))
+        out += [(xy[i], xy[i + 1]) for i in range(len(xy) - 1)]
+    return out
+
+
+def _marker_boxes(ax, fig):
+    from matplotlib.transforms import Bbox
+
+    boxes = []
+    for line in ax.lines:
+        if line.get_marker() in (None, "None", "", " "):
+            continue
+        r = line.get_markersize() / 2 * fig.dpi / 72.0
+        for x, y in ax.transData.transform(np.column_stack(line.get_data())):
+            boxes.append(Bbox([[x - r, y - r], [x + r, y + r]]))
+    return boxes
+
+
+def assert_laid_out_without_overlaps(fig):
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    [ax] = fig.axes
+    texts = [t for t in ax.texts + fig.texts if t.get_text()]
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    markers = _marker_boxes(ax, fig)
+    for t, b in zip(texts, boxes):  # inside the figure
+        assert b.x0 >= 0 and b.y0 >= 0 and b.x1 <= fig.bbox.x1 and b.y1 <= fig.bbox.y1, t.get_text()
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            assert not boxes[i].overlaps(boxes[j]), (texts[i].get_text(), texts[j].get_text())
+        for m in markers:
+            assert not boxes[i].overlaps(m), texts[i].get_text()
+        box = boxes[i]
+        for a, b in _segments(ax):  # no line runs through a label
+            (x0, x1), (y0, y1) = sorted((a[0], b[0])), sorted((a[1], b[1]))
+            crosses_x = x0 < box.x1 and box.x0 < x1 if x0 != x1 else box.x0 < x0 < box.x1
+            crosses_y = y0 < box.y1 and box.y0 < y1 if y0 != y1 else box.y0 < y0 < box.y1
+            assert not (crosses_x and crosses_y), texts[i].get_text()
+    for i in range(len(markers)):  # tied methods' markers too
+        for j in range(i + 1, len(markers)):
+            assert not markers[i].overlaps(markers[j])
+    return [t.get_text() for t in texts]
+
+
+def _uniform_p(names, p):
+    return pd.DataFrame(p, index=names, columns=names)
+
+
+def test_cd_diagram_at_the_papers_column_width_has_no_overlaps():
+    from analysis import stats
+
+    t1 = pd.read_csv(Path(__file__).resolve().parents[1] / "results" / "reference" / "table1.csv")
+    matrix = t1[t1["method"] != "suponly"].pivot_table(index=["dataset", "ratio"], columns="method", values="dice")
+    result = stats.friedman(matrix)
+    cd = stats.nemenyi_critical_difference(7, 6, alpha=0.1)  # 2.693 x sqrt(56/36) = 3.358
+    fig = figures.cd_diagram_figure(result.mean_ranks, stats.nemenyi_pairwise(matrix), cd, 0.1)
+    assert fig.get_size_inches()[0] == pytest.approx(figures.COLUMN_WIDTH_IN)
+    texts = assert_laid_out_without_overlaps(fig)
+    assert "CD = 3.358 (α = 0.1)" in texts and "spcl (1.00)" in texts and "(6.83) ugpcl" in texts
+    # Nemenyi groups by hand: ranks 1, 2.33, 3.33, 4, 4.83, 5.67, 6.83 and CD 3.358 give the runs
+    # spcl..bus (4 - 1 < CD), bass..admt (5.67 - 2.33 < CD) and bus..ugpcl (6.83 - 4 < CD)
+    order = result.mean_ranks.sort_values().index.tolist()
+    assert figures.nemenyi_cliques(order, stats.nemenyi_pairwise(matrix), 0.1) == [(0, 3), (1, 5), (3, 6)]
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("ranks, cd", [
+    ({"A": 1.5, "B": 1.5, "C": 3.0, "D": 4.0}, 1.2),  # a tie inside the left half
+    ({"A": 1.0, "B": 2.5, "C": 2.5, "D": 4.0}, 1.2),  # a tie across the halves
+    ({"C4.5": 3.143, "C4.5+m": 2.0, "C4.5+cf": 2.893, "C4.5+m+cf": 1.964}, 1.254),  # Demšar's
+    ({"SupOnly": 1.0, "UGPCL": 2.0}, 4.5),  # a CD longer than the rank axis
+    ({f"method {i}": 1 + (i * 7) % 12 / 1.1 for i in range(12)}, 3.0),  # twelve methods
+])
+def test_cd_diagram_layouts_without_overlaps(ranks, cd):
+    ranks = pd.Series(ranks)
+    fig = figures.cd_diagram_figure(ranks, _uniform_p(ranks.index, 0.5), cd, 0.05)
+    assert fig.get_size_inches()[0] == pytest.approx(figures.COLUMN_WIDTH_IN)
+    assert_laid_out_without_overlaps(fig)
+    plt.close(fig)
+
+
+def test_cd_diagram_with_names_too_long_for_a_column_widens_instead_of_overlapping():
+    ranks = pd.Series({f"a-rather-long-method-name-{i}": 1.0 + i / 2 for i in range(6)})
+    fig = figures.cd_diagram_figure(ranks, _uniform_p(ranks.index, 0.01), 2.0, 0.05)
+    assert fig.get_size_inches()[0] > figures.COLUMN_WIDTH_IN  # after shrinking the font to 5 pt
+    assert {t.get_fontsize() for t in fig.axes[0].texts} == {5.0}
+    assert_laid_out_without_overlaps(fig)
+    plt.close(fig)

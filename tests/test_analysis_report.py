@@ -1,15 +1,20 @@
 """End to end: the statistics CLI on small tables, and the full run analysis on a synthetic run."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as st
 
 from analysis import report, run
 from analysis.synthetic import write_synthetic_run
+from test_analysis_stats import DEMSAR  # tests/ is on sys.path (rootdir conftest, prepend mode)
 
-REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "results" / "reference"
 
 
 def small_table(path: Path) -> Path:
@@ -29,7 +34,8 @@ def small_table(path: Path) -> Path:
 def test_cli_writes_friedman_table_cd_diagram_and_report(tmp_path):
     table = small_table(tmp_path / "results.csv")
     out = tmp_path / "out"
-    assert report.main(["--results", str(table), "--control", "c", "--metric", "dice", "--out", str(out)]) == 0
+    assert report.main(["--results", str(table), "--control", "c", "--metric", "dice", "--out", str(out),
+                        "--bayes-samples", "4000"]) == 0
     friedman = pd.read_csv(out / "friedman.csv")
     assert friedman.columns.tolist() == ["method", "rank", "z", "p", "p_finner"]
     ranks = friedman.set_index("method")["rank"]
@@ -47,15 +53,35 @@ def test_cli_writes_friedman_table_cd_diagram_and_report(tmp_path):
     assert "The difference between c and b (p_Finner = 0.153) is not significant at α = 0.1." in text
 
 
-def test_cli_reproduces_paper_table2_from_a_table1_file(tmp_path):
-    t1 = pd.read_csv(REFERENCE / "table1.csv").assign(case_id="published mean")
-    t1.to_csv(tmp_path / "t1.csv", index=False)
-    args = ["--results", str(tmp_path / "t1.csv"), "--control", "spcl", "--out", str(tmp_path / "o"), "--exclude", "suponly"]
-    assert report.main(args) == 0
-    got = pd.read_csv(tmp_path / "o" / "friedman.csv").set_index("method").round(6)
+def test_python_m_analysis_report_reproduces_paper_table2_from_table1_with_percent_ratios(tmp_path):
+    t1 = pd.read_csv(REFERENCE / "table1.csv")  # Dice in percent, no case_id: one value per block
+    t1["ratio"] = [f"{r:g}%" for r in t1["ratio"]]  # '10%', '2.5%': blocks are labels
+    t1.to_csv(tmp_path / "table1.csv", index=False)
+    out = tmp_path / "stats"
+    done = subprocess.run([sys.executable, "-m", "analysis.report", "--results", str(tmp_path / "table1.csv"),
+                           "--control", "spcl", "--metric", "dice", "--percent", "--exclude", "suponly",
+                           "--out", str(out), "--bayes-samples", "20000"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    got = pd.read_csv(out / "friedman.csv").set_index("method")
     want = pd.read_csv(REFERENCE / "table2.csv").set_index("method")
-    assert got.loc[want.index, "rank"].round(4).tolist() == want["rank"].tolist()
-    assert got.loc[want.index[:-1], "p_finner"].tolist() == want["p_finner"].iloc[:-1].tolist()
+    assert sorted(got.index) == sorted(want.index)
+    for column, decimals in (("rank", 4), ("z", 6), ("p", 6), ("p_finner", 6)):  # as printed in the paper
+        assert got.loc[want.index, column].round(decimals).fillna(-1).tolist() == \
+            want[column].fillna(-1).tolist(), column
+    text = (out / "report.md").read_text()
+    assert "Blocks (dataset, ratio): 6 — SCD 10%, SCD 20%, ACDC 5%, ACDC 10%, M&Ms 2.5%, M&Ms 5%" in text
+    # the paper: "significantly superior to all other methods except BASS"
+    assert ("After Finner's adjustment, SPCL ranks significantly better (p_Finner ≤ 0.1) than ABD (0.07318), "
+            "BUS (0.02414), DGCL (0.004227), ADMT (0.0005483), UGPCL (1.746e-05).") in text
+    assert "The difference between SPCL and BASS (p_Finner = 0.285) is not significant at α = 0.1." in text
+    assert "not run — the table has no `case_id` column" in text
+    bayes = pd.read_csv(out / "bayes_signed_rank.csv").set_index("method")
+    # SPCL - BASS is 0.89 to 1.06 Dice points in every setting: mostly inside the 1-point ROPE
+    assert bayes.loc["bass", "bayes"] == "undecided" and 0.8 < bayes.loc["bass", "p_equivalent"] < 0.95
+    assert (bayes.drop("bass")["bayes"] == "better").all() and bayes["agree"].all()
+    assert "The Bayesian test and Finner's post-hoc (α = 0.1) agree for every method" in text
+    assert (out / "bayes_signed_rank.png").is_file() and (out / "cd_diagram.pdf").is_file()
 
 
 def test_cli_errors_are_clear(tmp_path, capsys):
@@ -63,11 +89,13 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert report.main(["--results", str(table), "--control", "zz", "--out", str(tmp_path / "o")]) == 2
     assert "control method 'zz' has no 'default' rows; methods present: ['a', 'b', 'c']" in capsys.readouterr().err
     assert report.main(["--results", str(table), "--control", "c", "--metric", "hd95", "--out", str(tmp_path / "o")]) == 2
-    assert "missing column(s) ['hd95']" in capsys.readouterr().err
+    assert "missing column(s) ['hd95']; a results table needs method, the block column(s) ['dataset', 'ratio'] " \
+           "(--blocks) and the metric column(s) ['hd95']" in capsys.readouterr().err
     one = pd.read_csv(table)
     one[one["dataset"] == "scd"].to_csv(tmp_path / "one.csv", index=False)
     assert report.main(["--results", str(tmp_path / "one.csv"), "--control", "c", "--out", str(tmp_path / "o")]) == 2
-    assert "needs at least 2 settings" in capsys.readouterr().err
+    assert ("the Friedman test needs at least 2 settings (blocks: dataset, ratio) where every method has 'dice' "
+            "values; complete settings: [('scd', '10')]") in capsys.readouterr().err
 
 
 def test_full_run_produces_every_table_and_figure(tmp_path):
@@ -75,22 +103,22 @@ def test_full_run_produces_every_table_and_figure(tmp_path):
                                   methods=("suponly", "bus", "bass", "spcl"))
     out = results / "analysis"
     assert run.main(["--results-dir", str(results), "--out", str(out), "--tsne-points", "40", "--tsne-iter", "60",
-                     "--bootstrap", "200"]) == 0
+                     "--bootstrap", "200", "--bayes-samples", "2000"]) == 0
     figures = {p.name for p in (out / "figures").iterdir()}
     for stem in ("fig3_similarities", "fig4_tsne_methods", "fig5_threshold_sweep", "fig6_qualitative",
-                 "fig7_tsne_relations", "cd_diagram"):
+                 "fig7_tsne_relations", "cd_diagram", "bayes_signed_rank"):
         assert {f"{stem}.png", f"{stem}.pdf"} <= figures, stem
     tables = {p.name for p in (out / "tables").iterdir()}
     for stem in ("table1", "table3_phantom_10", "table4_phantom_10", "bcl_vs_infonce_phantom_10", "classes_phantom_20"):
         assert {f"{stem}.csv", f"{stem}.md", f"{stem}.tex"} <= tables, stem
-    assert {"friedman.csv", "cases.csv", "paper_comparison.csv", "bootstrap_ci.csv"} <= tables
+    assert {"friedman.csv", "cases.csv", "paper_comparison.csv", "bootstrap_ci.csv", "bayes_signed_rank.csv"} <= tables
     text = (out / "REPORT.md").read_text()
     assert "Every table and figure was produced." in text
     assert "Not ranked (as in the paper's Table 2): SupOnly." in text
     assert "No cell of this run matches a published cell" in text
     assert "run_name: phantom" in text  # the resolved config
     html = (out / "REPORT.html").read_text()
-    assert html.count("data:image/png;base64,") == 6 and "<table>" in html
+    assert html.count("data:image/png;base64,") == 7 and "<table>" in html  # 5 paper figures, CD, Bayesian
 
 
 def test_full_run_without_figure_inputs_says_why(tmp_path):
@@ -98,9 +126,10 @@ def test_full_run_without_figure_inputs_says_why(tmp_path):
                                   methods=("bass", "spcl"))
     out = results / "analysis"  # inside the results folder, as in the workflow
     for _ in range(2):  # the second analysis must not collect the first one's tables/cases.csv
-        assert run.main(["--results-dir", str(results), "--out", str(out), "--bootstrap", "50"]) == 0
+        assert run.main(["--results-dir", str(results), "--out", str(out), "--bootstrap", "50",
+                         "--bayes-samples", "500"]) == 0
     text = (out / "REPORT.md").read_text()
-    assert "No duplicate rows, no missing cells, no NaN metrics." in text
+    assert "No duplicate rows, no missing cells, no NaN or infinite metrics." in text
     for reason in ("fig3_similarities: not produced: needs similarities.npz",
                    "fig4_tsne_methods: not produced: needs features.npz",
                    "fig5_threshold_sweep: not produced: needs spcl runs with variants sweep_gs",
@@ -120,8 +149,160 @@ def test_full_run_reports_a_missing_cell_and_nan(tmp_path):
     df.loc[0, "dice"] = np.nan
     df.to_csv(csv, index=False)
     out = tmp_path / "analysis"
-    assert run.main(["--results-dir", str(results), "--out", str(out), "--bootstrap", "50"]) == 0
+    assert run.main(["--results-dir", str(results), "--out", str(out), "--bootstrap", "50",
+                     "--bayes-samples", "500"]) == 0
     text = (out / "REPORT.md").read_text()
     assert "1 (method, setting, seed) cell(s) have no results at all." in text
-    assert "1 metric value(s) are NaN" in text
+    assert "1 metric value(s) are undefined: 1 NaN, 0 infinite" in text
+    # the whole-run analysis applies the same rule as analysis.report: a NaN Dice is a failure, 0
+    assert ("1 undefined value(s) of the analysed metric(s) were replaced by the case's worst value before any "
+            "mean, rank or test (dice: 0, the lower bound of an overlap;") in text
+    cases = pd.read_csv(out / "tables" / "cases.csv")
+    replaced = cases[(cases["method"] == "bass") & (cases["seed"] == 0) & (cases["ratio"] == 10)
+                     & (cases["case_id"] == df.loc[0, "case_id"]) & (cases["class_name"] == df.loc[0, "class_name"])]
+    assert replaced["dice"].tolist() == [0.0]
     assert "| phantom | 20.0 | abd | default | 1 |" in text.replace("20 |", "20.0 |")
+
+
+def run_cli(tmp_path, frame, *args, name="t"):
+    frame.to_csv(tmp_path / f"{name}.csv", index=False)
+    out = tmp_path / name
+    code = report.main(["--results", str(tmp_path / f"{name}.csv"), "--out", str(out), "--bayes-samples", "2000",
+                        "--bootstrap", "200", *args])
+    return code, out
+
+
+def nan_trap() -> pd.DataFrame:
+    """8 blocks x 5 cases. A beats C on every case; on the hardest case C predicts nothing, so its
+    HD95 is undefined (NaN). Skipping the NaN gives C a mean of 4.0 against A's 14.8."""
+    rows = []
+    for dataset in ("acdc", "mnms", "scd", "phantom"):
+        for ratio in (5, 10):
+            for i, (a, c) in enumerate(zip([2.0, 3.0, 4.0, 5.0, 60.0], [2.5, 3.5, 4.5, 5.5, np.nan])):
+                rows += [{"dataset": dataset, "ratio": ratio, "method": m, "case_id": f"p{i}", "hd95": v}
+                         for m, v in (("a", a), ("c", c))]
+    return pd.DataFrame(rows)
+
+
+def test_eight_block_nan_example_ranks_a_first_in_every_test(tmp_path):
+    table = nan_trap()
+    skipping = table.groupby("method")["hd95"].mean()  # pandas skips NaN: the trap of issue 13
+    assert skipping["c"] == pytest.approx(4.0) and skipping["a"] == pytest.approx(14.8)
+    code, out = run_cli(tmp_path, table, "--control", "a", "--metric", "hd95", "--rope", "1")
+    assert code == 0
+    friedman = pd.read_csv(out / "friedman.csv").set_index("method")
+    # C's NaN becomes the worst value on that case (A's 60): C = 15.2 > A = 14.8 in every block
+    assert friedman["rank"].to_dict() == {"a": 1.0, "c": 2.0}
+    z = 1.0 / np.sqrt(2 * 3 / (6 * 8))
+    assert friedman.loc["c", "z"] == pytest.approx(z) and friedman.loc["c", "p"] == pytest.approx(2 * st.norm.sf(z))
+    blocks = pd.read_csv(out / "blocks.csv").set_index("block")
+    assert blocks.loc["ACDC 5%"].tolist() == pytest.approx([14.8, 15.2])
+    paired = pd.read_csv(out / "paired_tests.csv").set_index(["scope", "method"])
+    # per case: 40 pairs, 8 ties (both 60) dropped, 32 improvements of +0.5: W = 0, exact p = 2 / 2^32
+    pooled = paired.loc[("all blocks", "c")]
+    assert (pooled["n_pairs"], pooled["n_nonzero"], pooled["wilcoxon_w"], pooled["rank_biserial"]) == (40, 32, 0, 1)
+    assert pooled["p"] == pytest.approx(2.0**-31, rel=1e-12) and pooled["p_method"] == "exact"
+    assert paired.loc[("ACDC 5%", "c"), "p"] == pytest.approx(0.125)  # 4 non-zero of 5: 2 / 2^4
+    text = (out / "report.md").read_text()
+    assert "After Finner's adjustment, a ranks significantly better (p_Finner ≤ 0.1) than c (0.004678)." in text
+    assert "Per case (all blocks), a is significantly better than c" in text
+    assert "8 undefined value(s) of the analysed metric(s) were replaced by the case's worst value" in text
+    # C loses only 0.4 mm per block: within a 1 mm ROPE, which the report sets against Finner's verdict
+    assert ("Disagreement on c: Finner's post-hoc finds a significantly better (p_Finner = 0.004678 ≤ 0.1), but the "
+            "Bayesian test finds a practically equivalent to it (P = 1.000 ≥ 0.95).") in text
+
+
+def inf_table(worst=None) -> pd.DataFrame:
+    """2 blocks x 5 cases, methods a, b (and c); a and b are both +inf on case p0 of ACDC 5%."""
+    rows = []
+    for ratio in (5, 10):
+        for i in range(5):
+            for method, base in (("a", 2.0), ("b", 3.0), ("c", 4.0)):
+                value = np.inf if (ratio == 5 and i == 0 and method != "c") else base + i + (0.1 if ratio == 10 else 0)
+                row = {"dataset": "acdc", "ratio": ratio, "method": method, "case_id": f"p{i}", "hd95_mm": value}
+                if worst is not None:
+                    row["hd95_mm_worst"] = worst
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_inf_on_both_sides_is_handled(tmp_path):
+    code, out = run_cli(tmp_path, inf_table(), "--control", "a", "--metric", "hd95_mm", "--rope", "1", name="three")
+    assert code == 0
+    paired = pd.read_csv(out / "paired_tests.csv").set_index(["scope", "method"])
+    # a and b both take c's 4.0 on that case: a tie, dropped as a zero difference
+    assert paired.loc[("ACDC 5%", "b"), ["n_pairs", "n_nonzero"]].tolist() == [5, 4]
+    assert np.isfinite(pd.read_csv(out / "bootstrap_ci.csv")[["mean", "ci_low", "ci_high"]].to_numpy()).all()
+    assert "1 metric value(s)" not in (out / "report.md").read_text()
+    assert "2 metric value(s) are undefined: 0 NaN, 2 infinite" in (out / "report.md").read_text()
+    # with the image diagonal given, both become 300 mm
+    two = inf_table(worst=300.0)
+    two = two[two["method"] != "c"]
+    code, out = run_cli(tmp_path, two, "--control", "a", "--metric", "hd95_mm", "--rope", "1", name="two")
+    assert code == 0
+    cases = pd.read_csv(out / "paired_tests.csv").set_index(["scope", "method"])
+    assert cases.loc[("ACDC 5%", "b"), "n_nonzero"] == 4
+    assert "hd95_mm: the row's 'hd95_mm_worst'" in (out / "report.md").read_text()
+    # without it, no method has a value on that case: the case drops out for both alike
+    code, out = run_cli(tmp_path, two.drop(columns="hd95_mm_worst"), "--control", "a", "--metric", "hd95_mm",
+                        "--rope", "1", name="bare")
+    assert code == 0
+    cases = pd.read_csv(out / "paired_tests.csv").set_index(["scope", "method"])
+    assert ("ACDC 5%", "b") not in cases.index  # 4 pairs left: below the 5 a test needs
+    assert cases.loc[("all blocks", "b"), ["n_pairs", "n_nonzero"]].tolist() == [9, 9]
+    blocks = pd.read_csv(out / "blocks.csv").set_index("block")
+    assert blocks.loc["ACDC 5%"].tolist() == pytest.approx([4.5, 5.5])  # a: mean of 3..6 (p1-p4), b: 4..7
+    assert ("2 value(s) are undefined for every method on their case, so those cases are left out of every "
+            "method's mean and paired test alike") in (out / "report.md").read_text()
+
+
+def test_unknown_metric_without_direction_is_refused(tmp_path, capsys):
+    table = pd.read_csv(small_table(tmp_path / "s.csv")).rename(columns={"dice": "score"})
+    code, _ = run_cli(tmp_path, table, "--control", "c", "--metric", "score")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "metric 'score' is not a known metric name, so its direction is unknown" in err
+    assert "--higher-is-better or --lower-is-better" in err
+    code, out = run_cli(tmp_path, table, "--control", "c", "--metric", "score", "--higher-is-better", "--rope", "0.01")
+    assert code == 0 and pd.read_csv(out / "friedman.csv").set_index("method").loc["c", "rank"] == 1.0
+    code, out = run_cli(tmp_path, table.rename(columns={"score": "msd"}), "--control", "c", "--metric", "msd",
+                        "--rope", "0.01", name="msd")  # a distance: c, the largest everywhere, now ranks last
+    assert code == 0 and pd.read_csv(out / "friedman.csv").set_index("method").loc["c", "rank"] == 3.0
+
+
+def test_percent_dice_needs_percent_in_the_cli_too(tmp_path, capsys):
+    table = pd.read_csv(small_table(tmp_path / "s.csv"))
+    table["dice"] *= 100
+    code, _ = run_cli(tmp_path, table, "--control", "c")
+    assert code == 2 and "must be a fraction in [0, 1] (the results schema), found" in capsys.readouterr().err
+    code, out = run_cli(tmp_path, table, "--control", "c", "--percent")
+    assert code == 0
+
+
+def test_ten_percent_blocks_and_any_block_columns(tmp_path):
+    numeric = pd.read_csv(small_table(tmp_path / "s.csv"))
+    labelled = numeric.assign(ratio=[f"{r}%" for r in numeric["ratio"]])
+    assert set(labelled["ratio"]) == {"5%", "10%"}
+    code_n, out_n = run_cli(tmp_path, numeric, "--control", "c", name="numeric")
+    code_l, out_l = run_cli(tmp_path, labelled, "--control", "c", name="labelled")
+    assert code_n == code_l == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out_n / "friedman.csv"), pd.read_csv(out_l / "friedman.csv"))
+    assert pd.read_csv(out_l / "blocks.csv")["block"].tolist() == ["SCD 10%", "ACDC 5%", "ACDC 10%"]  # paper order
+    folds = numeric.assign(fold=[f"fold {i}" for i in numeric["dataset"].map({"acdc": 1, "scd": 2})]
+                                + numeric["ratio"].astype(str)).drop(columns=["dataset", "ratio"])
+    code_f, out_f = run_cli(tmp_path, folds, "--control", "c", "--blocks", "fold", name="folds")
+    assert code_f == 0
+    assert pd.read_csv(out_f / "friedman.csv")["rank"].tolist() == pd.read_csv(out_n / "friedman.csv")["rank"].tolist()
+
+
+def test_demsar_table6_through_the_cli_with_blocks_as_labels(tmp_path):
+    long = DEMSAR.assign(dataset=[f"data set {i + 1}" for i in range(len(DEMSAR))]).melt(
+        id_vars="dataset", var_name="method", value_name="auc")
+    code, out = run_cli(tmp_path, long, "--control", "C4.5", "--metric", "auc", "--higher-is-better", "--rope", "0.01",
+                        "--blocks", "dataset", "--alpha", "0.05")
+    assert code == 0
+    ranks = pd.read_csv(out / "friedman.csv").set_index("method")["rank"]
+    assert ranks.loc[["C4.5", "C4.5+m", "C4.5+cf", "C4.5+m+cf"]].round(3).tolist() == [3.143, 2.000, 2.893, 1.964]
+    omnibus = pd.read_csv(out / "omnibus.csv").set_index("statistic")["value"]
+    assert round(omnibus["friedman_chi2"], 2) == 9.28 and round(omnibus["iman_davenport_f"], 2) == 3.69
+    assert round(omnibus["nemenyi_cd"], 3) == 1.254

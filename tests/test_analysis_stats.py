@@ -183,3 +183,101 @@ def test_bootstrap_interval_properties():
     assert np.isfinite(stats.bootstrap_mean_ci(with_missing, n_boot=200)).all()
     with pytest.raises(stats.StatsInputError, match="non-empty"):
         stats.bootstrap_mean_ci(np.full((3, 2), np.nan))
+
+
+# --------------------------------------------------------------------------- ties at a tolerance
+# Issue 13: differences equal in decimal but not in binary (0.825 - 0.775 != 0.375 - 0.325 in
+# float64) were ranked as unequal and gave r = -0.095; the same table in integers gives +0.143.
+FLOAT_CONTROL = [0.500, 0.825, 0.375, 0.500, 0.700, 0.300]
+FLOAT_OTHER = [0.525, 0.775, 0.325, 0.550, 0.650, 0.350]
+
+
+def test_float_ties_give_the_integer_tables_w_p_and_r():
+    assert len({round(a - b, 17) for a, b in zip(FLOAT_CONTROL, FLOAT_OTHER)}) > 2  # the trap is real
+    as_float = stats.wilcoxon_paired(FLOAT_CONTROL, FLOAT_OTHER)
+    as_int = stats.wilcoxon_paired([500, 825, 375, 500, 700, 300], [525, 775, 325, 550, 650, 350])
+    # d = -25, +50, +50, -50, +50, -50: |d| ranks 1 and five ties at (2+...+6)/5 = 4
+    # W+ = 3 x 4 = 12, W- = 1 + 2 x 4 = 9, W = 9, r = (12 - 9) / 21 = +0.143.
+    # Exact: W+ = s + 4j (s in {0, 1}, j of 5 positive 4s); P(W+ >= 12) = (2 C(5,3) + 2 C(5,4) + 2) / 64
+    # = 32/64, so p = min(1, 2 x 0.5) = 1.
+    for test in (as_float, as_int):
+        assert (test.w_plus, test.w_minus, test.statistic) == (12.0, 9.0, 9.0)
+        assert test.rank_biserial == pytest.approx(3 / 21)
+        assert test.p == 1.0 and test.method == "exact" and test.n_nonzero == 6
+
+
+def test_zero_differences_at_the_tolerance_are_dropped():
+    control = np.array([0.3, 0.9, 0.8, 0.7, 0.6])
+    other = np.array([0.1 + 0.2, 0.5, 0.5, 0.5, 0.5])  # 0.1 + 0.2 = 0.30000000000000004
+    test = stats.wilcoxon_paired(control, other)
+    # one zero dropped; |d| = 0.4, 0.3, 0.2, 0.1 all positive: W+ = 10, W- = 0, exact p = 2 / 2^4
+    assert (test.n_pairs, test.n_nonzero, test.w_plus, test.w_minus) == (5, 4, 10.0, 0.0)
+    assert test.p == pytest.approx(0.125) and test.rank_biserial == 1.0
+
+
+def test_friedman_ranks_ties_at_the_tolerance():
+    m = pd.DataFrame({"a": [0.1 + 0.2, 0.5], "b": [0.3, 0.7], "c": [0.2, 0.7 + 1e-12]})
+    # block 1: a and b equal at the tolerance (ranks 1.5, 1.5), c 3; block 2: b and c tied (1e-12 < 1e-9 x 0.7)
+    assert stats.rank_blocks(m).to_numpy().tolist() == [[1.5, 1.5, 3.0], [3.0, 1.5, 1.5]]
+    # a real difference far below anything printed still counts (Demšar's 0.97501 vs 0.975 is 1e-5)
+    close = pd.DataFrame({"a": [0.975, 0.5], "b": [0.97501, 0.4]})
+    assert stats.rank_blocks(close).to_numpy().tolist() == [[2.0, 1.0], [1.0, 2.0]]
+    assert stats.tie_groups([0.3, 0.1 + 0.2, 0.2, 0.4]).tolist() == [1, 1, 0, 2]
+
+
+def test_exact_signed_rank_p_matches_scipy_without_ties_and_by_enumeration_with_ties():
+    d = np.array([0.9, -0.2, 1.4, 0.5, -0.7, 1.1, 0.3, 1.8, -0.4, 0.6])  # no ties, no zeros
+    assert stats.wilcoxon_paired(d, np.zeros_like(d)).p == pytest.approx(
+        st.wilcoxon(d, method="exact").pvalue, abs=1e-15)
+    # with ties: enumerate all 2^6 sign patterns of the ranks 1, 2.5, 2.5, 4, 5.5, 5.5
+    ranks = np.array([1, 2.5, 2.5, 4, 5.5, 5.5])
+    signs = np.array(np.meshgrid(*[[0, 1]] * 6)).reshape(6, -1).T
+    w_all = signs @ ranks
+    for w in (3.5, 9.0, 10.5, 15.0):
+        want = min(1.0, 2 * min((w_all <= w).mean(), (w_all >= w).mean()))
+        assert stats.signed_rank_exact_p(ranks, w) == pytest.approx(want, abs=1e-15)
+
+
+def test_normal_approximation_above_the_exact_limit_by_formula():
+    n = stats.EXACT_MAX_PAIRS + 20
+    d = np.where(np.arange(n) % 3 == 0, -1.0, 1.0) * (1 + np.arange(n) // 2)  # many tied pairs of |d|
+    test = stats.wilcoxon_paired(d, np.zeros(n))
+    ranks = st.rankdata(np.abs(d))
+    w_plus = ranks[d > 0].sum()
+    z = (abs(w_plus - ranks.sum() / 2) - 0.5) / np.sqrt((ranks**2).sum() / 4)
+    assert test.method == "normal" and test.w_plus == w_plus
+    assert test.p == pytest.approx(2 * st.norm.sf(z), rel=1e-12)
+    # scipy's normal approximation with tie correction and continuity correction agrees
+    assert test.p == pytest.approx(st.wilcoxon(d, method="approx", correction=True).pvalue, rel=1e-9)
+
+
+def test_nemenyi_pairwise_matches_scikit_posthocs_without_ties():
+    import scikit_posthocs as sp
+
+    ours = stats.nemenyi_pairwise(DEMSAR)
+    theirs = sp.posthoc_nemenyi_friedman(-DEMSAR.to_numpy())
+    np.testing.assert_allclose(ours.to_numpy(), theirs.to_numpy(), atol=1e-12)
+
+
+# --------------------------------------------------------------------------- Bayesian signed-rank
+def test_bayesian_signed_rank_by_hand():
+    control = np.array([80.0, 82.0, 85.0, 79.0, 90.0, 88.0])
+    # every difference 0.5 < ROPE 1: every Walsh average (pseudo-observation 0 included) is in the ROPE
+    eq = stats.bayesian_signed_rank(control, control - 0.5, rope=1.0, nsamples=2000, seed=1)
+    assert (eq.p_better, eq.p_equivalent, eq.p_worse) == (0.0, 1.0, 0.0) and eq.decision() == "equivalent"
+    # two blocks, both differences 5 > ROPE: only the prior's own pair (0, 0) is in the ROPE, so
+    # theta_rope = w0^2 and theta_better = 1 - w0^2 with w0 ~ Beta(0.5, 2) (the Dirichlet(0.5, 1, 1)
+    # marginal). baycomp reports P(a region is the most probable one): better iff w0 < 1/sqrt 2, so
+    # P(better) = Beta(0.5, 2).cdf(1/sqrt 2) = 0.9640 and P(equivalent) = 1 - that.
+    two = control[:2]
+    better = stats.bayesian_signed_rank(two, two - 5.0, rope=1.0, nsamples=20000, seed=2)
+    assert better.p_better == pytest.approx(st.beta(0.5, 2).cdf(1 / np.sqrt(2)), abs=0.01)  # 4 SE of 20000 draws
+    assert better.p_equivalent == pytest.approx(1 - better.p_better) and better.p_worse == 0.0
+    assert better.decision() == "better" and better.decision(0.99) == "undecided"
+    # a lower-is-better metric: the smaller control is the better one
+    hd = stats.bayesian_signed_rank(two - 5.0, two, rope=1.0, higher_is_better=False, nsamples=20000, seed=2)
+    assert (hd.p_better, hd.p_equivalent, hd.p_worse) == (better.p_better, better.p_equivalent, better.p_worse)
+    assert stats.bayesian_signed_rank(control, control - 5.0, rope=1.0, nsamples=500, seed=3) == \
+        stats.bayesian_signed_rank(control, control - 5.0, rope=1.0, nsamples=500, seed=3)  # seeded
+    with pytest.raises(stats.StatsInputError, match="finite values"):
+        stats.bayesian_signed_rank(control, np.r_[control[:-1], np.nan], rope=1.0)

@@ -56,7 +56,7 @@ def test_table1_spread_over_seeds_and_missing_method_cell():
 
 def test_fractions_are_required():
     df = table(rows_for("spcl", 85.0))
-    with pytest.raises(CollectError, match=r"column 'dice' must be a fraction in \[0, 1\], found 85 .*divided by 100"):
+    with pytest.raises(CollectError, match=r"column 'dice' must be a fraction in \[0, 1\] \(the results schema\), found 85 .*divide it by 100"):
         check_fractions(df)
 
 
