@@ -5,6 +5,7 @@
 Writes, like workflow/rules/common.smk:
   eval/<dataset>/r<pct>/<method>/<variant>/s<seed>/metrics.csv, features.npz, predictions/<case>.npz
   runs/<dataset>/r<pct>/spcl/<variant>/s<seed>/similarities.npz
+  runs/<dataset>/r<pct>/<method>/default/s<seed>/log.csv (pseudo-label columns, methods with pseudo-labels)
   provenance/config.yaml
 Metric values are random draws around a per-method level (SPCL highest), not results of anything.
 """
@@ -79,6 +80,21 @@ def prediction(rng, size: int, quality: float) -> dict:
             "class_names": np.array(CLASSES)}
 
 
+def training_log(rng, level: float, iterations: int = 200, every: int = 20) -> pd.DataFrame:
+    """A log.csv with the engine's pseudo-label columns at every `every`-th iteration: coverage
+    rising and precision approaching `level` (random draws, not results of anything)."""
+    rows = []
+    for it in range(iterations):
+        row = {"iteration": it, "lr": 0.01 * (1 - it / iterations) ** 0.9, "loss": 1.0 / (1 + it / 50)}
+        if (it + 1) % every == 0:
+            t = (it + 1) / iterations
+            for name, share in (("background", 0.85), *((c, 0.05) for c in CLASSES)):
+                row[f"pl_cover_{name}"] = share * t * float(rng.uniform(0.9, 1.0))
+                row[f"pl_prec_{name}"] = min(1.0, level * t + float(rng.uniform(0, 0.05)))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def write_synthetic_run(root: Path, settings=(("phantom", 10.0), ("phantom", 20.0)), methods=METHODS, seeds=(0,),
                         n_cases: int = 6, ablation_setting=("phantom", 10.0), sweep=((0.65, 0.75), (0.9, 0.95)),
                         artefacts: bool = True, features_per_group: int = 20, seed: int = 0) -> Path:
@@ -102,6 +118,8 @@ def write_synthetic_run(root: Path, settings=(("phantom", 10.0), ("phantom", 20.
         (eval_dir / "predictions").mkdir(parents=True, exist_ok=True)
         for c in range(2):
             np.savez(eval_dir / "predictions" / f"patient{c:03d}_ED.npz", **prediction(rng, 32, level))
+        if method != "suponly" and variant == "default":
+            write_csv(training_log(rng, level), root / "runs" / key / "log.csv")
         if method == "spcl":
             run_dir = root / "runs" / key
             run_dir.mkdir(parents=True, exist_ok=True)

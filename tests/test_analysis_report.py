@@ -106,19 +106,22 @@ def test_full_run_produces_every_table_and_figure(tmp_path):
                      "--bootstrap", "200", "--bayes-samples", "2000"]) == 0
     figures = {p.name for p in (out / "figures").iterdir()}
     for stem in ("fig3_similarities", "fig4_tsne_methods", "fig5_threshold_sweep", "fig6_qualitative",
-                 "fig7_tsne_relations", "cd_diagram", "bayes_signed_rank"):
+                 "fig7_tsne_relations", "cd_diagram", "bayes_signed_rank", "pseudo_label_curves_phantom_r10",
+                 "pseudo_label_curves_phantom_r20"):
         assert {f"{stem}.png", f"{stem}.pdf"} <= figures, stem
     tables = {p.name for p in (out / "tables").iterdir()}
     for stem in ("table1", "table3_phantom_10", "table4_phantom_10", "bcl_vs_infonce_phantom_10", "classes_phantom_20"):
         assert {f"{stem}.csv", f"{stem}.md", f"{stem}.tex"} <= tables, stem
-    assert {"friedman.csv", "cases.csv", "paper_comparison.csv", "bootstrap_ci.csv", "bayes_signed_rank.csv"} <= tables
+    assert {"friedman.csv", "cases.csv", "paper_comparison.csv", "bootstrap_ci.csv", "bayes_signed_rank.csv",
+            "pseudo_label_logs.csv"} <= tables
     text = (out / "REPORT.md").read_text()
     assert "Every table and figure was produced." in text
     assert "Not ranked (as in the paper's Table 2): SupOnly." in text
     assert "No cell of this run matches a published cell" in text
     assert "run_name: phantom" in text  # the resolved config
     html = (out / "REPORT.html").read_text()
-    assert html.count("data:image/png;base64,") == 7 and "<table>" in html  # 5 paper figures, CD, Bayesian
+    # 5 paper figures, CD, Bayesian, pseudo-label curves of the two settings
+    assert html.count("data:image/png;base64,") == 9 and "<table>" in html
 
 
 def test_full_run_without_figure_inputs_says_why(tmp_path):
