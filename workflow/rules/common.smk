@@ -28,7 +28,7 @@ def _expand_root(d):
         expanded = os.path.expanduser(os.path.expandvars(root))
         if "$" in expanded:
             raise WorkflowError(f"config error: dataset {d['name']!r}: root {root!r} names an environment "
-                                "variable that is not set; export it (e.g. SPCL_BENCH_ACDC=/data/ACDC/database) "
+                                "variable that is not set; export it (e.g. SPCL_BENCH_ACDC=/path/to/ACDC/database) "
                                 "or write the path")
         d["root"] = expanded
     return d
