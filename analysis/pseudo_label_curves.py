@@ -94,8 +94,9 @@ def make_pseudo_label_figures(results_dir: Path, out_dir: Path, tables_dir: Path
         label = setting_label(dataset, ratio)
         stem = Path(out_dir) / f"{name}_{dataset}_r{ratio:g}"
         seeds = group.groupby("method")["seed"].nunique()
+        n_seeds = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}"
         paths += pseudo_label_figure(group, f"Pseudo-labels on the unlabelled batches, {label} "
-                                     f"(mean over {seeds.min()}-{seeds.max()} seeds)", stem)
+                                     f"(mean over {n_seeds} seeds)", stem)
         settings.append(label)
     caption = ("Pseudo-label coverage (fraction of unlabelled pixels whose pseudo-label passes the method's filter, "
                "per pseudo-label class) and precision (fraction of those that are right, from the labels the cache "
