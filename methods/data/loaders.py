@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from methods.api import Batch, ConfigError
+# the whole-slice helpers stay importable from here, where they lived before the region stage
 from methods.data.region import Region, RegionSpec, make_region, resize_images, resize_labels, resize_to_native  # noqa: F401
 from methods.data.splits import load_split
 from methods.data.types import Case
