@@ -213,7 +213,11 @@ class ADMT(Method):
         return self.cfg.eval_network
 
     def predictor(self) -> nn.Module:
-        return {"student": self.student, "teacher1": self.teacher1, "teacher2": self.teacher2}[self.cfg.eval_network]
+        return self.selection_candidates()[self.cfg.eval_network]
+
+    def selection_candidates(self) -> dict[str, nn.Module]:
+        """The student and both teachers (methods/selection.py)."""
+        return {"student": self.student, "teacher1": self.teacher1, "teacher2": self.teacher2}
 
     def optimised_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.student.parameters() if p.requires_grad]

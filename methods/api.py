@@ -15,7 +15,8 @@ state that is not a tensor (e.g. an alternation state machine) goes through
         def predictor(self) -> nn.Module: ...     # the network that is evaluated
         def embed(self, x) -> Tensor: ...         # projection features for t-SNE
 
-Optional hooks with defaults: `augment_overrides()` (fields of the common augmentation the method
+Optional hooks with defaults: `selection_candidates()` (the networks `train.selection:
+best_on_test` may pick from; default: the evaluated one), `augment_overrides()` (fields of the common augmentation the method
 sets itself), `configure_optimizer(params, train_cfg)` (see `optimised_parameters`).
 
 Discovery: the built-in packages `spcl` and `baselines` are imported, plus any module advertised
@@ -133,6 +134,11 @@ class Method(nn.Module):
         when the method trains it, else the decoder features (an untrained head is noise)."""
         out = self.predictor()(x)
         return out.projection if self.embeds_projection else out.features
+
+    def selection_candidates(self) -> dict[str, nn.Module]:
+        """Networks, by name, that `train.selection: best_on_test` scores (methods/selection.py).
+        Default: the evaluated network only. A candidate's weights must fit `predictor()`."""
+        return {str(self.evaluated_network): self.predictor()}
 
     def augment_overrides(self) -> dict[str, Any]:
         """Fields of the common augmentation (`methods.augment.AugmentConfig`: `rotate_deg`, `hflip`,

@@ -58,6 +58,7 @@ from methods.checkpoint import (
     save_atomic,
 )
 from methods.data.loaders import TrainingData, open_cache
+from methods.selection import BestOnTestSelector
 from methods.data.region import region_from_data_config
 from methods.data.splits import load_split
 from methods.nets import NetFactory
@@ -205,7 +206,7 @@ class Trainer:
         self.class_names = list(cache.class_names)
         self.num_classes = cache.num_classes
         seed_everything(cfg.seed)
-        self.region = region_from_data_config(cfg.data, split, cfg.data.split)
+        self.region = region_from_data_config(cfg.data, split, cfg.data.split, cache.class_names)
         self.region.check_cache(cache)
         self.data = TrainingData(
             cache, split, self.region, cfg.data.labelled_batch, cfg.data.unlabelled_batch, cfg.seed,
@@ -231,6 +232,11 @@ class Trainer:
                          if cfg.train.pseudo_label_logs else None)
         self._pending: list[tuple[int, float, dict[str, Any]]] = []
         self._latest: dict[str, float] = {}
+        self.selector = (
+            BestOnTestSelector(cache, split, self.region, cfg.evaluation, self.num_classes, self.device,
+                               cfg.data.split, amp=uses_bf16(self.device, cfg.train.amp))
+            if cfg.train.selection == "best_on_test" else None
+        )
 
     # ---- state ------------------------------------------------------------------------------------
     @property
@@ -269,6 +275,7 @@ class Trainer:
                 "iteration": self.iteration, "method_state": self.method.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "data": self.data.state_dict(), "rng": self._rng_state(), "meta": self.meta,
+                "selection": self.selector.state_dict() if self.selector is not None else None,
             },
             self.ckpt_path,
         )
@@ -286,6 +293,8 @@ class Trainer:
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.data.load_state_dict(ckpt["data"])
         self._set_rng_state(ckpt["rng"])
+        if self.selector is not None:
+            self.selector.load_state_dict(ckpt.get("selection"))
         self.iteration = int(ckpt["iteration"])
         return True
 
@@ -358,6 +367,9 @@ class Trainer:
                 if self.iteration % tc.log_every == 0 or self.iteration % tc.checkpoint_every == 0 or last:
                     self.flush_logs(csv_log, writer)
                     bar.set_postfix({k: f"{v:.4g}" for k, v in self._latest.items()}, refresh=False)
+                if self.selector is not None and (self.iteration % tc.select_every == 0 or last):
+                    for r in self.selector.consider(self.iteration, self.method):
+                        log.info("selection: %s at iteration %d, test Dice %.4f", r["network"], r["iteration"], r["dice"])
                 if self.iteration % tc.checkpoint_every == 0 and not last:  # the end writes final.pt
                     self.save_checkpoint()
         finally:
@@ -392,9 +404,11 @@ class Trainer:
         return int(ckpt["iteration"]) == self.cfg.train.iterations
 
     def write_outputs(self) -> None:
+        record = self.selector.apply(self.method) if self.selector is not None else "last"
         save_atomic(
             {"format_version": FORMAT_VERSION, "kind": "final", "config": self.config_dict,
-             "iteration": self.iteration, "method_state": self.method.state_dict(), "meta": self.meta},
+             "iteration": self.iteration, "method_state": self.method.state_dict(),
+             "meta": {**self.meta, "selection": record}},
             self.run_dir / "final.pt",
         )
         samples = getattr(self.method, "similarity_samples", None)

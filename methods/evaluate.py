@@ -48,14 +48,16 @@ from torch import Tensor, nn
 from methods.api import ConfigError, Method
 from methods.checkpoint import load_trained_method
 from methods.data.loaders import as_region, cases_of_role, open_cache, read_split
-from methods.data.region import Region, prediction_centre, region_from_data_config
+from methods.data.region import Region, region_from_data_config
 from methods.data.types import Case
 from methods.meanteacher import downsample_labels
 from methods.metrics import METRIC_NAMES, case_metrics
 
 IDENTITY_COLUMNS = ("dataset", "ratio", "labelled_cases", "method", "variant", "seed")
 RESULT_COLUMNS = (*IDENTITY_COLUMNS, "case_id", "class_name", *METRIC_NAMES, "evaluated_network", "checkpoint",
-                  "region", "region_centre")
+                  "region", "region_centre", "evaluation", "selection", "uses_test_label")
+GRIDS = ("native", "official")
+OFFICIAL_GRID_SIZE = 224
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_FEATURES_PER_CLASS = 500
 
@@ -122,10 +124,10 @@ def predict_case_with_centre(predictor, case, region, device="cpu", batch_size=D
     region = as_region(region)
     region.check_spacing(case.spacing, case.source or case.case_id)
     device = torch.device(device)
-    centre = region.base_centre(case.image.shape[-2:], case.spacing)
+    centre = region.evaluation_centre(case)
     pred = _predict_at(predictor, case, region, centre, device, batch_size, amp)
     if region.needs_first_pass:
-        centre = prediction_centre(pred, centre)
+        centre = region.refine_centre(pred, centre)
         pred = _predict_at(predictor, case, region, centre, device, batch_size, amp)
     return pred, centre
 
@@ -138,8 +140,38 @@ def _predict_at(predictor, case, region: Region, centre, device, batch_size, amp
         for sl in _slice_batches(z, batch_size):
             with _autocast(device, amp):
                 logits = predictor(x[sl].to(device, non_blocking=True)).logits
-            pred[sl] = region.to_native(logits.float(), (h, w), case.spacing, centre).to(torch.uint8).cpu()
+            native = region.to_native(logits.float(), (h, w), case.spacing, region.centre_slice(centre, sl))
+            pred[sl] = native.to(torch.uint8).cpu()
     return pred.numpy()
+
+
+def official_grid_prediction(predictor, case: Case, region: Region, centre, size: int = OFFICIAL_GRID_SIZE,
+                             device="cpu", batch_size: int = DEFAULT_BATCH_SIZE, amp: bool = True):
+    """The official SPCL test loop's grid: (pred, label, spacing) on the region's field of view
+    resampled to `size` x `size` px, uint8 [Z, size, size] both, spacing (z, y, x) in mm.
+
+    As the official validation (Jrstud203/SPCL, after U2PL's): the label is zoomed to `size` with
+    order 0 from the same window the network sees, the logits are resized bilinearly to `size`
+    (align_corners=True, U2PL's convention), and the argmax is scored there. Units: the published
+    HD95 is `hd95_px` on this grid; `hd95_mm` uses this grid's pixel size.
+    """
+    if size < 8:
+        raise ConfigError(f"evaluation.grid_size must be >= 8 px, got {size}")
+    device = torch.device(device)
+    grid = region.official_grid(size)
+    x = region.images(case.image, case.spacing, centre)
+    z = x.shape[0]
+    pred = torch.empty((z, size, size), dtype=torch.uint8)
+    with _evaluating(predictor):
+        for sl in _slice_batches(z, batch_size):
+            with _autocast(device, amp):
+                logits = predictor(x[sl].to(device, non_blocking=True)).logits
+            logits = F.interpolate(logits.float(), size=(size, size), mode="bilinear", align_corners=True)
+            pred[sl] = logits.argmax(1).to(torch.uint8).cpu()
+    label = grid.labels(case.label, case.spacing, centre).numpy()
+    sy, sx = grid.grid_spacing_mm(case.spacing, case.image.shape[-2:])
+    spacing = (float(case.spacing[0]) if case.has_spacing else 1.0, sy, sx)
+    return pred.numpy(), label, spacing
 
 
 def thick_boundary(labels: Tensor) -> Tensor:
@@ -345,6 +377,9 @@ def evaluate_method(
     features_seed: int = 0,
     progress: bool = False,
     region: Region | None = None,
+    grid: str = "native",
+    grid_size: int = OFFICIAL_GRID_SIZE,
+    selection: str = "last",
 ) -> pd.DataFrame:
     """Per-case, per-class metrics of `method.predictor()` on `cases` (any iterable of `Case`,
     consumed once, so a generator keeps one case in memory at a time); optionally saves
@@ -354,7 +389,15 @@ def evaluate_method(
     run's region stage (`methods.data.region`); None means the whole slice at `data.img_size`.
     Columns `region` and `region_centre` (native "y;x" pixels of the crop centre, empty for the
     whole slice) record where the network looked.
+
+    `grid`: "native" (the harness: native grid, case spacing) or "official" (the official SPCL
+    test loop: the region's window at `grid_size` px, `official_grid_prediction`, with SPCL's
+    empty-mask convention). `selection` is the checkpoint's selection record ("last" or
+    "best_on_test ..."), copied into the `selection` column. `uses_test_label` is True when the
+    test label placed the input or chose the checkpoint.
     """
+    if grid not in GRIDS:
+        raise ConfigError(f"evaluation.grid must be one of {list(GRIDS)}, got {grid!r}")
     if len(class_names) + 1 != method.num_classes:
         raise ConfigError(
             f"the data has {len(class_names)} foreground classes {tuple(class_names)}, but the method "
@@ -367,7 +410,10 @@ def evaluate_method(
     if predictions_dir:
         Path(predictions_dir).mkdir(parents=True, exist_ok=True)  # exists even when 0 cases are asked for
     sampler = BalancedFeatureSampler(method.num_classes, features_per_class, features_seed) if features_path else None
-    tail = {"evaluated_network": str(method.evaluated_network), "checkpoint": str(checkpoint), "region": region.describe()}
+    tail = {"evaluated_network": str(method.evaluated_network), "checkpoint": str(checkpoint), "region": region.describe(),
+            "evaluation": "native" if grid == "native" else f"official {grid_size} px grid",
+            "selection": str(selection),
+            "uses_test_label": bool(region.uses_test_label or str(selection).startswith("best_on_test"))}
 
     total = f"/{len(cases)}" if hasattr(cases, "__len__") else ""
     method.to(device)
@@ -375,8 +421,14 @@ def evaluate_method(
     rows = []
     for i, case in enumerate(cases):
         pred, centre = predict_case_with_centre(predictor, case, region, device, batch_size, amp)
-        where = "" if centre is None else f"{centre[0]:.2f};{centre[1]:.2f}"
-        for r in _case_metrics(pred, case, class_names, paper_compatible):
+        where = region.describe_centre(centre)
+        if grid == "official":
+            g_pred, g_label, g_spacing = official_grid_prediction(predictor, case, region, centre, grid_size, device,
+                                                                  batch_size, amp)
+            scored = case_metrics(g_pred, g_label, g_spacing, class_names, paper_compatible=True)
+        else:
+            scored = _case_metrics(pred, case, class_names, paper_compatible)
+        for r in scored:
             rows.append({**identity, "case_id": case.case_id, **r, **tail, "region_centre": where})
         if picker.wants(case.case_id):
             save_prediction(predictions_dir, case, pred, class_names)
@@ -425,6 +477,10 @@ def evaluate_checkpoint(
         if unknown:
             raise ConfigError(f"prediction cases {unknown} are not {role} cases of split {split}")
     options.setdefault("amp", run_cfg.get("train", {}).get("amp", "auto") != "off")
+    evaluation = run_cfg.get("evaluation") or {}
+    options.setdefault("grid", evaluation.get("grid", "native"))
+    options.setdefault("grid_size", int(evaluation.get("grid_size", OFFICIAL_GRID_SIZE)))
+    options.setdefault("selection", getattr(method, "selection_record", "last"))
     return evaluate_method(
         method,
         run_cfg,
@@ -433,7 +489,8 @@ def evaluate_checkpoint(
         checkpoint=checkpoint,
         labelled_cases=len(train_split["train_labelled"]),
         device=device,
-        region=region_from_data_config(run_cfg["data"], train_split, str(run_cfg["data"].get("split", split))),
+        region=region_from_data_config(run_cfg["data"], train_split, str(run_cfg["data"].get("split", split)),
+                                       dataset.class_names),
         **options,
     )
 

@@ -145,6 +145,10 @@ class MeanTeacher(Method):
     def predictor(self) -> nn.Module:
         return self.teacher if self.cfg.eval_network == "teacher" else self.student
 
+    def selection_candidates(self) -> dict[str, nn.Module]:
+        """Both networks, as the official script evaluates them (methods/selection.py)."""
+        return {"student": self.student, "teacher": self.teacher}
+
     def train(self, mode: bool = True):
         super().train(mode)
         if mode and self.cfg.teacher_mode == "eval":

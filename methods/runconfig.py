@@ -10,11 +10,14 @@ unknown keys anywhere are an error naming the key):
     seed: 0
     out_dir: results/runs/x
     data:    {cache, split, dataset, ratio, img_size, labelled_batch, unlabelled_batch,
-              region: whole|crop, spacing_mm, fov_mm, centre: image|labelled_mean|two_pass}
+              region: whole|crop|label_centred, spacing_mm, fov_mm, centre: image|labelled_mean|two_pass,
+              crop_px, test_centre: label|predicted}
     network: {NetworkProfile fields}
     augment: {rotate_deg, hflip, vflip, jitter, brightness, contrast}
     train:   {iterations, lr, momentum, weight_decay, poly_power, checkpoint_every, log_every,
-              amp: auto|bf16|off, device: auto|cpu|cuda, progress, pseudo_label_logs}
+              amp: auto|bf16|off, device: auto|cpu|cuda, progress, pseudo_label_logs,
+              selection: last|best_on_test, select_every}
+    evaluation: {grid: native|official, grid_size}
 
 Profiles are partial run configs; a file is deep-merged over the profile it `extends` (chains are
 allowed), and the CLI's `--profile` is the same as an `extends:` on the file.
@@ -51,6 +54,10 @@ class DataConfig:
     spacing_mm: float = 0.0
     fov_mm: float = 0.0
     centre: str = "image"
+    # label_centred (the official SPCL input, methods/data/label_centred.py): window in native
+    # pixels, and what places the test crop ("label": the test label, as the official code)
+    crop_px: int = 160
+    test_centre: str = "label"
 
     def validate(self) -> None:
         for key in ("cache", "split", "dataset"):
@@ -63,7 +70,8 @@ class DataConfig:
     def region_spec(self):
         from methods.data.region import RegionSpec
 
-        return RegionSpec(self.region, self.img_size, self.spacing_mm, self.fov_mm, self.centre)
+        return RegionSpec(self.region, self.img_size, self.spacing_mm, self.fov_mm, self.centre, self.crop_px,
+                          self.test_centre)
 
 
 @dataclass
@@ -81,6 +89,11 @@ class TrainConfig:
     # log pseudo-label coverage (and, where the cache has labels for the unlabelled patients,
     # precision) per class every log_every steps; those labels never reach a loss
     pseudo_label_logs: bool = True
+    # which weights final.pt keeps (methods/selection.py): "last" (the harness) or "best_on_test"
+    # (the official script: every select_every iterations, the best of the method's networks by
+    # mean Dice on the test cases; uses the test labels, so never a default)
+    selection: str = "last"
+    select_every: int = 1000
 
     def validate(self) -> None:
         if self.amp not in ("auto", "bf16", "off"):
@@ -91,6 +104,26 @@ class TrainConfig:
             raise ValueError("iterations, checkpoint_every and log_every must be >= 1")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.selection not in ("last", "best_on_test"):
+            raise ValueError(f"selection must be 'last' or 'best_on_test', got {self.selection!r}")
+        if self.select_every < 1:
+            raise ValueError(f"select_every must be >= 1, got {self.select_every}")
+
+
+@dataclass
+class EvaluationConfig:
+    """How the test cases are scored (methods/evaluate.py). `grid: native` is the harness (native
+    grid, mm); `official` is the official SPCL test loop (the input window at `grid_size` px,
+    metrics in pixels, SPCL's empty-mask rule). Also used by `selection: best_on_test`."""
+
+    grid: str = "native"
+    grid_size: int = 224
+
+    def validate(self) -> None:
+        if self.grid not in ("native", "official"):
+            raise ValueError(f"grid must be 'native' or 'official', got {self.grid!r}")
+        if self.grid_size < 8:
+            raise ValueError(f"grid_size must be >= 8, got {self.grid_size}")
 
 
 @dataclass
@@ -106,6 +139,7 @@ class RunConfig:
     network: NetworkProfile = field(default_factory=NetworkProfile)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
     def to_dict(self) -> dict:
         """The resolved config, plain YAML types only (what `RUN/config.yaml` holds)."""
@@ -120,11 +154,13 @@ class RunConfig:
             "network": self.network.to_dict(),
             "augment": dataclasses.asdict(self.augment),
             "train": dataclasses.asdict(self.train),
+            "evaluation": dataclasses.asdict(self.evaluation),
         }
 
 
-_TOP_KEYS = ("method", "variant", "variant_base", "method_config", "seed", "out_dir", "data", "network", "augment", "train")
-_SECTIONS = ("data", "network", "augment", "train")
+_TOP_KEYS = ("method", "variant", "variant_base", "method_config", "seed", "out_dir", "data", "network", "augment", "train",
+             "evaluation")
+_SECTIONS = ("data", "network", "augment", "train", "evaluation")
 
 
 def deep_merge(base: dict, over: dict) -> dict:
@@ -213,6 +249,7 @@ def parse_run_config(raw: dict, where: str = "run config") -> RunConfig:
         network=_network(raw.get("network"), where),
         augment=build_config(AugmentConfig, raw.get("augment"), where=f"{where}: augment"),
         train=build_config(TrainConfig, _yaml_off(raw.get("train")), where=f"{where}: train"),
+        evaluation=build_config(EvaluationConfig, raw.get("evaluation"), where=f"{where}: evaluation"),
     )
 
 

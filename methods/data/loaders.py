@@ -93,9 +93,10 @@ def load_slices(cache, case_ids: list[str], region: Region | int, with_labels: b
     for cid in case_ids:
         case: Case = cache.load(cid)
         region.check_spacing(case.spacing, case.source or cid)
-        images.append(region.images(case.image, case.spacing))
+        centre = region.training_centre(case)
+        images.append(region.images(case.image, case.spacing, centre))
         if with_labels:
-            labels.append(region.labels(case.label, case.spacing))
+            labels.append(region.labels(case.label, case.spacing, centre))
         owners.extend([cid] * case.image.shape[0])
     return SliceSet(torch.cat(images), torch.cat(labels), owners)
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -44,8 +44,12 @@ from torch import Tensor
 
 from methods.api import ConfigError
 
-REGION_MODES = ("whole", "crop")
+REGION_MODES = ("whole", "crop", "label_centred")
 CENTRES = ("image", "labelled_mean", "two_pass")
+TEST_CENTRES = ("label", "predicted")  # label_centred only
+#: the official crop: 160 native pixels, window moved up by 24 rows (rows c-104 .. c+55)
+OFFICIAL_CROP_PX = 160
+OFFICIAL_ROW_SHIFT = 24
 SPLIT_KEY = "heart_centre"
 
 
@@ -117,11 +121,24 @@ class RegionSpec:
     spacing_mm: float = 0.0
     fov_mm: float = 0.0
     centre: str = "image"
+    crop_px: int = OFFICIAL_CROP_PX  # label_centred only
+    test_centre: str = "label"  # label_centred only
+
+    @property
+    def uses_test_label(self) -> bool:
+        """True when the evaluated case's own label places its input (label_centred, centre 'label')."""
+        return self.mode == "label_centred" and self.test_centre == "label"
 
     def validate(self) -> None:
         if self.mode not in REGION_MODES:
             raise ConfigError(f"data.region must be one of {list(REGION_MODES)}, got {self.mode!r}")
         if self.mode == "whole":
+            return
+        if self.mode == "label_centred":
+            if not (isinstance(self.crop_px, int) and self.crop_px >= 8):
+                raise ConfigError(f"data.crop_px must be an integer number of native pixels >= 8, got {self.crop_px!r}")
+            if self.test_centre not in TEST_CENTRES:
+                raise ConfigError(f"data.test_centre must be one of {list(TEST_CENTRES)}, got {self.test_centre!r}")
             return
         if not (self.spacing_mm > 0 and math.isfinite(self.spacing_mm)):
             raise ConfigError(f"data.spacing_mm must be a positive number of mm per pixel for region 'crop', got {self.spacing_mm!r}")
@@ -140,11 +157,18 @@ class RegionSpec:
         """One line for logs, CSV provenance and reports."""
         if self.mode == "whole":
             return f"whole slice resized to {self.img_size} px"
+        if self.mode == "label_centred":
+            at_test = ("the test label places the test crop" if self.test_centre == "label"
+                       else "the test crop is placed by a first-pass prediction")
+            return (f"label-centred {self.crop_px} px crop zoomed to {self.img_size} px (official SPCL input; "
+                    f"{at_test})")
         return f"crop {self.fov_mm:g} mm at {self.spacing_mm:g} mm/px ({self.img_size} px), centre {self.centre}"
 
 
-def region_from_data_config(data: dict | object, split: dict | None = None, split_path: str = "split") -> "Region":
-    """The Region of a run's `data` section (a DataConfig or its dict) and its split."""
+def region_from_data_config(data: dict | object, split: dict | None = None, split_path: str = "split",
+                            class_names: Sequence[str] = ()) -> "Region":
+    """The Region of a run's `data` section (a DataConfig or its dict), its split and the cache's
+    foreground class names."""
     get = data.get if isinstance(data, dict) else (lambda k, d=None: getattr(data, k, d))
     spec = RegionSpec(
         mode=str(get("region", "whole") or "whole"),
@@ -152,14 +176,23 @@ def region_from_data_config(data: dict | object, split: dict | None = None, spli
         spacing_mm=float(get("spacing_mm", 0.0) or 0.0),
         fov_mm=float(get("fov_mm", 0.0) or 0.0),
         centre=str(get("centre", "image") or "image"),
+        crop_px=int(get("crop_px", OFFICIAL_CROP_PX) or OFFICIAL_CROP_PX),
+        test_centre=str(get("test_centre", "label") or "label"),
     )
-    return make_region(spec, split, split_path)
+    return make_region(spec, split, split_path, class_names)
 
 
-def make_region(spec: RegionSpec, split: dict | None = None, split_path: str = "split") -> "Region":
+def make_region(spec: RegionSpec, split: dict | None = None, split_path: str = "split",
+                class_names: Sequence[str] = ()) -> "Region":
+    """The Region of `spec`; `class_names` (the cache's foreground names) tell `label_centred`
+    which structure to centre on."""
     spec.validate()
     if spec.mode == "whole":
         return WholeSlice(spec)
+    if spec.mode == "label_centred":
+        from methods.data.label_centred import LabelCentredRegion
+
+        return LabelCentredRegion(spec, class_names)
     offset = (0.0, 0.0)
     if spec.centre in ("labelled_mean", "two_pass"):
         record = (split or {}).get(SPLIT_KEY)
@@ -190,9 +223,43 @@ class Region(ABC):
     def describe(self) -> str:
         return self.spec.describe()
 
+    @property
+    def uses_test_label(self) -> bool:
+        """True when an evaluated case's own label places its input (flagged in CSVs and reports)."""
+        return self.spec.uses_test_label
+
     def base_centre(self, shape: tuple[int, int], spacing: Sequence[float]) -> tuple[float, float] | None:
         """The label-free centre (native pixel coordinates y, x) of a case; None for `whole`."""
         return None
+
+    def training_centre(self, case):
+        """Where a training case's input is placed (None: `base_centre`)."""
+        return None
+
+    def evaluation_centre(self, case):
+        """Where an evaluated case's (first-pass) input is placed."""
+        return self.base_centre(case.image.shape[-2:], case.spacing)
+
+    def refine_centre(self, pred: np.ndarray, centre):
+        """The second-pass centre from a first-pass prediction [Z, H, W] (`needs_first_pass`)."""
+        return prediction_centre(pred, centre)
+
+    def centre_slice(self, centre, sl: slice):
+        """The part of a case's centre that belongs to slices `sl` (per-slice centres are sliced)."""
+        return centre
+
+    def describe_centre(self, centre) -> str:
+        """The CSV's `region_centre`: native "y;x" pixels, empty for the whole slice."""
+        return "" if centre is None else f"{centre[0]:.2f};{centre[1]:.2f}"
+
+    def grid_spacing_mm(self, spacing: Sequence[float], native_hw: tuple[int, int]) -> tuple[float, float]:
+        """In-plane pixel size (mm; y, x) of this region's network grid for a case."""
+        raise NotImplementedError
+
+    def official_grid(self, size: int) -> "Region":
+        """This region with its network grid resampled to `size` px over the same field of view:
+        the grid the official evaluation scores on (methods/official_eval.py)."""
+        raise ConfigError(f"the official evaluation grid is not defined for data.region {self.spec.mode!r}")
 
     def check_spacing(self, spacing: Sequence[float], where: str) -> None:
         """Raise ConfigError naming `where` when the region needs a spacing the case lacks."""
@@ -229,6 +296,12 @@ class WholeSlice(Region):
     def to_native(self, logits, native_hw, spacing, centre=None):
         return resize_to_native(logits.float(), native_hw).argmax(1)
 
+    def official_grid(self, size):
+        return WholeSlice(replace(self.spec, img_size=int(size)))
+
+    def grid_spacing_mm(self, spacing, native_hw):
+        return (native_hw[0] * float(spacing[-2]) / self.img_size, native_hw[1] * float(spacing[-1]) / self.img_size)
+
 
 class CropRegion(Region):
     def __init__(self, spec: RegionSpec, offset_mm: tuple[float, float] = (0.0, 0.0)):
@@ -247,6 +320,12 @@ class CropRegion(Region):
                 f"{where}: in-plane spacing {values[-2:] if values else 'missing'} is not a positive number of mm, "
                 f"which data.region 'crop' needs to resample to {self.spec.spacing_mm:g} mm per pixel"
             )
+
+    def grid_spacing_mm(self, spacing, native_hw):
+        return (self.spec.spacing_mm, self.spec.spacing_mm)
+
+    def official_grid(self, size):
+        return CropRegion(replace(self.spec, img_size=int(size), spacing_mm=self.spec.fov_mm / int(size)), self.offset_mm)
 
     def base_centre(self, shape, spacing):
         h, w = shape[-2:]
