@@ -31,6 +31,7 @@ from analysis.formatting import Column, DisplayTable, Value, to_markdown
 from analysis.html import markdown_to_html
 from analysis.io import write_csv, write_text
 from analysis.naming import method_label, setting_label
+from analysis.protocol_chain import make_protocol_chain, protocol_steps
 from analysis.pseudo_label_curves import make_pseudo_label_figures
 from analysis.paper import REFERENCE_DIR, compare_metrics, compare_statistics, load_reference
 from analysis.policy import prepare_metrics, resolve_metric
@@ -92,6 +93,19 @@ def _figure_block(outcome: FigureOutcome, out: Path) -> str:
     return f"{images}\n\nFiles: {files}.\n"
 
 
+def _test_label_note(table: pd.DataFrame) -> str:
+    """A warning listing the runs whose numbers used test labels (label-centred test crop or
+    best_on_test selection): they are not fair test-set estimates."""
+    if "uses_test_label" not in table:
+        return ""
+    flagged = table[table["uses_test_label"].astype(str).str.lower().isin(("true", "1"))]
+    if flagged.empty:
+        return ""
+    runs = sorted({f"{method_label(r.method)}/{r.variant}" for r in flagged.itertuples()})
+    return ("\n**Test labels used** (test-set selection or a test-label-centred crop; not a fair test-set estimate): "
+            + ", ".join(runs) + ".\n")
+
+
 def _paper_section(diff: pd.DataFrame, summary_note: str) -> str:
     if diff.empty:
         return (summary_note + "No cell of this run matches a published cell (the paper reports SCD, ACDC and "
@@ -128,7 +142,7 @@ def analyse(opts: Options) -> Path:
 
     sections.append(Section("Input checks", f"{len(table)} per-case rows from "
                              f"{table['source_file'].nunique()} file(s); collected table: `tables/cases.csv`.\n\n"
-                             + quality_markdown(quality)))
+                             + quality_markdown(quality) + _test_label_note(table)))
 
     t1 = table1(table, hd95_column)
     t1.write(tables_dir)
@@ -195,6 +209,14 @@ def analyse(opts: Options) -> Path:
             f"`{p}`" for p in artefacts.unattributed) + ".\n"
     sections.append(Section("Figures", fig_body))
     not_produced += [f"{o.name}: {o.reason}" for o in outcomes if not o.produced]
+
+    if protocol_steps(opts.config):
+        chain, chain_fig = make_protocol_chain(table, opts.config, tables_dir, figures_dir, n_boot=opts.n_boot,
+                                               seed=opts.figures.seed)
+        body = (_table_block(chain) + "\n" if chain is not None else "") + _figure_block(chain_fig, out)
+        sections.append(Section("Protocol decomposition (official → fair)", body))
+        if not chain_fig.produced:
+            not_produced.append(f"{chain_fig.name}: {chain_fig.reason}")
 
     reference = load_reference(opts.reference_dir)
     diff = compare_metrics(metric_summaries(table, hd95_column), reference)

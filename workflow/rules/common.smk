@@ -98,6 +98,19 @@ def _check_config():
     sweep = config.get("sweep") or {}
     if sweep and not (sweep.get("gamma_s") and sweep.get("gamma_t")):
         _fail("sweep needs non-empty gamma_s and gamma_t lists")
+    proto = config.get("protocols") or {}
+    if proto:
+        if proto.get("dataset") not in DATASETS:
+            _fail(f"protocols.dataset {proto.get('dataset')!r} is not one of the datasets {sorted(DATASETS)}")
+        pcts = {pct_label(r["percent"]) for r in DATASETS[proto["dataset"]]["ratios"]}
+        if pct_label(proto.get("percent", -1)) not in pcts:
+            _fail(f"protocols.percent {proto.get('percent')!r} is not a ratio of dataset {proto['dataset']!r} ({sorted(pcts)})")
+        missing = sorted(set(proto.get("methods") or []) - set(registered))
+        if missing or not proto.get("methods"):
+            _fail(f"protocols.methods {proto.get('methods')!r}: give registered methods (unknown: {missing})")
+        names = [s.get("name") for s in proto.get("steps") or []]
+        if len(names) < 2 or len(set(names)) != len(names):
+            _fail(f"protocols.steps needs at least two steps with distinct names, got {names}")
 
 
 _check_config()
@@ -133,6 +146,18 @@ def _sweep_variants():
 
 SWEEP_VARIANTS = _sweep_variants()
 
+# The protocol decomposition (config/experiments/protocol_decomposition.yaml, analysis/protocol_chain.py):
+# variant "protocol_<step>" = the default method config under that step's run-config overrides.
+PROTOCOL_PREFIX = "protocol_"
+PROTOCOL_STEPS = {f"{PROTOCOL_PREFIX}{s['name']}": s for s in (config.get("protocols") or {}).get("steps") or []}
+
+
+def protocol_config(step):
+    """A step's run config before the run's own keys: its `profile` (default: the run's), then
+    `profile_overrides`, then the step's `overrides`, merged section by section."""
+    base = load_profile(step["profile"]) if step.get("profile") else PROFILE
+    return _deep_merge(base, step.get("overrides") or {})
+
 
 def _all_runs():
     runs = []
@@ -152,6 +177,11 @@ def _all_runs():
     for v in SWEEP_VARIANTS:
         for s in config["seeds"]:
             runs.append(Run(sweep["dataset"], pct_label(sweep["percent"]), "spcl", v, s))
+    proto = config.get("protocols") or {}
+    for v in PROTOCOL_STEPS:
+        for m in proto["methods"]:
+            for s in proto.get("seeds") or config["seeds"]:
+                runs.append(Run(proto["dataset"], pct_label(proto["percent"]), m, v, s))
     return list(dict.fromkeys(runs))  # de-duplicated, order kept
 
 
@@ -188,10 +218,11 @@ def _deep_merge(base, extra):
     return out
 
 
-def load_profile():
-    path = os.path.join(workflow.basedir, "config", "profiles", f"{config['profile']}.yaml")
+def load_profile(name=None):
+    name = name or config["profile"]
+    path = os.path.join(workflow.basedir, "config", "profiles", f"{name}.yaml")
     if not os.path.isfile(path):
-        _fail(f"profile {config['profile']!r}: {path} does not exist")
+        _fail(f"profile {name!r}: {path} does not exist")
     with open(path) as fh:
         prof = yaml.safe_load(fh) or {}
     return _deep_merge(prof, config.get("profile_overrides") or {})
@@ -203,13 +234,15 @@ PROFILE = load_profile()
 def run_config(wc):
     """The resolved run config (methods.train's RUN.yaml) for one training run."""
     run = Run(wc.dataset, wc.pct, wc.method, wc.variant, int(wc.seed))
-    cfg = copy.deepcopy(PROFILE)
+    cfg = copy.deepcopy(protocol_config(PROTOCOL_STEPS[run.variant]) if run.variant in PROTOCOL_STEPS else PROFILE)
     overrides = dict((config.get("method_config") or {}).get(run.method, {}))
     cfg["method"] = run.method
     cfg["variant"] = run.variant
     if run.variant in SWEEP_VARIANTS:
         cfg["variant_base"] = "default"
         overrides.update(SWEEP_VARIANTS[run.variant])
+    if run.variant in PROTOCOL_STEPS:
+        cfg["variant_base"] = "default"
     cfg["method_config"] = overrides
     cfg["seed"] = run.seed
     cfg["out_dir"] = run_dir(run)
