@@ -6,9 +6,12 @@ resized to `img_size`, or a field of view in mm around a label-free centre at a 
 the logits are mapped back to the native slice by the region's exact inverse (bilinear; outside a
 crop's field of view is background), and the argmax gives the label on the native grid, where the
 metrics are computed with the case's spacing. With the `two_pass` centre the first prediction
-places the crop of the second. No label of an evaluated case is read to place its region. Slices go through the network in batches, in eval mode, under `torch.inference_mode`, with
-bf16 autocast on CUDA. The official SPCL code instead scores a label resized to 224 px; scoring
-the native grid is what makes HD95 in mm meaningful (docs/metrics.md).
+places the crop of the second. No label of an evaluated case is read to place its region, except
+under the official variant `data.region: label_centred` (test_centre `label`), which the CSV's
+`uses_test_label` column flags. Slices go through the network in batches, in eval mode, under
+`torch.inference_mode`, with bf16 autocast on CUDA. The official SPCL code instead scores a label
+resized to 224 px (`evaluation.grid: official`, `official_grid_prediction`, a reported variant);
+scoring the native grid is what makes HD95 in mm meaningful (docs/metrics.md).
 
 Outputs (docs/architecture.md, "Evaluation outputs"):
 - a tidy DataFrame/CSV, one row per (case, foreground class), columns `RESULT_COLUMNS`;
@@ -24,7 +27,8 @@ Outputs (docs/architecture.md, "Evaluation outputs"):
 
 CLI:
     python -m methods.evaluate --checkpoint RUN/final.pt --cache DIR --split FILE --out CSV
-        [--role test] [--paper-compatible] [--predictions-dir DIR --prediction-cases N|ID ...]
+        [--role test] [--paper-compatible] [--grid native|official --grid-size 224]
+        [--predictions-dir DIR --prediction-cases N|ID ...]
         [--features FILE --features-per-class N] [--device auto]
 """
 
@@ -562,12 +566,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.predictions_dir and prediction_cases is None:
         prediction_cases = 2
     try:
+        grid = {k: v for k, v in (("grid", args.grid), ("grid_size", args.grid_size)) if v is not None}
         df = evaluate_checkpoint(
             args.checkpoint,
             args.cache,
             args.split,
             args.role,
             device=args.device,
+            **grid,
             paper_compatible=args.paper_compatible,
             batch_size=args.batch_size,
             predictions_dir=args.predictions_dir,
