@@ -45,8 +45,9 @@ no mask is empty):
 - Dice and Jaccard of two empty masks are NaN (SPCL divides 0 by 0 in torch);
 - HD95/ASD with an empty reference are NaN (medpy raises there, so SPCL's code would stop).
 Units are unchanged: `hd95_px` is the published number (no spacing); `hd95_mm` and `asd_mm` apply
-the same substitution with physical spacing. Not reproduced: SPCL scores labels resized to 224 px
-(we score the native grid) and reports ASD in pixels.
+the same substitution with physical spacing. SPCL scores labels resized to 224 px; by default we
+score the native grid, and `evaluation.grid: official` (methods/evaluate.py) scores SPCL's grid.
+Not reproduced: ASD in pixels.
 """
 
 from __future__ import annotations
