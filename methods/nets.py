@@ -24,14 +24,18 @@ Profiles (`NetworkProfile.arch`):
 - `unet` (phantom / CPU): a U-Net on a small encoder (default resnet18) with configurable decoder
   channels; the projection sits on the full-resolution decoder output.
 
-Pretrained weights (`encoder_weights`, e.g. "imagenet"; smp architectures only) are optional: we
-try to build with them with the Hugging Face hub forced offline, so weights already in the local
-cache are used and a missing file gives a warning and random initialisation instead of a download
-that hangs.
+Pretrained weights (`encoder_weights`) are optional:
+- a weight-set name such as "imagenet" (smp architectures only): we try to build with it with the
+  Hugging Face hub forced offline, so weights already in the local cache are used and a missing
+  file gives a warning and random initialisation instead of a download that hangs;
+- a path to a checkpoint file the user downloaded (any architecture): loaded into the encoder by
+  methods/encoder_weights.py (key mapping, strict missing/unexpected check, `ConfigError` naming
+  the file on any mismatch). Relative paths are read from the working directory.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -41,7 +45,9 @@ import torch
 from torch import Tensor, nn
 
 from methods.api import ConfigError
+from methods.encoder_weights import is_weights_path, load_encoder_weights
 
+log = logging.getLogger(__name__)
 ARCHS = ("unet", "deeplabv3plus", "deeplabv3plus_official")
 
 
@@ -57,7 +63,8 @@ class NetworkProfile:
 
     arch: str = "unet"  # "unet" | "deeplabv3plus" | "deeplabv3plus_official"
     encoder: str = "resnet18"  # official: resnet50 | resnet101
-    encoder_weights: str | None = None  # e.g. "imagenet" (smp only); used only if already cached locally
+    # "imagenet" (smp only; used only if already cached locally) or a checkpoint file path (any arch)
+    encoder_weights: str | None = None
     in_channels: int = 1  # official: 1 (repeated to 3 inside the encoder) or 3
     output_stride: int = 16  # deeplabv3plus (official: 8 or 16)
     atrous_rates: tuple[int, int, int] = (6, 12, 18)  # deeplabv3plus
@@ -81,6 +88,9 @@ class NetworkProfile:
         prof = cls(**d)
         if prof.arch not in ARCHS:
             raise ConfigError(f"network profile: arch must be one of {list(ARCHS)}, got {prof.arch!r}")
+        if prof.encoder_weights is not None and not isinstance(prof.encoder_weights, str):
+            raise ConfigError(f"network profile: encoder_weights must be a weight-set name, a file path or null, "
+                              f"got {prof.encoder_weights!r}")
         if prof.arch == "deeplabv3plus_official":
             prof._check_official()
         return prof
@@ -98,8 +108,12 @@ class NetworkProfile:
         stem = self.stem_channels
         if len(stem) != 3 or not all(isinstance(c, int) and c > 0 for c in stem):
             raise ConfigError(f"{where}: stem_channels must be three positive integers, got {list(stem)}")
-        if self.encoder_weights:
-            raise ConfigError(f"{where}: encoder_weights must be null (no weight set is cached for this network)")
+        if self.encoder_weights and not is_weights_path(self.encoder_weights):
+            raise ConfigError(
+                f"{where}: encoder_weights must be a checkpoint file path or null, got {self.encoder_weights!r} "
+                "(no weight set is cached for this network; give the downloaded ImageNet file, e.g. the "
+                "U2PL/DGCL resnet50.pth with stem_channels: [64, 64, 128])"
+            )
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -149,7 +163,7 @@ class SegNet(nn.Module):
 
 def _build_model(profile: NetworkProfile, num_classes: int, weights: str | None) -> tuple[nn.Module, int]:
     """(model with .encoder / .decoder / .segmentation_head, decoder feature channels).
-    `weights`: an smp weight-set name or None."""
+    `weights`: an smp weight-set name or None (files are loaded afterwards, `_build_offline`)."""
     if profile.arch == "deeplabv3plus_official":
         from methods.official_net import OfficialDeepLabV3Plus
 
@@ -190,6 +204,12 @@ def _drop_unused_resnet_stages(encoder: nn.Module, depth: int) -> None:
 
 
 def _build_offline(profile: NetworkProfile, num_classes: int) -> tuple[nn.Module, int]:
+    if is_weights_path(profile.encoder_weights):
+        model, feat_ch = _build_model(profile, num_classes, None)
+        report = load_encoder_weights(model.encoder, profile.encoder_weights,
+                                      official=profile.arch == "deeplabv3plus_official")
+        log.info(report.summary())
+        return model, feat_ch
     if not profile.encoder_weights:
         return _build_model(profile, num_classes, None)
     saved = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}

@@ -193,7 +193,7 @@ def test_paper_official_profile_builds_the_official_network_through_net_factory(
     ({"output_stride": 32}, "output_stride must be 8 or 16"),
     ({"stem_channels": [64, 64]}, "stem_channels must be three positive integers"),
     ({"in_channels": 2}, "in_channels must be 1"),
-    ({"encoder_weights": "imagenet"}, "encoder_weights must be"),
+    ({"encoder_weights": "imagenet"}, "must be a checkpoint file path or null"),
     ({"arch": "deeplabv3"}, "arch must be one of"),
 ])
 def test_profile_errors_name_the_setting(override, message):
