@@ -101,9 +101,9 @@ class DeepStemResNetEncoder(nn.Module):
         self.output_stride = output_stride
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        if x.shape[1] not in (1, self.in_channels) or (x.shape[1] == 1 and self.in_channels == 3):
+        if x.shape[1] != self.in_channels:
             raise ValueError(f"input has {x.shape[1]} channels; this encoder takes {self.in_channels}")
-        h = x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x
+        h = x.repeat(1, 3, 1, 1) if self.in_channels == 1 else x  # the official grey slice, repeated
         stem = self.act1(self.bn1(self.conv1(h)))
         l1 = self.layer1(self.maxpool(stem))
         l2 = self.layer2(l1)

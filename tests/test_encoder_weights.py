@@ -14,7 +14,7 @@ from methods.api import ConfigError
 from methods.checkpoint import build_method
 from methods.encoder_weights import is_weights_path, load_encoder_weights, read_state_dict
 from methods.nets import NetFactory, NetworkProfile
-from methods.official_net import DeepStemResNetEncoder
+from methods.official_net import U2PL_STEM, DeepStemResNetEncoder
 
 BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
@@ -58,7 +58,7 @@ def u2pl_state():
 
 @pytest.fixture(scope="module")
 def u2pl_encoder():
-    return DeepStemResNetEncoder("resnet50", stem_channels=(64, 64, 128))
+    return DeepStemResNetEncoder("resnet50", stem_channels=U2PL_STEM)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 from methods.api import ConfigError
 from methods.nets import NetFactory, NetworkProfile
-from methods.official_net import DeepStemResNetEncoder, OfficialDeepLabV3Plus
+from methods.official_net import U2PL_STEM, DeepStemResNetEncoder, OfficialDeepLabV3Plus
 from methods.runconfig import load_raw, parse_run_config, profile_path
 
 
@@ -28,7 +28,7 @@ def spcl_net():
 @pytest.fixture(scope="module")
 def u2pl_encoder():
     torch.manual_seed(0)
-    return DeepStemResNetEncoder("resnet50", stem_channels=(64, 64, 128))
+    return DeepStemResNetEncoder("resnet50", stem_channels=U2PL_STEM)
 
 
 def _conv_shapes(enc):
