@@ -1,4 +1,5 @@
-"""`python -m methods list`: the registered methods, their one-line descriptions and variants.
+"""`python -m methods list`: the registered methods (one-line descriptions, variants) and the
+network/training profiles in config/profiles/ (network, input size, iterations).
 
 Also the `spcl-bench` console script: `spcl-bench list`, `spcl-bench train --config RUN.yaml ...`.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from methods.api import list_methods
+from methods.api import ConfigError, list_methods
 
 
 def format_methods() -> str:
@@ -16,6 +17,27 @@ def format_methods() -> str:
     for name, cls in list_methods().items():
         lines.append(f"{name:<14} {cls.description}")
         lines.append(f"{'':<14} variants: {', '.join(['default', *sorted(cls.variants)])}")
+    return "\n".join(lines)
+
+
+def format_profiles() -> str:
+    """One line per profile in config/profiles/ (resolved through its `extends` chain)."""
+    from methods.nets import NetworkProfile
+    from methods.runconfig import PROFILE_DIR, DataConfig, TrainConfig, load_raw
+
+    lines = []
+    for path in sorted(PROFILE_DIR.glob("*.yaml")):
+        try:
+            raw = load_raw(path)
+            net = NetworkProfile.from_dict(raw.get("network"))
+        except ConfigError as exc:
+            lines.append(f"{path.stem:<16} (invalid: {exc})")
+            continue
+        stem = f" (stem {list(net.stem_channels)})" if net.arch == "deeplabv3plus_official" else ""
+        img = (raw.get("data") or {}).get("img_size", DataConfig.img_size)
+        iters = (raw.get("train") or {}).get("iterations", TrainConfig.iterations)
+        lines.append(f"{path.stem:<16} {net.arch}, {net.encoder}{stem}, encoder_weights {net.encoder_weights}, "
+                     f"{img} px, {iters} iterations")
     return "\n".join(lines)
 
 
@@ -31,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[1:]:
         parser.error(f"'list' takes no arguments, got {argv[1:]}")
     print(format_methods())
+    print(f"\nprofiles (config/profiles/; `--profile NAME` or `extends: NAME`):\n{format_profiles()}")
     return 0
 
 

@@ -110,7 +110,9 @@ def build_method(config: dict, data_info: dict, num_classes: int, device: str | 
 
     cls = get_method(config["method"])
     cfg = resolve_variant(cls, config.get("variant"), config.get("method_config"), base=config.get("variant_base"))
-    factory = NetFactory(NetworkProfile.from_dict(config.get("network")), num_classes)
+    # the trained state replaces every weight: no pretrained file (or cache) is needed to rebuild
+    network = {**(config.get("network") or {}), "encoder_weights": None}
+    factory = NetFactory(NetworkProfile.from_dict(network), num_classes)
     method = cls(cfg=cfg, net_factory=factory, num_classes=num_classes, max_iters=config["train"]["iterations"], data_info=data_info)
     return method.to(device)
 

@@ -54,3 +54,18 @@ def test_methods_list_prints_every_method_with_its_description(capsys):
     out = capsys.readouterr().out
     for line in ("suponly ", "Supervised only: 0.5 (CE + Dice)", "meanteacher ", "variants: default"):
         assert line in out
+
+
+def test_methods_list_shows_every_profile_and_each_profile_is_a_valid_network(capsys):
+    from methods.nets import NetworkProfile
+    from methods.runconfig import PROFILE_DIR, load_raw
+
+    names = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+    assert {"cpu", "acdc_cpu", "paper", "paper_official"} <= set(names)
+    assert methods_main(["list"]) == 0
+    out = capsys.readouterr().out
+    listed = {line.split()[0] for line in out.split("profiles (", 1)[1].splitlines()[1:] if line.strip()}
+    assert listed == set(names)
+    assert "paper_official   deeplabv3plus_official, resnet50 (stem [64, 64, 64])" in out
+    for name in names:  # each profile, through its extends chain, is a valid network section
+        NetworkProfile.from_dict(load_raw(PROFILE_DIR / f"{name}.yaml").get("network"))
