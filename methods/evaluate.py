@@ -550,6 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="per-case CSV to write (atomically)")
     p.add_argument("--role", default="test", choices=("test", "val", "train_labelled", "train_unlabelled"))
     p.add_argument("--paper-compatible", action="store_true", help="SPCL's empty-prediction convention (docs/metrics.md)")
+    p.add_argument("--grid", choices=GRIDS, help="score on the native grid or the official SPCL test grid "
+                   "(default: the run config's evaluation.grid, else native)")
+    p.add_argument("--grid-size", type=int, help="official grid size in px (default: evaluation.grid_size, else 224)")
     p.add_argument("--predictions-dir", help="save predictions/<case_id>.npz here")
     p.add_argument("--prediction-cases", nargs="+", metavar="N|ID", help="first N cases, or case ids (default: 2)")
     p.add_argument("--features", help="write a class-balanced projection-feature sample (npz) here")

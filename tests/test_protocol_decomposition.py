@@ -99,7 +99,7 @@ def tiny_chain(tmp_path):
         "method_config": {"spcl": {"bank_size": 1, "warmup_iters": 0}, "dgcl": {"warmup_iters": 0}},
         "protocols": {"dataset": "phantom", "percent": 20, "methods": ["suponly", "spcl"], "steps": steps},
         "evaluation": {"prediction_cases": 1, "features_per_class": 10},
-        "figures": {"tsne_methods": ["spcl"], "tsne_points_per_panel": 30},
+        "figures": {"tsne_methods": ["spcl"], "tsne_points_per_panel": 60},
     }
 
 
