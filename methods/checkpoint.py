@@ -15,7 +15,6 @@ to rebuild the method without opening the cache.
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,14 @@ from typing import Any
 import torch
 
 from methods.api import ConfigError, Method
+from methods.atomic import atomic_path
+from methods.runconfig import BOOKKEEPING_KEYS
 
 FORMAT_VERSION = 1
 
 #: run-config entries that may differ between a checkpoint and the run resuming it (they do not
-#: change the numbers): everything else must match exactly.
-COSMETIC_KEYS = {("out_dir",), ("train", "progress"), ("train", "log_every"), ("train", "checkpoint_every")}
+#: change the numbers): everything else must match exactly. One list for the engine and the workflow.
+COSMETIC_KEYS = BOOKKEEPING_KEYS
 
 
 class CheckpointError(ConfigError):
@@ -36,16 +37,10 @@ class CheckpointError(ConfigError):
 
 
 def save_atomic(obj: dict, path: str | Path) -> None:
-    """torch.save to a temporary sibling, then rename: a crash never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    """torch.save to a temporary sibling of this process's own, then rename: a crash never leaves a
+    half-written file, and two copies of one run never write into the same temporary file."""
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -67,7 +62,7 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def config_differences(saved: dict, current: dict, prefix: tuple = ()) -> list[str]:
-    """Human-readable 'key: saved != current' entries, ignoring COSMETIC_KEYS."""
+    """Human-readable 'key: saved != current' entries, ignoring the bookkeeping settings."""
     diffs = []
     for key in sorted(set(saved) | set(current)):
         where = (*prefix, key)

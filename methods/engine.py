@@ -23,6 +23,7 @@ optimiser and schedule, device and precision, logging, the NaN guard and checkpo
   upsampling) have no deterministic implementation, so CUDA runs agree to rounding only.
 - Completion: `final.pt` is written, then `checkpoints/last.pt` is deleted (it would double the
   disk use of every run); running a completed run again checks the config and does nothing.
+- Files are written through temporary names of their own (methods/atomic.py), then renamed.
 - Pseudo-label diagnostics (`train.pseudo_label_logs`, methods/pseudo_label_logs.py): per-class
   coverage, and precision where the cache has labels for the unlabelled patients, accumulated
   between logs; those labels travel beside the batch and never into it.
@@ -38,7 +39,6 @@ import contextlib
 import csv
 import dataclasses
 import logging
-import os
 import random
 import time
 from pathlib import Path
@@ -49,6 +49,7 @@ import torch
 from torch import Tensor
 
 from methods.api import Batch, ConfigError, Method, get_method, resolve_variant
+from methods.atomic import atomic_path
 from methods.augment import CommonAugment, with_overrides
 from methods.checkpoint import (
     FORMAT_VERSION,
@@ -158,12 +159,10 @@ class CsvLog:
         self._rewrite()
 
     def _rewrite(self) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with tmp.open("w", newline="") as f:
+        with atomic_path(self.path) as tmp, tmp.open("w", newline="") as f:
             w = csv.DictWriter(f, self.columns, restval="")
             w.writeheader()
             w.writerows(self.rows)
-        os.replace(tmp, self.path)
 
     def append(self, rows: list[dict[str, float]]) -> None:
         new = [k for r in rows for k in r if k not in self.columns]
@@ -401,9 +400,8 @@ class Trainer:
         arrays = samples() if callable(samples) else None
         path = self.run_dir / "similarities.npz"
         if arrays:
-            tmp = path.with_name(".similarities.tmp.npz")
-            np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp, tmp.open("wb") as f:  # a file object: savez adds no ".npz"
+                np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
         else:
             path.unlink(missing_ok=True)  # never leave a file from an earlier configuration
 

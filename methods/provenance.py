@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from methods.atomic import write_text_atomic
+
 FILE_NAME = "environment.json"
 
 
@@ -63,7 +65,5 @@ def append_session(run_dir: str | Path, session: dict[str, Any]) -> Path:
         except (json.JSONDecodeError, AttributeError):
             sessions = []
     sessions.append(session)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"sessions": sessions}, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps({"sessions": sessions}, indent=1) + "\n")
     return path

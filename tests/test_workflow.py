@@ -34,6 +34,7 @@ import torch
 import yaml
 
 from fixtures_datasets import write_acdc_fixture, write_mnms_fixture, write_scd_fixture
+from methods.runconfig import run_identity
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
@@ -207,7 +208,7 @@ def test_a_configfile_replaces_the_default_config(raw_roots, tmp_path):
 
     run_cfg = yaml.safe_load((tmp_path / run_yaml).read_text())
     paper_profile = yaml.safe_load((REPO / "config" / "profiles" / "paper.yaml").read_text())
-    assert run_cfg["train"] == paper_profile["train"]  # 6000 iterations, not the phantom's 300
+    assert run_cfg["train"] == run_identity(paper_profile)["train"]  # 6000 iterations, not the phantom's 300
     assert run_cfg["network"] == paper_profile["network"]
     assert (run_cfg["method"], run_cfg["variant"], run_cfg["seed"]) == ("spcl", "default", 0)
     assert run_cfg["data"]["split"] == "results/paper/data/acdc/splits/r5_s0.json"
@@ -341,6 +342,69 @@ def test_tiny_workflow_produces_every_output_and_then_has_nothing_to_do(tmp_path
     again = snakemake(tmp_path, config, cores=2)
     assert again.returncode == 0, again.stdout[-3000:]
     assert "Nothing to be done" in again.stdout, again.stdout[-3000:]
+
+
+# ------------------------------------------------------------------------------------------------
+# only settings that change the numbers rerun a training job
+
+
+def _two_run_config() -> dict:
+    """tests/workflow_configs/tiny.yaml cut to two runs: SupOnly and the mean teacher."""
+    cfg = yaml.safe_load((CONFIGS / "tiny.yaml").read_text())
+    for key in ("ablations", "sweep", "method_config", "figures"):
+        cfg.pop(key, None)
+    cfg.update(methods=["suponly", "meanteacher"], control="suponly")
+    return cfg
+
+
+def _changed(cfg: dict, change) -> dict:
+    out = yaml.safe_load(yaml.safe_dump(cfg))
+    change(out)
+    return out
+
+
+# every bookkeeping setting a workflow config can reach (methods.runconfig.BOOKKEEPING_KEYS: out_dir
+# is the run's folder), and the threads per job
+BOOKKEEPING_CHANGES = {
+    "train.checkpoint_every": lambda c: c["profile_overrides"]["train"].update(checkpoint_every=3),
+    "train.log_every": lambda c: c["profile_overrides"]["train"].update(log_every=2),
+    "train.progress": lambda c: c["profile_overrides"]["train"].update(progress=False),
+    "train.pseudo_label_logs": lambda c: c["profile_overrides"]["train"].update(pseudo_label_logs=False),
+    "threads_per_job": lambda c: c.update(threads_per_job=2),
+}
+
+
+@pytest.mark.slow
+def test_only_settings_that_change_the_numbers_rerun_a_training_job(tmp_path):
+    from methods.runconfig import BOOKKEEPING_KEYS
+
+    assert {".".join(k) for k in BOOKKEEPING_KEYS} - {"out_dir"} <= set(BOOKKEEPING_CHANGES)
+    cfg = _two_run_config()
+    runs = sorted(expected_runs(cfg))
+    targets = tuple(f"results/tiny/runs/{run_key(r)}/final.pt" for r in runs)
+    done = snakemake(tmp_path, write_yaml(cfg, tmp_path / "base.yaml"), targets=targets, cores=2)
+    assert done.returncode == 0, done.stdout[-3000:]
+
+    for name, change in BOOKKEEPING_CHANGES.items():
+        configfile = write_yaml(_changed(cfg, change), tmp_path / "changed.yaml")
+        plan = snakemake(tmp_path, configfile, "-n", targets=targets)
+        assert plan.returncode == 0, plan.stdout[-3000:]
+        assert "Nothing to be done" in plan.stdout, f"{name} planned jobs:\n{plan.stdout[-3000:]}"
+
+    # lr changes every run: each is planned again, with the current bookkeeping on its command line
+    lr_and_interval = _changed(cfg, lambda c: c["profile_overrides"]["train"].update(lr=0.02, checkpoint_every=3))
+    plan = snakemake(tmp_path, write_yaml(lr_and_interval, tmp_path / "lr.yaml"), "-n", "-p", targets=targets)
+    assert plan.returncode == 0, plan.stdout[-3000:]
+    assert job_counts(plan.stdout) == {"run_config": 2, "train": 2}
+    assert plan.stdout.count("--set=train.checkpoint_every=3") == 2
+    # a method's own setting changes that method's runs only
+    mt_only = _changed(cfg, lambda c: c.update(method_config={"meanteacher": {"ema_decay": 0.99}}))
+    plan = snakemake(tmp_path, write_yaml(mt_only, tmp_path / "mt.yaml"), "-n", "-p", targets=targets)
+    assert plan.returncode == 0, plan.stdout[-3000:]
+    assert job_counts(plan.stdout) == {"run_config": 1, "train": 1}
+    planned = re.findall(r"^\s+output: (.+)$", plan.stdout, re.M)
+    assert sorted(planned) == ["results/tiny/runs/phantom/r20/meanteacher/default/s0/final.pt",
+                               "results/tiny/runs/phantom/r20/meanteacher/default/s0/run.yaml"], planned
 
 
 # ------------------------------------------------------------------------------------------------
