@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="settings",
                    help="a setting that does not change the numbers, e.g. train.checkpoint_every=250 "
                         "(repeatable; VALUE is read as YAML)")
+    p.add_argument("--if-running", choices=["wait", "fail"], default="wait",
+                   help="when another copy of this run is training (RUN/train.lock names a live process or SLURM "
+                        "job): wait for it to end (default; then the run is complete or resumes from its "
+                        "checkpoint) or stop with an error")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, i.e. OMP_NUM_THREADS or all cores); "
                    "on a shared CPU 1 thread per job is often several times faster than oversubscribing")
     return p
@@ -65,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                               bookkeeping=parse_settings(args.settings))
         if args.no_progress:
             cfg.train.progress = False
-        run_dir = train(cfg)
+        run_dir = train(cfg, if_running=args.if_running)
     except (ConfigError, SplitError, DatasetFormatError, NonFiniteLossError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
