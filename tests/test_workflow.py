@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import re
 import shutil
@@ -66,10 +67,17 @@ def snakemake_cmd(workdir: Path, configfile: Path | None, *options: str, targets
 
 
 def snakemake(workdir: Path, configfile: Path | None, *options: str, targets: tuple[str, ...] = (), cores: int = 1,
-              timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run Snakemake in `workdir` (also its cwd, as a user would from there); stdout + stderr in `.stdout`."""
+              timeout: float = 900, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run Snakemake in `workdir` (also its cwd, as a user would from there); stdout + stderr in `.stdout`.
+    `env`: variables set (or, with None as the value, removed) on top of `_env()`."""
+    environment = _env()
+    for key, value in (env or {}).items():
+        if value is None:
+            environment.pop(key, None)
+        else:
+            environment[key] = value
     return subprocess.run(snakemake_cmd(workdir, configfile, *options, targets=targets, cores=cores), cwd=workdir,
-                          env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+                          env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -405,6 +413,35 @@ def test_only_settings_that_change_the_numbers_rerun_a_training_job(tmp_path):
     planned = re.findall(r"^\s+output: (.+)$", plan.stdout, re.M)
     assert sorted(planned) == ["results/tiny/runs/phantom/r20/meanteacher/default/s0/final.pt",
                                "results/tiny/runs/phantom/r20/meanteacher/default/s0/run.yaml"], planned
+
+
+# ------------------------------------------------------------------------------------------------
+# several GPUs on one machine: one per job
+
+
+@pytest.mark.slow
+def test_with_two_gpu_slots_concurrent_training_jobs_get_distinct_gpus(tmp_path):
+    """`--resources gpu=2` with gpus_per_job 1 and a stand-in CUDA_VISIBLE_DEVICES=5,7 on a CPU
+    machine: every job trains on the CPU (no such GPU), each holds one of the two slots, and two
+    jobs that ran at the same time never had the same one (methods/gpu_slots.py)."""
+    cfg = _two_run_config()
+    cfg.update(seeds=[0, 1], gpus_per_job=1)
+    runs = sorted(expected_runs(cfg))
+    targets = tuple(f"results/tiny/runs/{run_key(r)}/final.pt" for r in runs)
+    result = snakemake(tmp_path, write_yaml(cfg, tmp_path / "gpus.yaml"), "--resources", "gpu=2", targets=targets,
+                       cores=2, env={"CUDA_VISIBLE_DEVICES": "5,7", "SPCL_BENCH_GPU_SLOTS_DIR": str(tmp_path / "slots"),
+                                     "SLURM_JOB_ID": None, "SPCL_BENCH_GPU_SLOTS": None})
+    assert result.returncode == 0, result.stdout[-3000:]
+    sessions = []
+    for run in runs:
+        env = json.loads((tmp_path / "results/tiny/runs" / run_key(run) / "environment.json").read_text())["sessions"]
+        assert len(env) == 1 and env[0]["device"] == "cpu", run
+        sessions.append(env[0])
+    assert {s["cuda_visible_devices"] for s in sessions} == {"5", "7"}  # one slot each, both in use
+    for i, a in enumerate(sessions):
+        for b in sessions[i + 1:]:
+            if a["started"] < b["finished"] and b["started"] < a["finished"]:  # ran at the same time
+                assert a["cuda_visible_devices"] != b["cuda_visible_devices"], (a, b)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -64,6 +64,6 @@ rule train:
         mem_mb=config["mem_mb_per_job"],
         runtime=config["runtime_min_per_job"],
     shell:
-        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
+        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} {GPU_SLOTS} --gpus {resources.gpu} -- "
         "python -m methods.train --config {input.cfg:q} --out {params.run_dir:q} {TRAIN_BOOKKEEPING} "
         "--no-progress > {log:q} 2>&1"
