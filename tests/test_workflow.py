@@ -483,17 +483,22 @@ def _alive_in_group(pgid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_a_killed_training_job_resumes_from_its_checkpoint(tmp_path):
-    config = CONFIGS / "resume.yaml"
-    iterations = yaml.safe_load(config.read_text())["profile_overrides"]["train"]["iterations"]
+def test_a_killed_training_job_resumes_from_its_checkpoint_with_the_same_command(tmp_path):
+    """SIGKILL of Snakemake and its training job leaves Snakemake's lock; the same command removes
+    it (no Snakemake holds it any more), reruns the training job, which resumes from its checkpoint
+    with the interval changed meanwhile (a bookkeeping setting: run.yaml is not rewritten)."""
+    cfg = yaml.safe_load((CONFIGS / "resume.yaml").read_text())
+    config = write_yaml(cfg, tmp_path / "resume.yaml")
+    iterations = cfg["profile_overrides"]["train"]["iterations"]
     run_dir = tmp_path / "results/resume/runs/phantom/r20/suponly/default/s0"
     target = str((run_dir / "final.pt").relative_to(tmp_path))
 
-    cmd = snakemake_cmd(tmp_path, config, targets=(target,))
+    cmd = snakemake_cmd(tmp_path, config, "--rerun-incomplete", targets=(target,))
     _kill_when_checkpointed(cmd, tmp_path, run_dir, tmp_path / "killed.log")
     assert not (run_dir / "final.pt").exists(), "the run finished before it was killed: raise its iterations"
     killed_at = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["iteration"]
     assert 0 < killed_at < iterations and killed_at % 5 == 0  # checkpoint_every: 5
+    assert list((tmp_path / ".snakemake" / "locks").glob("*.lock")), "SIGKILL left no lock: nothing to test"
 
     # A marker in the killed run's log: a resumed run keeps the rows before its checkpoint as they
     # are on disk, a restarted one writes them anew.
@@ -505,12 +510,16 @@ def test_a_killed_training_job_resumes_from_its_checkpoint(tmp_path):
         writer.writeheader()
         writer.writerows(rows)
 
-    # as documented in config/README.md: a hard kill leaves Snakemake's lock; remove it, run again
-    unlock = snakemake(tmp_path, config, "--unlock", targets=(target,))
-    assert unlock.returncode == 0, unlock.stdout[-3000:]
-    rerun = snakemake(tmp_path, config, "--rerun-incomplete", targets=(target,))
+    cfg["profile_overrides"]["train"]["checkpoint_every"] = 7  # changed before the restart
+    write_yaml(cfg, config)
+    rerun = subprocess.run(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=900)  # the same command, no --unlock
     assert rerun.returncode == 0, rerun.stdout[-3000:]
+    assert "removed Snakemake's lock" in rerun.stdout
     assert re.search(r"^train\s+1$", rerun.stdout, re.M) and not re.search(r"^run_config\s", rerun.stdout, re.M)
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["checkpoint_every"] == 7
+    sessions = json.loads((run_dir / "environment.json").read_text())["sessions"]
+    assert [(x["from_iteration"], x["to_iteration"]) for x in sessions] == [(killed_at, iterations)]
 
     assert (run_dir / "final.pt").is_file() and not (run_dir / "checkpoints" / "last.pt").exists()
     resumed = read_log(run_dir / "log.csv")
@@ -519,5 +528,41 @@ def test_a_killed_training_job_resumes_from_its_checkpoint(tmp_path):
     run_cfg = yaml.safe_load((run_dir / "run.yaml").read_text())["train"]
     poly = lambda it: run_cfg["lr"] * (1 - it / iterations) ** run_cfg["poly_power"]  # noqa: E731
     assert float(resumed[killed_at]["lr"]) == pytest.approx(poly(killed_at), rel=1e-5)  # the schedule went on
-    assert (tmp_path / "results/resume/logs/train/phantom/r20/suponly/default/s0.log").read_text().strip().endswith(
-        "finished: results/resume/runs/phantom/r20/suponly/default/s0")
+    train_log = (tmp_path / "results/resume/logs/train/phantom/r20/suponly/default/s0.log").read_text()
+    assert "no longer runs; taking it over" in train_log  # the killed job's train.lock
+    assert train_log.strip().endswith("finished: results/resume/runs/phantom/r20/suponly/default/s0")
+
+
+@pytest.mark.slow
+def test_the_lock_of_a_running_snakemake_is_never_removed(tmp_path):
+    """The same command started while the first still runs stops with Snakemake's LockException
+    and says why the lock stays; the running workflow keeps its lock and goes on."""
+    cfg = yaml.safe_load((CONFIGS / "resume.yaml").read_text())
+    cfg["profile_overrides"]["train"]["iterations"] = 10**6  # it runs until this test stops it
+    config = write_yaml(cfg, tmp_path / "long.yaml")
+    run_dir = tmp_path / "results/resume/runs/phantom/r20/suponly/default/s0"
+    target = str((run_dir / "final.pt").relative_to(tmp_path))
+    cmd = snakemake_cmd(tmp_path, config, targets=(target,))
+    locks = tmp_path / ".snakemake" / "locks"
+    with (tmp_path / "first.log").open("w") as fh:
+        first = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=fh, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+    try:
+        deadline = time.monotonic() + 900  # a guard against a hang, not a timing assertion
+        while not (run_dir / "log.csv").exists():  # training: the lock has long been taken
+            assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        held = sorted(p.read_text() for p in locks.glob("*.lock"))
+        assert held
+
+        second = subprocess.run(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, timeout=900)
+        assert second.returncode != 0 and "LockException" in second.stdout, second.stdout[-3000:]
+        assert "Snakemake's lock in" in second.stdout and "is kept" in second.stdout
+        assert "--unlock" in second.stdout  # the two commands for when the other one is known to be gone
+        assert first.poll() is None and sorted(p.read_text() for p in locks.glob("*.lock")) == held
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
