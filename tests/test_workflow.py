@@ -8,9 +8,15 @@
 - a tiny phantom config (tests/workflow_configs/tiny.yaml) runs end to end to every figure and
   every table but Table 2 (one setting; the report must say so), REPORT.md/.html, logs,
   benchmarks and provenance, and a second invocation has nothing to do;
-- a training job killed with the whole Snakemake process group resumes from its checkpoint when
-  the command is run again (that the resumed weights are bit-identical to an uninterrupted run's
-  is the engine's own test, tests/test_engine.py; here it would cost one more training process).
+- a training job killed with the whole Snakemake process group (SIGKILL) resumes from its
+  checkpoint when the same command is run again, without --unlock, and with a checkpoint interval
+  changed meanwhile (that the resumed weights are bit-identical to an uninterrupted run's is the
+  engine's own test, tests/test_engine.py; here it would cost one more training process); the
+  same command started beside a running workflow leaves that workflow's lock alone;
+- changing a bookkeeping setting (methods.runconfig.BOOKKEEPING_KEYS, threads_per_job) on finished
+  runs plans no job, changing lr plans every run, a method's own setting that method's runs;
+- with `--resources gpu=2` and a stand-in CUDA_VISIBLE_DEVICES=5,7 on the CPU, jobs that train at
+  the same time hold different GPU slots.
 
 Every invocation gets its own working directory (Snakemake locks it) and `--workflow-profile
 none` (the repo's profiles/default must not leak in).
