@@ -27,10 +27,6 @@ from methods.runconfig import BOOKKEEPING_KEYS
 
 FORMAT_VERSION = 1
 
-#: run-config entries that may differ between a checkpoint and the run resuming it (they do not
-#: change the numbers): everything else must match exactly. One list for the engine and the workflow.
-COSMETIC_KEYS = BOOKKEEPING_KEYS
-
 
 class CheckpointError(ConfigError):
     """A checkpoint is unreadable or belongs to another method, config or network shape."""
@@ -62,11 +58,13 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def config_differences(saved: dict, current: dict, prefix: tuple = ()) -> list[str]:
-    """Human-readable 'key: saved != current' entries, ignoring the bookkeeping settings."""
+    """Human-readable 'key: saved != current' entries, ignoring the bookkeeping settings
+    (`methods.runconfig.BOOKKEEPING_KEYS`, the list the workflow's run.yaml leaves out too): only
+    what changes the numbers must match before a run resumes or a final.pt is accepted."""
     diffs = []
     for key in sorted(set(saved) | set(current)):
         where = (*prefix, key)
-        if where in COSMETIC_KEYS:
+        if where in BOOKKEEPING_KEYS:
             continue
         a, b = saved.get(key, "<absent>"), current.get(key, "<absent>")
         if isinstance(a, dict) and isinstance(b, dict):
