@@ -11,6 +11,12 @@ from snakemake.utils import min_version, validate
 
 min_version("8.0")
 
+# A restart after a hard kill (SIGKILL, node failure) works with the same command: a lock that no
+# running Snakemake can hold is removed here, before Snakemake checks it (methods/snakemake_lock.py).
+from methods.snakemake_lock import at_startup
+
+at_startup(workflow)
+
 
 # config/config.yaml is the default, not a base: a --configfile replaces it. (Snakemake would merge
 # the two, so a key the paper config leaves out, e.g. the phantom's 300 iterations in

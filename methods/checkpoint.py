@@ -15,7 +15,6 @@ to rebuild the method without opening the cache.
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,10 @@ from typing import Any
 import torch
 
 from methods.api import ConfigError, Method
+from methods.atomic import atomic_path
+from methods.runconfig import BOOKKEEPING_KEYS
 
 FORMAT_VERSION = 1
-
-#: run-config entries that may differ between a checkpoint and the run resuming it (they do not
-#: change the numbers): everything else must match exactly.
-COSMETIC_KEYS = {("out_dir",), ("train", "progress"), ("train", "log_every"), ("train", "checkpoint_every")}
 
 
 class CheckpointError(ConfigError):
@@ -36,16 +33,10 @@ class CheckpointError(ConfigError):
 
 
 def save_atomic(obj: dict, path: str | Path) -> None:
-    """torch.save to a temporary sibling, then rename: a crash never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    """torch.save to a temporary sibling of this process's own, then rename: a crash never leaves a
+    half-written file, and two copies of one run never write into the same temporary file."""
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -67,11 +58,13 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def config_differences(saved: dict, current: dict, prefix: tuple = ()) -> list[str]:
-    """Human-readable 'key: saved != current' entries, ignoring COSMETIC_KEYS."""
+    """Human-readable 'key: saved != current' entries, ignoring the bookkeeping settings
+    (`methods.runconfig.BOOKKEEPING_KEYS`, the list the workflow's run.yaml leaves out too): only
+    what changes the numbers must match before a run resumes or a final.pt is accepted."""
     diffs = []
     for key in sorted(set(saved) | set(current)):
         where = (*prefix, key)
-        if where in COSMETIC_KEYS:
+        if where in BOOKKEEPING_KEYS:
             continue
         a, b = saved.get(key, "<absent>"), current.get(key, "<absent>")
         if isinstance(a, dict) and isinstance(b, dict):

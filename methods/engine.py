@@ -23,6 +23,9 @@ optimiser and schedule, device and precision, logging, the NaN guard and checkpo
   upsampling) have no deterministic implementation, so CUDA runs agree to rounding only.
 - Completion: `final.pt` is written, then `checkpoints/last.pt` is deleted (it would double the
   disk use of every run); running a completed run again checks the config and does nothing.
+- One copy at a time: `train()` holds `RUN/train.lock` (methods/runlock.py), so a second copy of
+  a run (a restarted workflow head resubmitting a job that still runs) waits instead of training
+  beside the first; every file is written through a temporary name of its own (methods/atomic.py).
 - Pseudo-label diagnostics (`train.pseudo_label_logs`, methods/pseudo_label_logs.py): per-class
   coverage, and precision where the cache has labels for the unlabelled patients, accumulated
   between logs; those labels travel beside the batch and never into it.
@@ -38,7 +41,6 @@ import contextlib
 import csv
 import dataclasses
 import logging
-import os
 import random
 import time
 from pathlib import Path
@@ -49,6 +51,7 @@ import torch
 from torch import Tensor
 
 from methods.api import Batch, ConfigError, Method, get_method, resolve_variant
+from methods.atomic import atomic_path
 from methods.augment import CommonAugment, with_overrides
 from methods.checkpoint import (
     FORMAT_VERSION,
@@ -65,6 +68,7 @@ from methods.nets import NetFactory
 from methods.provenance import append_session, machine_record, now_utc
 from methods.pseudo_label_logs import PseudoLabelMeter
 from methods.runconfig import RunConfig, TrainConfig, write_yaml_atomic
+from methods.runlock import run_lock
 
 log = logging.getLogger(__name__)
 
@@ -159,12 +163,10 @@ class CsvLog:
         self._rewrite()
 
     def _rewrite(self) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with tmp.open("w", newline="") as f:
+        with atomic_path(self.path) as tmp, tmp.open("w", newline="") as f:
             w = csv.DictWriter(f, self.columns, restval="")
             w.writeheader()
             w.writerows(self.rows)
-        os.replace(tmp, self.path)
 
     def append(self, rows: list[dict[str, float]]) -> None:
         new = [k for r in rows for k in r if k not in self.columns]
@@ -415,9 +417,8 @@ class Trainer:
         arrays = samples() if callable(samples) else None
         path = self.run_dir / "similarities.npz"
         if arrays:
-            tmp = path.with_name(".similarities.tmp.npz")
-            np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp, tmp.open("wb") as f:  # a file object: savez adds no ".npz"
+                np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
         else:
             path.unlink(missing_ok=True)  # never leave a file from an earlier configuration
 
@@ -427,6 +428,11 @@ def _as_tuples(x):
     return tuple(_as_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
-def train(cfg: RunConfig) -> Path:
-    """Run (or resume, or finish) the training described by `cfg`; return its run folder."""
-    return Trainer(cfg).run()
+def train(cfg: RunConfig, if_running: str = "wait", poll_s: float = 30.0) -> Path:
+    """Run (or resume, or finish) the training described by `cfg`; return its run folder.
+
+    Holds the run folder's lock (methods/runlock.py) throughout: while another copy of this run
+    trains, this one waits (`if_running="wait"`; when that copy is done, the run is complete and
+    nothing is left to do) or stops with `LiveCopyError` (`"fail"`)."""
+    with run_lock(cfg.out_dir, if_running=if_running, poll_s=poll_s):
+        return Trainer(cfg).run()

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -50,6 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from methods.api import ConfigError, Method
+from methods.atomic import write_bytes_atomic
 from methods.checkpoint import load_trained_method
 from methods.data.loaders import as_region, cases_of_role, open_cache, read_split
 from methods.data.region import Region, region_from_data_config
@@ -270,14 +270,7 @@ def sample_case_features(
 
 # --- atomic writers ---------------------------------------------------------------------------------
 def _write_atomic(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_bytes(payload)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_bytes_atomic(path, payload)
 
 
 def save_npz_atomic(path: str | Path, **arrays: np.ndarray) -> None:

@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from methods.atomic import write_text_atomic
+
 FILE_NAME = "environment.json"
 
 
@@ -36,6 +38,9 @@ def machine_record(device: torch.device) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "device": str(device),
         "device_name": platform.processor() or platform.machine(),
+        # the GPUs this process was given (by SLURM, by methods.gpu_slots, or by hand); recorded on
+        # the CPU too, where it shows which slot a job held
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
@@ -44,13 +49,12 @@ def machine_record(device: torch.device) -> dict[str, Any]:
             "cuda": torch.version.cuda,
             "cudnn": torch.backends.cudnn.version(),
             "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
-            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         })
     return record
 
 
 def now_utc() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def append_session(run_dir: str | Path, session: dict[str, Any]) -> Path:
@@ -63,7 +67,5 @@ def append_session(run_dir: str | Path, session: dict[str, Any]) -> Path:
         except (json.JSONDecodeError, AttributeError):
             sessions = []
     sessions.append(session)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"sessions": sessions}, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps({"sessions": sessions}, indent=1) + "\n")
     return path

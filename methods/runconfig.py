@@ -21,10 +21,16 @@ unknown keys anywhere are an error naming the key):
 
 Profiles are partial run configs; a file is deep-merged over the profile it `extends` (chains are
 allowed), and the CLI's `--profile` is the same as an `extends:` on the file.
+
+A run's *identity* is its config without the `BOOKKEEPING_KEYS` (settings that do not change the
+numbers it produces). The workflow writes only the identity to `run.yaml` (Snakemake's params
+trigger on it) and passes the bookkeeping settings on the command line (`--set`); the engine
+compares only the identity before it resumes from a checkpoint or accepts a finished `final.pt`.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +39,26 @@ from typing import Any
 import yaml
 
 from methods.api import ConfigError, build_config
+from methods.atomic import write_text_atomic
 from methods.augment import AugmentConfig
 from methods.nets import NetworkProfile
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "config" / "profiles"
+
+#: Run-config settings that do not change the numbers a run produces, defined here once: where the
+#: run is written, how often it checkpoints and logs, the progress bar, and the pseudo-label
+#: diagnostics (their labels travel beside the batch, never into it: tests/test_pseudo_label_logs.py
+#: checks identical weights with and without them). Left out of a run's identity: the workflow's
+#: `run.yaml` (so changing one reruns no training job; workflow/rules/train.smk) and what the engine
+#: compares before it resumes (methods/checkpoint.py). Thread counts are not run-config settings at
+#: all (`--threads`, OMP_NUM_THREADS, the workflow's `threads_per_job`).
+BOOKKEEPING_KEYS: frozenset[tuple[str, ...]] = frozenset({
+    ("out_dir",),
+    ("train", "checkpoint_every"),
+    ("train", "log_every"),
+    ("train", "progress"),
+    ("train", "pseudo_label_logs"),
+})
 
 
 @dataclass
@@ -267,9 +289,10 @@ def _network(d: dict | None, where: str) -> NetworkProfile:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def load_run_config(path: str | Path, profile: str | None = None, out_dir: str | None = None) -> RunConfig:
-    """The CLI's entry: file (+ `--profile`, + `--out`) -> validated RunConfig."""
-    raw = load_raw(path, profile)
+def load_run_config(path: str | Path, profile: str | None = None, out_dir: str | None = None,
+                    bookkeeping: dict[str, Any] | None = None) -> RunConfig:
+    """The CLI's entry: file (+ `--profile`, + `--out`, + `--set` bookkeeping) -> validated RunConfig."""
+    raw = apply_bookkeeping(load_raw(path, profile), bookkeeping or {})
     if out_dir:
         raw["out_dir"] = str(out_dir)
     cfg = parse_run_config(raw, where=f"run config {path}")
@@ -278,7 +301,54 @@ def load_run_config(path: str | Path, profile: str | None = None, out_dir: str |
     return cfg
 
 
+def run_identity(config: dict) -> dict:
+    """`config` (a run-config mapping) without its bookkeeping settings: what makes the run's numbers."""
+    return _without(config, ())
+
+
+def _without(d: dict, prefix: tuple) -> dict:
+    out = {}
+    for key, value in d.items():
+        where = (*prefix, key)
+        if where in BOOKKEEPING_KEYS:
+            continue
+        out[key] = _without(value, where) if isinstance(value, dict) else copy.deepcopy(value)
+    return out
+
+
+def bookkeeping_settings(config: dict) -> dict[str, Any]:
+    """The bookkeeping settings `config` sets, as {"train.log_every": 20, ...} (dotted names, in
+    `BOOKKEEPING_KEYS` order), the form `python -m methods.train --set NAME=VALUE` takes."""
+    found = {}
+    for where in sorted(BOOKKEEPING_KEYS):
+        node: Any = config
+        for key in where:
+            node = node.get(key, _ABSENT) if isinstance(node, dict) else _ABSENT
+        if node is not _ABSENT:
+            found[".".join(where)] = node
+    return found
+
+
+_ABSENT = object()
+
+
+def apply_bookkeeping(raw: dict, settings: dict[str, Any], where: str = "--set") -> dict:
+    """`raw` with bookkeeping `settings` ({"train.log_every": 5}) merged over it. Any other setting
+    is refused: what changes the numbers belongs in the run config, so it is part of the run's
+    identity and of what a resumed run is checked against."""
+    allowed = {".".join(k) for k in BOOKKEEPING_KEYS}
+    out = raw
+    for name, value in settings.items():
+        if name not in allowed:
+            raise ConfigError(f"{where} {name}: only settings that do not change the numbers may be given "
+                              f"outside the run config ({sorted(allowed)}); put {name} in the run config file")
+        path = tuple(name.split("."))
+        patch: dict = {path[-1]: value}
+        for key in reversed(path[:-1]):
+            patch = {key: patch}
+        out = deep_merge(out, patch)
+    return out
+
+
 def write_yaml_atomic(path: Path, doc: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
-    tmp.replace(path)
+    write_text_atomic(path, yaml.safe_dump(doc, sort_keys=False))

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from methods.api import ConfigError
 from methods.checkpoint import CheckpointError, load_method_state, load_trained_method
@@ -47,23 +48,27 @@ def _read_log(run_dir):
         return list(csv.DictReader(f))
 
 
-def test_a_killed_run_resumes_to_bit_identical_weights_and_log(tiny_cache, tiny_split, tmp_path):
-    ref = Trainer(run_config(tiny_cache, tiny_split, tmp_path / "ref"))
-    ref.run()
-
-    killed = Trainer(run_config(tiny_cache, tiny_split, tmp_path / "killed"))
-    real_on_step_end = killed.method.on_step_end
+def kill_at_third_iteration(trainer: Trainer) -> None:
+    """Run `trainer` until it dies in iteration 2, after the checkpoint at 2 iterations."""
+    real_on_step_end = trainer.method.on_step_end
 
     def die_at_third_iteration(it):
         if it == 2:  # after the checkpoint at 2 iterations, mid-iteration (optimiser already stepped)
             raise KeyboardInterrupt
         real_on_step_end(it)
 
-    killed.method.on_step_end = die_at_third_iteration
+    trainer.method.on_step_end = die_at_third_iteration
     with pytest.raises(KeyboardInterrupt):
-        killed.run()
-    assert torch.load(tmp_path / "killed/checkpoints/last.pt", weights_only=True)["iteration"] == 2
-    assert not (tmp_path / "killed/final.pt").exists()
+        trainer.run()
+    assert torch.load(trainer.ckpt_path, weights_only=True)["iteration"] == 2
+    assert not (trainer.run_dir / "final.pt").exists()
+
+
+def test_a_killed_run_resumes_to_bit_identical_weights_and_log(tiny_cache, tiny_split, tmp_path):
+    ref = Trainer(run_config(tiny_cache, tiny_split, tmp_path / "ref"))
+    ref.run()
+
+    kill_at_third_iteration(Trainer(run_config(tiny_cache, tiny_split, tmp_path / "killed")))
 
     Trainer(run_config(tiny_cache, tiny_split, tmp_path / "killed")).run()  # same command again
     a = torch.load(tmp_path / "ref/final.pt", weights_only=True)["method_state"]
@@ -99,6 +104,26 @@ def test_the_nan_guard_names_the_loss_and_the_iteration(tiny_cache, tiny_split, 
     with pytest.raises(NonFiniteLossError, match=r"'contrast' is nan at iteration 1"):
         trainer.run()
     assert not (tmp_path / "nan/checkpoints/last.pt").exists()  # nothing saved from non-finite state
+
+
+def test_a_run_resumes_under_changed_bookkeeping_settings_to_the_same_weights(tiny_cache, tiny_split, tmp_path):
+    """Checkpoint and log intervals and the pseudo-label logs are not part of a run's identity
+    (methods.runconfig.BOOKKEEPING_KEYS): the checkpoint is accepted and the numbers are the same."""
+    ref = Trainer(run_config(tiny_cache, tiny_split, tmp_path / "ref"))
+    ref.run()
+    kill_at_third_iteration(Trainer(run_config(tiny_cache, tiny_split, tmp_path / "killed")))
+    changed = run_config(tiny_cache, tiny_split, tmp_path / "killed", checkpoint_every=3, log_every=1,
+                         pseudo_label_logs=False, progress=True)
+    Trainer(changed).run()
+    a = torch.load(tmp_path / "ref/final.pt", weights_only=True)["method_state"]
+    b = torch.load(tmp_path / "killed/final.pt", weights_only=True)["method_state"]
+    assert_same_state(a, b)
+    sessions = json.loads((tmp_path / "killed/environment.json").read_text())["sessions"]
+    assert [(x["from_iteration"], x["to_iteration"]) for x in sessions] == [(2, 4)]  # resumed, not restarted
+    resolved = yaml.safe_load((tmp_path / "killed/config.yaml").read_text())["train"]
+    assert (resolved["checkpoint_every"], resolved["log_every"], resolved["pseudo_label_logs"]) == (3, 1, False)
+    with pytest.raises(CheckpointError, match=r"train.momentum: 0.9 \(checkpoint\) != 0.5"):
+        Trainer(run_config(tiny_cache, tiny_split, tmp_path / "killed", momentum=0.5)).run()
 
 
 def test_outputs_final_checkpoint_and_similarities(tiny_cache, tiny_split, tmp_path):

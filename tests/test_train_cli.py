@@ -49,6 +49,38 @@ def test_train_cli_reports_config_errors_without_a_traceback(tiny_cache, tiny_sp
     assert "unknown key(s) ['shuffle']" in capsys.readouterr().err
 
 
+def test_bookkeeping_settings_are_given_with_set_and_nothing_else_is(tiny_cache, tiny_split, tmp_path, capsys):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(RUN.format(method="suponly", cache=tiny_cache, split=tiny_split, method_config="{}"))
+    out = tmp_path / "out"
+    assert train_main(["--config", str(cfg), "--out", str(out), "--set", "train.log_every=1",
+                       "--set=train.pseudo_label_logs=false"]) == 0
+    resolved = yaml.safe_load((out / "config.yaml").read_text())["train"]
+    assert (resolved["log_every"], resolved["pseudo_label_logs"]) == (1, False)
+    with open(out / "log.csv", newline="") as f:
+        assert [r["iteration"] for r in csv.DictReader(f)] == ["0", "1", "2"]
+    assert train_main(["--config", str(cfg), "--out", str(tmp_path / "b"), "--set", "train.lr=0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "--set train.lr: only settings that do not change the numbers" in err and "put train.lr in the run config" in err
+    assert train_main(["--config", str(cfg), "--out", str(tmp_path / "b"), "--set", "train.log_every"]) == 2
+    assert "expected NAME=VALUE" in capsys.readouterr().err
+
+
+def test_a_runs_identity_is_its_config_without_the_bookkeeping_keys():
+    from methods.runconfig import BOOKKEEPING_KEYS, TrainConfig, bookkeeping_settings, run_identity
+
+    full = {"method": "spcl", "seed": 0, "out_dir": "results/x", "data": {"cache": "c"},
+            "train": {"iterations": 9, "lr": 0.01, "checkpoint_every": 5, "log_every": 2, "progress": False,
+                      "pseudo_label_logs": True}}
+    assert run_identity(full) == {"method": "spcl", "seed": 0, "data": {"cache": "c"},
+                                  "train": {"iterations": 9, "lr": 0.01}}
+    assert bookkeeping_settings(full) == {"out_dir": "results/x", "train.checkpoint_every": 5, "train.log_every": 2,
+                                          "train.progress": False, "train.pseudo_label_logs": True}
+    assert full["train"]["log_every"] == 2  # not modified in place
+    train_keys = {f for section, *rest in BOOKKEEPING_KEYS if section == "train" for f in rest}
+    assert train_keys <= set(TrainConfig.__dataclass_fields__)  # every key names a real setting
+
+
 def test_methods_list_prints_every_method_with_its_description(capsys):
     assert methods_main(["list"]) == 0
     out = capsys.readouterr().out

@@ -8,9 +8,15 @@
 - a tiny phantom config (tests/workflow_configs/tiny.yaml) runs end to end to every figure and
   every table but Table 2 (one setting; the report must say so), REPORT.md/.html, logs,
   benchmarks and provenance, and a second invocation has nothing to do;
-- a training job killed with the whole Snakemake process group resumes from its checkpoint when
-  the command is run again (that the resumed weights are bit-identical to an uninterrupted run's
-  is the engine's own test, tests/test_engine.py; here it would cost one more training process).
+- a training job killed with the whole Snakemake process group (SIGKILL) resumes from its
+  checkpoint when the same command is run again, without --unlock, and with a checkpoint interval
+  changed meanwhile (that the resumed weights are bit-identical to an uninterrupted run's is the
+  engine's own test, tests/test_engine.py; here it would cost one more training process); the
+  same command started beside a running workflow leaves that workflow's lock alone;
+- changing a bookkeeping setting (methods.runconfig.BOOKKEEPING_KEYS, threads_per_job) on finished
+  runs plans no job, changing lr plans every run, a method's own setting that method's runs;
+- with `--resources gpu=2` and a stand-in CUDA_VISIBLE_DEVICES=5,7 on the CPU, jobs that train at
+  the same time hold different GPU slots.
 
 Every invocation gets its own working directory (Snakemake locks it) and `--workflow-profile
 none` (the repo's profiles/default must not leak in).
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import re
 import shutil
@@ -34,6 +41,7 @@ import torch
 import yaml
 
 from fixtures_datasets import write_acdc_fixture, write_mnms_fixture, write_scd_fixture
+from methods.runconfig import run_identity
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
@@ -65,10 +73,17 @@ def snakemake_cmd(workdir: Path, configfile: Path | None, *options: str, targets
 
 
 def snakemake(workdir: Path, configfile: Path | None, *options: str, targets: tuple[str, ...] = (), cores: int = 1,
-              timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run Snakemake in `workdir` (also its cwd, as a user would from there); stdout + stderr in `.stdout`."""
+              timeout: float = 900, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run Snakemake in `workdir` (also its cwd, as a user would from there); stdout + stderr in `.stdout`.
+    `env`: variables set (or, with None as the value, removed) on top of `_env()`."""
+    environment = _env()
+    for key, value in (env or {}).items():
+        if value is None:
+            environment.pop(key, None)
+        else:
+            environment[key] = value
     return subprocess.run(snakemake_cmd(workdir, configfile, *options, targets=targets, cores=cores), cwd=workdir,
-                          env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+                          env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -207,7 +222,7 @@ def test_a_configfile_replaces_the_default_config(raw_roots, tmp_path):
 
     run_cfg = yaml.safe_load((tmp_path / run_yaml).read_text())
     paper_profile = yaml.safe_load((REPO / "config" / "profiles" / "paper.yaml").read_text())
-    assert run_cfg["train"] == paper_profile["train"]  # 6000 iterations, not the phantom's 300
+    assert run_cfg["train"] == run_identity(paper_profile)["train"]  # 6000 iterations, not the phantom's 300
     assert run_cfg["network"] == paper_profile["network"]
     assert (run_cfg["method"], run_cfg["variant"], run_cfg["seed"]) == ("spcl", "default", 0)
     assert run_cfg["data"]["split"] == "results/paper/data/acdc/splits/r5_s0.json"
@@ -344,6 +359,98 @@ def test_tiny_workflow_produces_every_output_and_then_has_nothing_to_do(tmp_path
 
 
 # ------------------------------------------------------------------------------------------------
+# only settings that change the numbers rerun a training job
+
+
+def _two_run_config() -> dict:
+    """tests/workflow_configs/tiny.yaml cut to two runs: SupOnly and the mean teacher."""
+    cfg = yaml.safe_load((CONFIGS / "tiny.yaml").read_text())
+    for key in ("ablations", "sweep", "method_config", "figures"):
+        cfg.pop(key, None)
+    cfg.update(methods=["suponly", "meanteacher"], control="suponly")
+    return cfg
+
+
+def _changed(cfg: dict, change) -> dict:
+    out = yaml.safe_load(yaml.safe_dump(cfg))
+    change(out)
+    return out
+
+
+# every bookkeeping setting a workflow config can reach (methods.runconfig.BOOKKEEPING_KEYS: out_dir
+# is the run's folder), and the threads per job
+BOOKKEEPING_CHANGES = {
+    "train.checkpoint_every": lambda c: c["profile_overrides"]["train"].update(checkpoint_every=3),
+    "train.log_every": lambda c: c["profile_overrides"]["train"].update(log_every=2),
+    "train.progress": lambda c: c["profile_overrides"]["train"].update(progress=False),
+    "train.pseudo_label_logs": lambda c: c["profile_overrides"]["train"].update(pseudo_label_logs=False),
+    "threads_per_job": lambda c: c.update(threads_per_job=2),
+}
+
+
+@pytest.mark.slow
+def test_only_settings_that_change_the_numbers_rerun_a_training_job(tmp_path):
+    from methods.runconfig import BOOKKEEPING_KEYS
+
+    assert {".".join(k) for k in BOOKKEEPING_KEYS} - {"out_dir"} <= set(BOOKKEEPING_CHANGES)
+    cfg = _two_run_config()
+    runs = sorted(expected_runs(cfg))
+    targets = tuple(f"results/tiny/runs/{run_key(r)}/final.pt" for r in runs)
+    done = snakemake(tmp_path, write_yaml(cfg, tmp_path / "base.yaml"), targets=targets, cores=2)
+    assert done.returncode == 0, done.stdout[-3000:]
+
+    for name, change in BOOKKEEPING_CHANGES.items():
+        configfile = write_yaml(_changed(cfg, change), tmp_path / "changed.yaml")
+        plan = snakemake(tmp_path, configfile, "-n", targets=targets)
+        assert plan.returncode == 0, plan.stdout[-3000:]
+        assert "Nothing to be done" in plan.stdout, f"{name} planned jobs:\n{plan.stdout[-3000:]}"
+
+    # lr changes every run: each is planned again, with the current bookkeeping on its command line
+    lr_and_interval = _changed(cfg, lambda c: c["profile_overrides"]["train"].update(lr=0.02, checkpoint_every=3))
+    plan = snakemake(tmp_path, write_yaml(lr_and_interval, tmp_path / "lr.yaml"), "-n", "-p", targets=targets)
+    assert plan.returncode == 0, plan.stdout[-3000:]
+    assert job_counts(plan.stdout) == {"run_config": 2, "train": 2}
+    assert plan.stdout.count("--set=train.checkpoint_every=3") == 2
+    # a method's own setting changes that method's runs only
+    mt_only = _changed(cfg, lambda c: c.update(method_config={"meanteacher": {"ema_decay": 0.99}}))
+    plan = snakemake(tmp_path, write_yaml(mt_only, tmp_path / "mt.yaml"), "-n", "-p", targets=targets)
+    assert plan.returncode == 0, plan.stdout[-3000:]
+    assert job_counts(plan.stdout) == {"run_config": 1, "train": 1}
+    planned = re.findall(r"^\s+output: (.+)$", plan.stdout, re.M)
+    assert sorted(planned) == ["results/tiny/runs/phantom/r20/meanteacher/default/s0/final.pt",
+                               "results/tiny/runs/phantom/r20/meanteacher/default/s0/run.yaml"], planned
+
+
+# ------------------------------------------------------------------------------------------------
+# several GPUs on one machine: one per job
+
+
+@pytest.mark.slow
+def test_with_two_gpu_slots_concurrent_training_jobs_get_distinct_gpus(tmp_path):
+    """`--resources gpu=2` with gpus_per_job 1 and a stand-in CUDA_VISIBLE_DEVICES=5,7 on a CPU
+    machine: every job trains on the CPU (no such GPU), each holds one of the two slots, and two
+    jobs that ran at the same time never had the same one (methods/gpu_slots.py)."""
+    cfg = _two_run_config()
+    cfg.update(seeds=[0, 1], gpus_per_job=1)
+    runs = sorted(expected_runs(cfg))
+    targets = tuple(f"results/tiny/runs/{run_key(r)}/final.pt" for r in runs)
+    result = snakemake(tmp_path, write_yaml(cfg, tmp_path / "gpus.yaml"), "--resources", "gpu=2", targets=targets,
+                       cores=2, env={"CUDA_VISIBLE_DEVICES": "5,7", "SPCL_BENCH_GPU_SLOTS_DIR": str(tmp_path / "slots"),
+                                     "SLURM_JOB_ID": None, "SPCL_BENCH_GPU_SLOTS": None})
+    assert result.returncode == 0, result.stdout[-3000:]
+    sessions = []
+    for run in runs:
+        env = json.loads((tmp_path / "results/tiny/runs" / run_key(run) / "environment.json").read_text())["sessions"]
+        assert len(env) == 1 and env[0]["device"] == "cpu", run
+        sessions.append(env[0])
+    assert {s["cuda_visible_devices"] for s in sessions} == {"5", "7"}  # one slot each, both in use
+    for i, a in enumerate(sessions):
+        for b in sessions[i + 1:]:
+            if a["started"] < b["finished"] and b["started"] < a["finished"]:  # ran at the same time
+                assert a["cuda_visible_devices"] != b["cuda_visible_devices"], (a, b)
+
+
+# ------------------------------------------------------------------------------------------------
 # a training job killed mid-run resumes
 
 
@@ -382,17 +489,22 @@ def _alive_in_group(pgid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_a_killed_training_job_resumes_from_its_checkpoint(tmp_path):
-    config = CONFIGS / "resume.yaml"
-    iterations = yaml.safe_load(config.read_text())["profile_overrides"]["train"]["iterations"]
+def test_a_killed_training_job_resumes_from_its_checkpoint_with_the_same_command(tmp_path):
+    """SIGKILL of Snakemake and its training job leaves Snakemake's lock; the same command removes
+    it (no Snakemake holds it any more), reruns the training job, which resumes from its checkpoint
+    with the interval changed meanwhile (a bookkeeping setting: run.yaml is not rewritten)."""
+    cfg = yaml.safe_load((CONFIGS / "resume.yaml").read_text())
+    config = write_yaml(cfg, tmp_path / "resume.yaml")
+    iterations = cfg["profile_overrides"]["train"]["iterations"]
     run_dir = tmp_path / "results/resume/runs/phantom/r20/suponly/default/s0"
     target = str((run_dir / "final.pt").relative_to(tmp_path))
 
-    cmd = snakemake_cmd(tmp_path, config, targets=(target,))
+    cmd = snakemake_cmd(tmp_path, config, "--rerun-incomplete", targets=(target,))
     _kill_when_checkpointed(cmd, tmp_path, run_dir, tmp_path / "killed.log")
     assert not (run_dir / "final.pt").exists(), "the run finished before it was killed: raise its iterations"
     killed_at = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["iteration"]
     assert 0 < killed_at < iterations and killed_at % 5 == 0  # checkpoint_every: 5
+    assert list((tmp_path / ".snakemake" / "locks").glob("*.lock")), "SIGKILL left no lock: nothing to test"
 
     # A marker in the killed run's log: a resumed run keeps the rows before its checkpoint as they
     # are on disk, a restarted one writes them anew.
@@ -404,12 +516,16 @@ def test_a_killed_training_job_resumes_from_its_checkpoint(tmp_path):
         writer.writeheader()
         writer.writerows(rows)
 
-    # as documented in config/README.md: a hard kill leaves Snakemake's lock; remove it, run again
-    unlock = snakemake(tmp_path, config, "--unlock", targets=(target,))
-    assert unlock.returncode == 0, unlock.stdout[-3000:]
-    rerun = snakemake(tmp_path, config, "--rerun-incomplete", targets=(target,))
+    cfg["profile_overrides"]["train"]["checkpoint_every"] = 7  # changed before the restart
+    write_yaml(cfg, config)
+    rerun = subprocess.run(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=900)  # the same command, no --unlock
     assert rerun.returncode == 0, rerun.stdout[-3000:]
+    assert "removed Snakemake's lock" in rerun.stdout
     assert re.search(r"^train\s+1$", rerun.stdout, re.M) and not re.search(r"^run_config\s", rerun.stdout, re.M)
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["checkpoint_every"] == 7
+    sessions = json.loads((run_dir / "environment.json").read_text())["sessions"]
+    assert [(x["from_iteration"], x["to_iteration"]) for x in sessions] == [(killed_at, iterations)]
 
     assert (run_dir / "final.pt").is_file() and not (run_dir / "checkpoints" / "last.pt").exists()
     resumed = read_log(run_dir / "log.csv")
@@ -418,5 +534,41 @@ def test_a_killed_training_job_resumes_from_its_checkpoint(tmp_path):
     run_cfg = yaml.safe_load((run_dir / "run.yaml").read_text())["train"]
     poly = lambda it: run_cfg["lr"] * (1 - it / iterations) ** run_cfg["poly_power"]  # noqa: E731
     assert float(resumed[killed_at]["lr"]) == pytest.approx(poly(killed_at), rel=1e-5)  # the schedule went on
-    assert (tmp_path / "results/resume/logs/train/phantom/r20/suponly/default/s0.log").read_text().strip().endswith(
-        "finished: results/resume/runs/phantom/r20/suponly/default/s0")
+    train_log = (tmp_path / "results/resume/logs/train/phantom/r20/suponly/default/s0.log").read_text()
+    assert "no longer runs; taking it over" in train_log  # the killed job's train.lock
+    assert train_log.strip().endswith("finished: results/resume/runs/phantom/r20/suponly/default/s0")
+
+
+@pytest.mark.slow
+def test_the_lock_of_a_running_snakemake_is_never_removed(tmp_path):
+    """The same command started while the first still runs stops with Snakemake's LockException
+    and says why the lock stays; the running workflow keeps its lock and goes on."""
+    cfg = yaml.safe_load((CONFIGS / "resume.yaml").read_text())
+    cfg["profile_overrides"]["train"]["iterations"] = 10**6  # it runs until this test stops it
+    config = write_yaml(cfg, tmp_path / "long.yaml")
+    run_dir = tmp_path / "results/resume/runs/phantom/r20/suponly/default/s0"
+    target = str((run_dir / "final.pt").relative_to(tmp_path))
+    cmd = snakemake_cmd(tmp_path, config, targets=(target,))
+    locks = tmp_path / ".snakemake" / "locks"
+    with (tmp_path / "first.log").open("w") as fh:
+        first = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=fh, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+    try:
+        deadline = time.monotonic() + 900  # a guard against a hang, not a timing assertion
+        while not (run_dir / "log.csv").exists():  # training: the lock has long been taken
+            assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        held = sorted(p.read_text() for p in locks.glob("*.lock"))
+        assert held
+
+        second = subprocess.run(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, timeout=900)
+        assert second.returncode != 0 and "LockException" in second.stdout, second.stdout[-3000:]
+        assert "Snakemake's lock in" in second.stdout and "is kept" in second.stdout
+        assert "--unlock" in second.stdout  # the two commands for when the other one is known to be gone
+        assert first.poll() is None and sorted(p.read_text() for p in locks.glob("*.lock")) == held
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(first.pid, signal.SIGKILL)
+        first.wait()

@@ -12,12 +12,19 @@
 
 import copy
 import os
+import shlex
 from dataclasses import dataclass, field
 
 import yaml
 from snakemake.exceptions import WorkflowError
 
 R = os.path.join(config["results_root"], config["run_name"])
+
+# Jobs that declare GPUs start through this wrapper: it gives each its own GPU(s) among those the
+# workflow sees (CUDA_VISIBLE_DEVICES), so that `--resources gpu=N` on an N-GPU machine runs N jobs
+# on N different GPUs; on a CPU machine and inside SLURM jobs it changes nothing (methods/gpu_slots.py).
+# `python -I FILE`: isolated, standard library only, so a job does not import torch twice.
+GPU_SLOTS = "python -I " + shlex.quote(os.path.join(workflow.basedir, "methods", "gpu_slots.py"))
 
 
 def _expand_root(d):

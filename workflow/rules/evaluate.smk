@@ -24,7 +24,7 @@ rule evaluate:
         gpu=config["gpus_per_job"],
         mem_mb=config["mem_mb_per_job"],
     shell:
-        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
+        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} {GPU_SLOTS} --gpus {resources.gpu} -- "
         "python -m methods.evaluate --checkpoint {input.ckpt} --cache {input.cache} --split {input.split} "
         "--out {output.csv} {params.paper} --predictions-dir {output.predictions} "
         "--prediction-cases {params.cases} --features {output.features} "

@@ -15,13 +15,9 @@ rule provenance:
         import sys
         from importlib import metadata
 
-        def atomic_write(path, text):
-            tmp = path + ".tmp"
-            with open(tmp, "w") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
+        from methods.atomic import write_text_atomic
 
-        atomic_write(output.config, _yaml.safe_dump(dict(params.cfg), sort_keys=False))
+        write_text_atomic(output.config, _yaml.safe_dump(dict(params.cfg), sort_keys=False))
         names = ["spcl-bench", "torch", "torchvision", "segmentation-models-pytorch", "timm", "numpy",
                  "scipy", "pandas", "nibabel", "pydicom", "scikit-image", "medpy", "matplotlib",
                  "seaborn", "openTSNE", "scikit-posthocs", "snakemake"]
@@ -39,4 +35,4 @@ rule provenance:
                          + "; the device each training job used is in its run folder's environment.json")
         except Exception as exc:  # noqa: BLE001
             lines.append(f"torch import failed: {exc}")
-        atomic_write(output.versions, "\n".join(lines) + "\n")
+        write_text_atomic(output.versions, "\n".join(lines) + "\n")

@@ -2,14 +2,33 @@
 # rule so that a changed setting reruns exactly the runs it affects (Snakemake's params trigger),
 # and training checkpoints live beside final.pt but are not declared outputs: a killed run
 # restarted with the same command resumes from checkpoints/last.pt.
+#
+# Only what changes the numbers makes a run: run.yaml holds the run's identity (its config without
+# methods.runconfig.BOOKKEEPING_KEYS), and the bookkeeping settings (checkpoint and log intervals,
+# the pseudo-label logs, ...) reach `python -m methods.train` as `--set` options through
+# TRAIN_BOOKKEEPING, a global in the shell command. Snakemake's code trigger compares the command's
+# text before formatting and its params trigger sees only params, so changing one of them reruns
+# no job; the next training process that starts (a new run, or one resumed after a kill) uses the
+# new values, and the engine accepts its checkpoint (it compares the identity only).
+
+import json as _json
+import shlex as _shlex
 
 import yaml as _yaml
+
+from methods.runconfig import bookkeeping_settings as _bookkeeping_settings, run_identity as _run_identity
 
 RUN_PATTERN = "{dataset}/r{pct}/{method}/{variant}/s{seed}"
 
 
 def _run_yaml(wc):
-    return _yaml.safe_dump(run_config(wc), sort_keys=False)
+    return _yaml.safe_dump(_run_identity(run_config(wc)), sort_keys=False)
+
+
+# The same for every run: the profile's bookkeeping (profile + profile_overrides); out_dir is --out.
+TRAIN_BOOKKEEPING = " ".join(
+    _shlex.quote(f"--set={name}={_json.dumps(value)}") for name, value in _bookkeeping_settings(PROFILE).items()
+)
 
 
 rule run_config:
@@ -22,8 +41,8 @@ rule run_config:
         text=_run_yaml,
         checkpoints=lambda wc, output: os.path.join(os.path.dirname(output[0]), "checkpoints"),
     shell:
-        "rm -rf {params.checkpoints:q} && printf '%s' {params.text:q} > {output:q}.tmp "
-        "&& mv {output:q}.tmp {output:q}"
+        "rm -rf {params.checkpoints:q} && tmp={output:q}.$$.$RANDOM.tmp "
+        "&& printf '%s' {params.text:q} > \"$tmp\" && mv \"$tmp\" {output:q}"
 
 
 rule train:
@@ -37,11 +56,14 @@ rule train:
         f"{R}/logs/train/{RUN_PATTERN}.log",
     benchmark:
         f"{R}/benchmarks/train/{RUN_PATTERN}.tsv"
+    params:
+        run_dir=lambda wc, output: os.path.dirname(output[0]),
     threads: config["threads_per_job"]
     resources:
         gpu=config["gpus_per_job"],
         mem_mb=config["mem_mb_per_job"],
         runtime=config["runtime_min_per_job"],
     shell:
-        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
-        "python -m methods.train --config {input.cfg} --no-progress > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} {GPU_SLOTS} --gpus {resources.gpu} -- "
+        "python -m methods.train --config {input.cfg:q} --out {params.run_dir:q} {TRAIN_BOOKKEEPING} "
+        "--no-progress > {log:q} 2>&1"
