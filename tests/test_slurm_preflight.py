@@ -7,12 +7,17 @@
   setting to change; a job that fits passes;
 - no accounting database: `sacct` as the status command, or a MinJobAge too short for `squeue`,
   is refused naming the profile setting;
+- through Snakemake itself (`--profile profiles/slurm` on the tiny config): a missing `sbatch` and
+  a GPU job on a cluster without GPUs stop the run before anything is submitted (the fake sbatch
+  records every call), and a job that fits the fake cluster passes the check.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,6 +35,7 @@ from methods.slurm_preflight import (
     preflight,
 )
 
+REPO = Path(__file__).resolve().parents[1]
 SLURM_COMMANDS = ("sbatch", "srun", "squeue", "scancel", "sinfo", "scontrol", "sacct", "sacctmgr", "sshare")
 
 # one node, 2 CPUs, ~24 GB, two GPUs, default partition 'ci' without a time limit
@@ -233,3 +239,52 @@ def test_preflight_reports_an_unreachable_controller(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", path_hiding_real_slurm(tmp_path, fake))
     with pytest.raises(SlurmPreflightError, match="Unable to contact slurm controller"):
         preflight([job()], status_command="squeue")
+
+
+# ------------------------------------------------------------------------------------------------
+# through Snakemake: --profile profiles/slurm
+
+
+def snakemake_slurm(tmp_path: Path, path: str, *config: str) -> subprocess.CompletedProcess:
+    """`snakemake --profile profiles/slurm` on the tiny config, from the repo root as a user runs it."""
+    env = dict(os.environ, PATH=path, HF_HUB_OFFLINE="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "--directory", str(tmp_path / "work"),
+           "--configfile", str(REPO / "tests" / "workflow_configs" / "tiny.yaml"), "--config", *config]
+    return subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def slurm_plugin():
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="pip install -e '.[slurm]' (or '.[test]')")
+
+
+@pytest.mark.parametrize("case", ["no_sbatch", "gpu_without_gres"])
+def test_a_slurm_run_that_cannot_work_stops_before_submitting(case, slurm_plugin, tmp_path):
+    if case == "no_sbatch":
+        fake = fake_slurm(tmp_path / "bin", without=("sbatch",))
+        expected = ["needs SLURM's sbatch on PATH"]
+    else:
+        fake = fake_slurm(tmp_path / "bin", sinfo=SINFO_NO_GPU)
+        expected = ["rule train asks for 1 GPU(s) per job (gpus_per_job: 1 (--config))",
+                    "rule evaluate asks for 1 GPU(s)", "no node of partition 'ci' has GPUs"]
+    result = snakemake_slurm(tmp_path, path_hiding_real_slurm(tmp_path, fake), "gpus_per_job=1")
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert "SLURM pre-flight check: nothing was submitted" in result.stdout, result.stdout[-3000:]
+    for text in expected:
+        assert text in result.stdout, result.stdout[-3000:]
+    calls = (fake / "calls.log").read_text() if (fake / "calls.log").exists() else ""
+    assert "sbatch" not in calls
+    assert not list((tmp_path / "work").glob("results/tiny/runs/*/*/*/*/*/final.pt"))
+
+
+def test_a_slurm_run_that_fits_passes_the_check_and_submits(slurm_plugin, tmp_path):
+    """On a fake cluster that fits every job, the check passes and the plugin calls sbatch (which
+    the fake refuses, so the run then fails: at submission, with sbatch's message, not in a queue)."""
+    fake = fake_slurm(tmp_path / "bin", sinfo=SINFO_GPU)
+    result = snakemake_slurm(tmp_path, path_hiding_real_slurm(tmp_path, fake), "gpus_per_job=1")
+    assert "SLURM pre-flight check" not in result.stdout, result.stdout[-3000:]
+    assert result.returncode != 0 and "this fake cluster takes no jobs" in result.stdout, result.stdout[-3000:]
+    sbatch = [line for line in (fake / "calls.log").read_text().splitlines() if line.startswith("sbatch ")]
+    assert sbatch and all("rule_prepare" in line for line in sbatch)  # the first job; nothing after it ran

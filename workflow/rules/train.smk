@@ -37,11 +37,9 @@ rule train:
         f"{R}/logs/train/{RUN_PATTERN}.log",
     benchmark:
         f"{R}/benchmarks/train/{RUN_PATTERN}.tsv"
-    threads: config["threads_per_job"]
+    threads: RUN_JOB.threads
     resources:
-        gpu=config["gpus_per_job"],
-        mem_mb=config["mem_mb_per_job"],
-        runtime=config["runtime_min_per_job"],
+        **RUN_JOB.declare(),
     shell:
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} "
         "python -m methods.train --config {input.cfg} --no-progress > {log} 2>&1"
