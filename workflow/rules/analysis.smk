@@ -34,9 +34,10 @@ rule analysis:
         tsne_jobs=(config.get("figures") or {}).get("tsne_jobs", 1),
     log:
         f"{R}/logs/analysis.log",
-    # openTSNE's embedding depends on its thread count, so that is a setting (figures.tsne_jobs),
-    # not the machine's core count (workflow.cores, which a SLURM run does not even define)
-    threads: (config.get("figures") or {}).get("tsne_jobs", 1)
+    # figures.tsne_jobs threads (workflow/rules/resources.smk says why)
+    threads: ANALYSIS_JOB.threads
+    resources:
+        **ANALYSIS_JOB.declare(),
     shell:
         "python -m analysis.run --results-dir {R} --out {ANALYSIS_OUT} --config {input.config} "
         "--control {config[control]} --tsne-methods {params.tsne_methods} "

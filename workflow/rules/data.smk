@@ -24,7 +24,9 @@ rule prepare:
         args=_prepare_args,
     log:
         f"{R}/logs/prepare/{{dataset}}.log",
-    threads: 1
+    threads: SMALL_JOB.threads
+    resources:
+        **SMALL_JOB.declare(),
     shell:
         "python -m methods.data prepare {params.args} --out {output} > {log} 2>&1"
 
@@ -50,5 +52,8 @@ rule split:
         args=_split_args,
     log:
         f"{R}/logs/split/{{dataset}}_r{{pct}}_s{{seed}}.log",
+    threads: SMALL_JOB.threads
+    resources:
+        **SMALL_JOB.declare(),
     shell:
         "python -m methods.data split --cache {input.cache} {params.args} --out {output} > {log} 2>&1"

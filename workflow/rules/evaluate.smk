@@ -19,10 +19,9 @@ rule evaluate:
         per_class=EVAL.get("features_per_class", 200),
     log:
         f"{R}/logs/evaluate/{RUN_PATTERN}.log",
-    threads: config["threads_per_job"]
+    threads: RUN_JOB.threads
     resources:
-        gpu=config["gpus_per_job"],
-        mem_mb=config["mem_mb_per_job"],
+        **RUN_JOB.declare(),
     shell:
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} {GPU_SLOTS} --gpus {resources.gpu} -- "
         "python -m methods.evaluate --checkpoint {input.ckpt} --cache {input.cache} --split {input.split} "

@@ -58,11 +58,9 @@ rule train:
         f"{R}/benchmarks/train/{RUN_PATTERN}.tsv"
     params:
         run_dir=lambda wc, output: os.path.dirname(output[0]),
-    threads: config["threads_per_job"]
+    threads: RUN_JOB.threads
     resources:
-        gpu=config["gpus_per_job"],
-        mem_mb=config["mem_mb_per_job"],
-        runtime=config["runtime_min_per_job"],
+        **RUN_JOB.declare(),
     shell:
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} {GPU_SLOTS} --gpus {resources.gpu} -- "
         "python -m methods.train --config {input.cfg:q} --out {params.run_dir:q} {TRAIN_BOOKKEEPING} "
