@@ -71,15 +71,15 @@ def test_the_shipped_experiment_plans_every_step_for_every_method(tmp_path, monk
     assert job_counts(result.stdout)["train"] == len(cfg["protocols"]["methods"]) * len(steps) + len(cfg["methods"])
 
 
-#: the steps of the shipped chain the tiny run keeps (each kind of switch once; the full chain is
-#: planned by the dry run above): official network, input, evaluation grid and selection; the
-#: native grid; the label-free test crop; the harness's fair protocol
-TINY_STEPS = ("official", "native_metrics", "label_free_test_crop", "harness_network")
+#: the steps of the shipped chain the tiny run keeps (every switch is on in the first and off in the
+#: last; the full chain is planned by the dry run above): the official protocol; the label-free test
+#: crop on the native grid; the harness's fair protocol
+TINY_STEPS = ("official", "label_free_test_crop", "harness_network")
 
 
 def tiny_chain(tmp_path):
-    """The shipped chain, shrunk: SPCL, four of its steps, phantom, 2 iterations, 32 px inputs,
-    small crops and grid."""
+    """The shipped chain, shrunk: SPCL, three of its steps, phantom, 2 iterations, 32 px inputs,
+    small crops and grid, selection after each iteration."""
     cfg = yaml.safe_load(EXPERIMENT.read_text())
     steps = []
     for step in (s for s in cfg["protocols"]["steps"] if s["name"] in TINY_STEPS):
@@ -132,16 +132,15 @@ def test_the_chain_runs_at_tiny_scale_to_its_table_and_figure_in_the_report(tmp_
 
     assert all(r["selection"].startswith("best_on_test: ") and r["uses_test_label"] == "True"
                and r["evaluation"] == "official 32 px grid" for r in metrics("official"))
-    assert all(r["evaluation"] == "native" and r["selection"] == "last" for r in metrics("native_metrics"))
-    assert all(r["uses_test_label"] == "True" for r in metrics("native_metrics"))  # the test crop is label-placed
-    assert all(r["selection"] == "last" and r["uses_test_label"] == "False" for r in metrics("label_free_test_crop"))
+    assert all(r["evaluation"] == "native" and r["selection"] == "last" and r["uses_test_label"] == "False"
+               for r in metrics("label_free_test_crop"))
 
     analysis = out / "analysis"
     with (analysis / "tables" / "protocol_decomposition.csv").open() as f:
         table = list(csv.DictReader(f))
     assert [(r["step"], r["method"]) for r in table] == [(s, "spcl") for s in names]
     flagged = {r["step"] for r in table if r["uses_test_label"] == "True"}
-    assert flagged == {"official", "native_metrics"}
+    assert flagged == {"official"}
     assert (analysis / "figures" / "protocol_decomposition.png").is_file()
     report = (analysis / "REPORT.md").read_text()
     assert "## Protocol decomposition (official → fair)" in report
