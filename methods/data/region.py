@@ -252,9 +252,9 @@ class Region(ABC):
         """The CSV's `region_centre`: native "y;x" pixels, empty for the whole slice."""
         return "" if centre is None else f"{centre[0]:.2f};{centre[1]:.2f}"
 
+    @abstractmethod
     def grid_spacing_mm(self, spacing: Sequence[float], native_hw: tuple[int, int]) -> tuple[float, float]:
         """In-plane pixel size (mm; y, x) of this region's network grid for a case."""
-        raise NotImplementedError
 
     def official_grid(self, size: int) -> "Region":
         """This region with its network grid resampled to `size` px over the same field of view:
