@@ -61,7 +61,7 @@ from methods.checkpoint import (
     save_atomic,
 )
 from methods.data.loaders import TrainingData, open_cache
-from methods.selection import BestOnTestSelector
+from methods.selection import BestOnTestSelector, selection_points
 from methods.data.region import region_from_data_config
 from methods.data.splits import load_split
 from methods.nets import NetFactory
@@ -239,6 +239,7 @@ class Trainer:
                                cfg.data.split, amp=uses_bf16(self.device, cfg.train.amp))
             if cfg.train.selection == "best_on_test" else None
         )
+        self.select_at = set(selection_points(cfg.train.iterations, cfg.train.select_every)) if self.selector else set()
 
     # ---- state ------------------------------------------------------------------------------------
     @property
@@ -369,7 +370,7 @@ class Trainer:
                 if self.iteration % tc.log_every == 0 or self.iteration % tc.checkpoint_every == 0 or last:
                     self.flush_logs(csv_log, writer)
                     bar.set_postfix({k: f"{v:.4g}" for k, v in self._latest.items()}, refresh=False)
-                if self.selector is not None and (self.iteration % tc.select_every == 0 or last):
+                if self.iteration in self.select_at:
                     for r in self.selector.consider(self.iteration, self.method):
                         log.info("selection: %s at iteration %d, test Dice %.4f", r["network"], r["iteration"], r["dice"])
                 if self.iteration % tc.checkpoint_every == 0 and not last:  # the end writes final.pt

@@ -32,6 +32,7 @@ background, so metrics stay native-grid metrics with the case's spacing.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -182,6 +183,4 @@ class LabelCentredRegion(Region):
         return (self.crop_px * float(spacing[-2]) / self.img_size, self.crop_px * float(spacing[-1]) / self.img_size)
 
     def official_grid(self, size):
-        from dataclasses import replace
-
         return LabelCentredRegion(replace(self.spec, img_size=int(size)), self.class_names)
