@@ -226,12 +226,20 @@ def _deep_merge(base, extra):
 
 
 def load_profile(name=None):
+    """The profile with its `extends:` chain merged in (methods.runconfig.load_raw, the resolver the
+    engine uses), then `profile_overrides`: every run.yaml is fully resolved, so an edit of a parent
+    profile changes the run.yaml of every run that inherits it, and Snakemake reruns them."""
+    from methods.api import ConfigError
+    from methods.runconfig import load_raw
+
     name = name or config["profile"]
     path = os.path.join(workflow.basedir, "config", "profiles", f"{name}.yaml")
     if not os.path.isfile(path):
         _fail(f"profile {name!r}: {path} does not exist")
-    with open(path) as fh:
-        prof = yaml.safe_load(fh) or {}
+    try:
+        prof = load_raw(path)
+    except ConfigError as exc:
+        _fail(f"profile {name!r}: {exc}")
     return _deep_merge(prof, config.get("profile_overrides") or {})
 
 

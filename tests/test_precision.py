@@ -1,0 +1,127 @@
+"""The numeric path (methods/precision.py): the choice, its record, its part in a run's identity,
+and determinism and exact resume in bf16 autocast with channels-last weights."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from methods import precision
+from methods.api import ConfigError
+from methods.checkpoint import CheckpointError
+from methods.engine import Trainer
+from methods.evaluate import evaluate_checkpoint
+from methods.precision import FP32, Numerics, cpu_flags, resolve_numerics
+from methods.runconfig import load_raw, parse_run_config, run_identity
+from test_engine import assert_same_state, kill_at_third_iteration, run_config
+
+CPU, CUDA = torch.device("cpu"), torch.device("cuda")
+
+
+@pytest.fixture
+def native_bf16(monkeypatch):
+    """Pretend the CPU has (True) or lacks (False) native bf16; bf16 still runs, emulated, on any CPU."""
+    def set_native(value: bool):
+        monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: value)
+    return set_native
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx512f avx512_bf16\n\n"
+                    "processor\t: 1\nflags\t\t: fpu\n")
+    assert cpu_flags(info) == {"fpu", "sse2", "avx512f", "avx512_bf16"}  # the first processor's
+    assert cpu_flags(tmp_path / "absent") == frozenset()
+
+
+def test_auto_is_bf16_on_a_native_bf16_cpu_and_on_cuda(native_bf16):
+    native_bf16(True)
+    assert resolve_numerics(CPU, "auto", "auto") == Numerics("bf16", "channels_last")
+    assert resolve_numerics(CUDA, "auto", "auto") == Numerics("bf16", "contiguous")
+    assert resolve_numerics(CPU, "off", "off") == FP32
+    assert resolve_numerics(CUDA, "off", "on") == Numerics("fp32", "channels_last")
+
+
+def test_a_cpu_without_native_bf16_falls_back_to_fp32_and_refuses_forced_bf16(native_bf16):
+    native_bf16(False)
+    assert resolve_numerics(CPU, "auto", "auto") == Numerics("fp32", "channels_last")
+    with pytest.raises(ConfigError, match=r"train.amp is 'bf16' but this CPU has no native bf16"):
+        resolve_numerics(CPU, "bf16", "auto")
+    assert resolve_numerics(CUDA, "bf16", "auto").bf16  # a GPU always has it
+
+
+def test_bad_settings_name_the_key():
+    with pytest.raises(ConfigError, match=r"train.channels_last must be one of"):
+        resolve_numerics(CPU, "auto", "maybe")
+    base = {"method": "suponly", "data": {"cache": "c", "split": "s", "dataset": "phantom"}}
+    with pytest.raises(ConfigError, match="channels_last must be one of"):
+        parse_run_config({**base, "train": {"channels_last": "sometimes"}})
+    # YAML 1.1 reads unquoted on/off as booleans; they mean the strings
+    parsed = parse_run_config({**base, **yaml.safe_load("train: {amp: off, channels_last: on}")})
+    assert (parsed.train.amp, parsed.train.channels_last) == ("off", "on")
+
+
+def test_the_numeric_settings_are_part_of_the_run_identity():
+    """The workflow's run.yaml is the profile's identity: the precision policy and the memory format
+    are in it, so a config from before they existed (or another policy) is a different run."""
+    cpu = run_identity(load_raw(precision.__file__.replace("methods/precision.py", "config/profiles/cpu.yaml")))
+    assert (cpu["train"]["amp"], cpu["train"]["channels_last"]) == ("auto", "auto")
+    acdc = run_identity(load_raw(precision.__file__.replace("methods/precision.py", "config/profiles/acdc_cpu.yaml")))
+    assert "extends" not in acdc and acdc["train"]["channels_last"] == "auto"  # inherited, resolved
+
+
+def _train(tiny_cache, tiny_split, out, **train):
+    return Trainer(run_config(tiny_cache, tiny_split, out, **{"amp": "bf16", "channels_last": "on", **train}))
+
+
+def test_bf16_channels_last_is_repeatable_and_resumes_bit_identically(native_bf16, tiny_cache, tiny_split, tmp_path):
+    native_bf16(True)  # one torch thread (tests/conftest.py)
+    first = _train(tiny_cache, tiny_split, tmp_path / "first")
+    assert first.numerics == Numerics("bf16", "channels_last")
+    weight = next(p for p in first.method.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[-1] > 1)
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    first.run()
+    _train(tiny_cache, tiny_split, tmp_path / "second").run()
+    kill_at_third_iteration(_train(tiny_cache, tiny_split, tmp_path / "killed"))
+    _train(tiny_cache, tiny_split, tmp_path / "killed").run()
+    states = [torch.load(tmp_path / name / "final.pt", weights_only=True) for name in ("first", "second", "killed")]
+    assert_same_state(states[0]["method_state"], states[1]["method_state"])
+    assert_same_state(states[0]["method_state"], states[2]["method_state"])
+    # bf16 really changed the numbers: an fp32 run of the same seed ends elsewhere
+    fp32 = _train(tiny_cache, tiny_split, tmp_path / "fp32", amp="off", channels_last="off")
+    fp32.run()
+    other = torch.load(tmp_path / "fp32/final.pt", weights_only=True)["method_state"]
+    assert any(not torch.equal(v, other[k]) for k, v in states[0]["method_state"].items() 
+               if isinstance(v, torch.Tensor) and v.is_floating_point())
+    # the record: the checkpoint's config, the run folder's config.yaml and environment.json
+    assert states[0]["config"]["numerics"] == {"precision": "bf16", "memory_format": "channels_last"}
+    assert yaml.safe_load((tmp_path / "first/config.yaml").read_text())["numerics"]["precision"] == "bf16"
+    session = json.loads((tmp_path / "killed/environment.json").read_text())["sessions"][0]
+    assert (session["precision"], session["memory_format"]) == ("bf16", "channels_last")
+
+
+def test_a_run_is_not_continued_on_another_numeric_path(native_bf16, tiny_cache, tiny_split, tmp_path):
+    native_bf16(True)
+    kill_at_third_iteration(_train(tiny_cache, tiny_split, tmp_path / "run", amp="auto", channels_last="auto"))
+    native_bf16(False)  # the same settings on a CPU without bf16 resolve to fp32
+    with pytest.raises(CheckpointError, match=r"another numeric path.*numerics.precision: 'bf16' \(checkpoint\) != 'fp32'"):
+        _train(tiny_cache, tiny_split, tmp_path / "run", amp="auto", channels_last="auto").run()
+    native_bf16(True)
+    _train(tiny_cache, tiny_split, tmp_path / "run", amp="auto", channels_last="auto").run()  # where it was trained
+    native_bf16(False)
+    with pytest.raises(CheckpointError, match="another numeric path"):  # nor is its final.pt taken as done
+        _train(tiny_cache, tiny_split, tmp_path / "run", amp="auto", channels_last="auto").is_complete()
+
+
+def test_evaluation_uses_and_records_the_training_path(native_bf16, tiny_cache, tiny_split, tmp_path):
+    native_bf16(True)
+    run = _train(tiny_cache, tiny_split, tmp_path / "run", iterations=2).run()
+    native_bf16(False)  # evaluation follows the checkpoint, not the evaluating machine's default
+    df = evaluate_checkpoint(run / "final.pt", tiny_cache, tiny_split, device="cpu")
+    assert set(df["precision"]) == {"bf16"} and set(df["memory_format"]) == {"channels_last"}
+    fp32_run = _train(tiny_cache, tiny_split, tmp_path / "fp32", iterations=2, amp="off", channels_last="off").run()
+    df32 = evaluate_checkpoint(fp32_run / "final.pt", tiny_cache, tiny_split, device="cpu")
+    assert set(df32["precision"]) == {"fp32"} and set(df32["memory_format"]) == {"contiguous"}
+    assert isinstance(df, pd.DataFrame) and len(df) == len(df32)
