@@ -125,3 +125,27 @@ def test_evaluation_uses_and_records_the_training_path(native_bf16, tiny_cache, 
     df32 = evaluate_checkpoint(fp32_run / "final.pt", tiny_cache, tiny_split, device="cpu")
     assert set(df32["precision"]) == {"fp32"} and set(df32["memory_format"]) == {"contiguous"}
     assert isinstance(df, pd.DataFrame) and len(df) == len(df32)
+
+
+def test_the_deferred_projection_equals_the_eager_one_and_carries_its_gradient():
+    """The projection head runs when a method first reads `projection`, under the forward's autocast
+    and grad mode: same value, same gradient as computing it inside the forward."""
+    from methods.nets import NetFactory, NetworkProfile
+
+    torch.manual_seed(0)
+    net = NetFactory(NetworkProfile(encoder="tu-test_resnet", decoder_channels=(16, 8, 8, 8, 8), proj_hidden=8,
+                                    proj_dim=8), 4)().train()
+    x = torch.randn(2, 1, 32, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(x)
+        eager = net.projector(out.features)
+    with torch.autocast("cpu", enabled=False):  # a loss that leaves autocast (SPCL's contrastive terms)
+        lazy = out.projection
+        half = out.projection_or_deferred[1:]
+    assert lazy.dtype == eager.dtype == torch.bfloat16 and torch.equal(lazy, eager)
+    assert torch.equal(half.get(), eager[1:]) and half.get().data_ptr() == lazy[1:].data_ptr()  # one computation
+    lazy.float().sum().backward()
+    assert net.projector[0].weight.grad is not None and net.projector[0].weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        teacher_out = net(x)
+    assert not teacher_out.projection.requires_grad  # made under no_grad, read outside it
