@@ -369,6 +369,11 @@ def test_tiny_workflow_produces_every_output_and_then_has_nothing_to_do(tmp_path
     report = (analysis / "REPORT.md").read_text()
     for name in FIGURES:
         assert f"(figures/{name}.png)" in report, name
+    import torch
+
+    from methods.precision import resolve_numerics  # the path this machine gives the tiny profile's amp: auto
+    path = resolve_numerics(torch.device("cpu"), "auto", "auto")
+    assert f"Numeric path: every run ({len(runs)}) trained and evaluated in {path.precision}, {path.memory_format}." in report
     # one setting: the only thing missing is Table 2 (and its CD diagram), and the report says why
     not_produced = report.split("## Not produced", 1)[1].split("\n## ", 1)[0]
     items = [line for line in not_produced.splitlines() if line.startswith("- ")]
