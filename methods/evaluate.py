@@ -59,6 +59,7 @@ from methods.data.types import Case
 from methods.meanteacher import downsample_labels
 from methods.metrics import METRIC_NAMES, case_metrics
 from methods.precision import FP32, Numerics, recorded_numerics
+from methods.tensors import class_argmax
 
 IDENTITY_COLUMNS = ("dataset", "ratio", "labelled_cases", "method", "variant", "seed")
 RESULT_COLUMNS = (*IDENTITY_COLUMNS, "case_id", "class_name", *METRIC_NAMES, "evaluated_network", "checkpoint",
@@ -169,7 +170,7 @@ def official_grid_prediction(predictor, case: Case, region: Region, centre, size
             with numerics.autocast(device):
                 logits = predictor(numerics.format_input(x[sl].to(device, non_blocking=True))).logits
             logits = F.interpolate(logits.float(), size=(size, size), mode="bilinear", align_corners=True)
-            pred[sl] = logits.argmax(1).to(torch.uint8).cpu()
+            pred[sl] = class_argmax(logits).to(torch.uint8).cpu()
     label = grid.labels(case.label, case.spacing, centre).numpy()
     sy, sx = grid.grid_spacing_mm(case.spacing, case.image.shape[-2:])
     spacing = (float(case.spacing[0]) if case.has_spacing else 1.0, sy, sx)

@@ -162,3 +162,16 @@ def test_the_report_names_the_numeric_path_and_warns_when_runs_mix_paths():
     assert "**Mixed numeric paths**" in note and "bf16, channels_last: 1 runs (SPCL/default/s0)" in note
     assert "fp32, contiguous: 1 runs (SupOnly/default/s0)" in note
     assert _numerics_note(rows.drop(columns=["precision"])) == ""  # a table from elsewhere, without the record
+
+
+def test_class_argmax_is_argmax_ties_and_nan_included():
+    from methods.tensors import class_argmax
+
+    g = torch.Generator().manual_seed(0)
+    for dtype in (torch.float32, torch.bfloat16):
+        for layout in (torch.contiguous_format, torch.channels_last):
+            x = torch.randint(0, 3, (4, 4, 9, 7), generator=g).to(dtype)  # many ties
+            x[0, 2, 1, 1] = float("nan")
+            x = x.contiguous(memory_format=layout)
+            assert torch.equal(class_argmax(x), x.argmax(1))
+    assert class_argmax(torch.tensor([[1.0, 3.0, 3.0]])).tolist() == [1]  # the first maximum
