@@ -106,6 +106,23 @@ def _test_label_note(table: pd.DataFrame) -> str:
             + ", ".join(runs) + ".\n")
 
 
+def _numerics_note(table: pd.DataFrame) -> str:
+    """The numeric path every run was trained and evaluated in (methods/precision.py), and a warning
+    naming the runs when one table mixes paths (e.g. runs made on machines with and without bf16)."""
+    if "precision" not in table or "memory_format" not in table:
+        return ""
+    paths = table["precision"].astype(str) + "+" + table["memory_format"].astype(str)
+    per_path = {p: sorted({f"{method_label(r.method)}/{r.variant}/s{r.seed}" for r in rows.itertuples()})
+                for p, rows in table.groupby(paths)}
+    if len(per_path) == 1:
+        (path, runs), = per_path.items()
+        return f"\nNumeric path: every run ({len(runs)}) trained and evaluated in {path.replace('+', ', ')}.\n"
+    listing = "; ".join(f"{p.replace('+', ', ')}: {len(runs)} runs ({', '.join(runs[:4])}{', ...' if len(runs) > 4 else ''})"
+                        for p, runs in per_path.items())
+    return ("\n**Mixed numeric paths** (precision and memory format differ between runs, so differences between "
+            f"them include rounding): {listing}.\n")
+
+
 def _paper_section(diff: pd.DataFrame, summary_note: str) -> str:
     if diff.empty:
         return (summary_note + "No cell of this run matches a published cell (the paper reports SCD, ACDC and "
@@ -142,7 +159,8 @@ def analyse(opts: Options) -> Path:
 
     sections.append(Section("Input checks", f"{len(table)} per-case rows from "
                              f"{table['source_file'].nunique()} file(s); collected table: `tables/cases.csv`.\n\n"
-                             + quality_markdown(quality) + _test_label_note(table)))
+                             + quality_markdown(quality) + _test_label_note(table)
+                             + _numerics_note(table)))
 
     t1 = table1(table, hd95_column)
     t1.write(tables_dir)

@@ -51,6 +51,7 @@ from baselines._schedule import GeneratorStateMixin, NativeSchedule, check_sched
 from baselines._views import abd_strong_view
 from methods.api import Batch, Method, StepOutput, check_choice, register_method
 from methods.losses import dice_loss, sigmoid_rampup, supervised_loss
+from methods.tensors import class_argmax
 
 NATIVE_SCHEDULE = NativeSchedule(
     iterations=30000,
@@ -262,8 +263,8 @@ class ABD(GeneratorStateMixin, Method):
         sup2 = supervised_loss(out2[:n_l], y_s)
         cps1 = dice_loss(prob1[n_l:], pseudo2[n_l:])
         cps2 = dice_loss(prob2[n_l:], pseudo1[n_l:])
-        cps1_r = dice_loss(prob1_r, prob2_r.detach().argmax(1))
-        cps2_r = dice_loss(prob2_r, prob1_r.detach().argmax(1))
+        cps1_r = dice_loss(prob1_r, class_argmax(prob2_r.detach()))
+        cps2_r = dice_loss(prob2_r, class_argmax(prob1_r.detach()))
         if self.abd_i_active(it):
             abd_i1, abd_i2 = supervised_loss(out1_i, lab_i), supervised_loss(out2_i, lab_i)
         else:

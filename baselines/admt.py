@@ -54,6 +54,7 @@ from baselines._views import admt_cutmix_mask, admt_strong_view, paste_from
 from methods.api import Batch, Method, StepOutput, check_choice, register_method
 from methods.ema import ema_update
 from methods.losses import dice_loss, sigmoid_rampup, supervised_loss
+from methods.tensors import class_argmax
 
 NATIVE_SCHEDULE = NativeSchedule(
     iterations=30000,
@@ -256,7 +257,7 @@ class ADMT(Method):
         with torch.no_grad():
             p1 = self.teacher1(batch.x_u).logits.float().softmax(1)
             p2 = self.teacher2(batch.x_u).logits.float().softmax(1)
-            conflict = p1.argmax(1) != p2.argmax(1)
+            conflict = class_argmax(p1) != class_argmax(p2)
             conf, pseudo = ensemble_teachers(p1, p2, cfg.ensemble, cfg.ensemble_temp)
             g = step_generator(self._rng, dev)
             if t1_active:

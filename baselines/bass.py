@@ -243,7 +243,7 @@ class LowResDenoisingNet(nn.Module):
         coarse = self.coarse_head(low)
         self.coarse_logits = coarse
         up = F.interpolate(coarse, size=out.logits.shape[-2:], mode="bilinear", align_corners=False)
-        return NetOutput(self.fuse(torch.cat([out.logits, up.to(out.logits.dtype)], 1)), out.features, out.projection)
+        return NetOutput(self.fuse(torch.cat([out.logits, up.to(out.logits.dtype)], 1)), out.features, out.projection_or_deferred)
 
 
 def lrd_loss(coarse_logits: Tensor, labels: Tensor, num_classes: int, boundary_weight: float) -> Tensor:

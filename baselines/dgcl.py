@@ -65,6 +65,7 @@ from baselines._contrast import (
 from methods.api import register_method
 from methods.losses import masked_cross_entropy
 from methods.meanteacher import MeanTeacher, MeanTeacherConfig, MTContext, apply_cutmix
+from methods.tensors import class_argmax
 
 
 @dataclass
@@ -194,7 +195,7 @@ class DGCL(MeanTeacher):
         prob = logits.softmax(1)
         percent = max(self.cfg.contrast_drop_start * (1.0 - self.progress(ctx.it)), self.cfg.contrast_drop_min)
         dropped = drop_high_entropy(entropy(prob), percent)
-        pseudo = torch.where(dropped, torch.full_like(dropped, IGNORE, dtype=torch.long), prob.argmax(1))
+        pseudo = torch.where(dropped, torch.full_like(dropped, IGNORE, dtype=torch.long), class_argmax(prob))
         return torch.cat([y_l, pseudo])
 
     def extra_loss(self, ctx: MTContext) -> tuple[Tensor, dict[str, Tensor]]:

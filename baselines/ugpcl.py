@@ -76,6 +76,7 @@ from methods.api import Batch, Method, StepOutput, register_method
 from methods.losses import sigmoid_rampup
 from methods.meanteacher import downsample_labels
 from methods.nets import NetOutput
+from methods.tensors import class_argmax
 
 NATIVE_SCHEDULE = NativeSchedule(
     iterations=10000,
@@ -297,7 +298,7 @@ def certainty_pseudo_labels(prob_a: Tensor, prob_b: Tensor, threshold: float) ->
     """Argmax of the decoders' mean softmax; -1 where its entropy (nats) exceeds `threshold`."""
     mean = 0.5 * (prob_a + prob_b)
     entropy = -(mean * torch.log(mean + 1e-6)).sum(1)
-    pseudo = mean.argmax(1)
+    pseudo = class_argmax(mean)
     return torch.where(entropy > threshold, torch.full_like(pseudo, -1), pseudo)
 
 
@@ -495,7 +496,7 @@ class UGPCL(GeneratorStateMixin, Method):
             certain[:n_l] = y[:n_l]
             size = embed.shape[-2:]
             labels_lr = downsample_labels(certain, size)
-            preds_lr = downsample_labels(prob.argmax(1), size)
+            preds_lr = downsample_labels(class_argmax(prob), size)
         anchors, anchor_cls, valid, row = sample_anchors(embed, labels_lr, preds_lr, self.num_classes,
                                                          cfg.max_samples, cfg.max_views, g)
         loss = queue_contrast_loss(anchors, anchor_cls, valid, row, self.segment_queue, cfg.temperature,

@@ -17,9 +17,8 @@ METHODS=meanteacher,suponly,spcl,spcl_official,ugpcl,dgcl,admt,abd,bus,bass
   python3 -c "import torch, segmentation_models_pytorch as smp; print('torch', torch.__version__, 'smp', smp.__version__)"
 } 2>&1 | tee "$OUT/machine.txt"
 
-for amp in "" "--amp"; do
-  tag=$([ -n "$amp" ] && echo bf16 || echo fp32)
-  timeout 120 python3 benchmarks/step_time.py --profile paper --device cuda $amp --methods $METHODS \
+for tag in fp32 bf16; do
+  timeout 120 python3 benchmarks/step_time.py --profile paper --device cuda --numerics $tag --methods $METHODS \
     --rounds 2 --warmup 5 --steps 15 2>&1 | grep -v Warning | tee "$OUT/step_paper_$tag.txt"
 done
 

@@ -9,6 +9,9 @@ keep to those types too):
   `data` (stream positions), `rng` (python, numpy, torch CPU/CUDA, augmentation), `meta`;
 - `RUN/final.pt`: `format_version`, `kind="final"`, `config`, `iteration`, `method_state`, `meta`.
 
+`config` is the resolved run config plus `numerics` (methods/precision.py: the precision and memory
+format the run computed in), which is compared like any setting before a run resumes.
+
 `meta` = {`num_classes`, `class_names`, `dataset`, `data_info`, `evaluated_network`}: what is needed
 to rebuild the method without opening the cache.
 """
@@ -77,6 +80,13 @@ def config_differences(saved: dict, current: dict, prefix: tuple = ()) -> list[s
 def check_compatible(ckpt: dict, config: dict, path: str | Path) -> None:
     """Refuse to resume from a checkpoint written by another method or configuration."""
     diffs = config_differences(ckpt.get("config", {}), config)
+    if any(d.startswith("numerics.") for d in diffs):
+        raise CheckpointError(
+            f"checkpoint {path} was computed on another numeric path ({'; '.join(diffs)}): train.amp "
+            f"{config.get('train', {}).get('amp')!r} / train.channels_last {config.get('train', {}).get('channels_last')!r} "
+            "resolve differently on this machine (methods/precision.py). Continue it where it was trained, set "
+            "train.amp and train.channels_last explicitly, or delete the run to retrain it here."
+        )
     if diffs:
         raise CheckpointError(
             f"checkpoint {path} was written by a different run configuration; refusing to resume. "

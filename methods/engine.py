@@ -11,15 +11,20 @@ optimiser and schedule, device and precision, logging, the NaN guard and checkpo
   hook returns only an optimiser, the engine attaches the poly schedule to it.
 - Unlabelled data: a method class with `uses_unlabelled = False` gets an empty `x_u` and the
   unlabelled slices are never loaded.
-- Precision: `train.amp: auto` is bf16 autocast on CUDA and fp32 on the CPU; `bf16` forces bf16
-  autocast on either device (evaluation autocasts on CUDA only); `off` is fp32.
+- Numerics (methods/precision.py): `train.amp` and `train.channels_last` resolve, on the machine
+  that trains, to a precision (bf16 autocast where the hardware has native bf16, else fp32) and a
+  memory format (channels-last on the CPU). The resolved pair is stored beside the config in every
+  checkpoint (`numerics`) and compared like the config: a run is never resumed, or its final.pt
+  accepted, on a machine that resolves the same settings to another path. Evaluation uses the
+  pair recorded in final.pt.
 - Augmentation: the run's `augment` section, with the fields the method sets itself
   (`Method.augment_overrides()`, e.g. UGPCL turns the common rotation off because it rotates in
   its own step) applied for that method; the applied settings are in the checkpoint's `meta`.
 - Determinism: the seed drives python/numpy/torch, weight initialisation, both data streams and
-  the augmentation generator. On the CPU a run is bit-for-bit repeatable, and killing it at any
-  point and restarting the same command resumes from `checkpoints/last.pt` to bit-identical
-  weights. On CUDA cuDNN is put in deterministic mode; a few kernels (the backward of bilinear
+  the augmentation generator. On the CPU a run is bit-for-bit repeatable with the same thread
+  count, in fp32 and in bf16 autocast, and killing it at any point and restarting the same command
+  resumes from `checkpoints/last.pt` to bit-identical weights (oneDNN's reductions are ordered by
+  the thread count, so another count gives other rounding). On CUDA cuDNN is put in deterministic mode; a few kernels (the backward of bilinear
   upsampling) have no deterministic implementation, so CUDA runs agree to rounding only.
 - Completion: `final.pt` is written, then `checkpoints/last.pt` is deleted (it would double the
   disk use of every run); running a completed run again checks the config and does nothing.
@@ -37,7 +42,6 @@ optimiser and schedule, device and precision, logging, the NaN guard and checkpo
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import logging
@@ -65,6 +69,7 @@ from methods.selection import BestOnTestSelector, selection_points
 from methods.data.region import region_from_data_config
 from methods.data.splits import load_split
 from methods.nets import NetFactory
+from methods.precision import Numerics, resolve_numerics
 from methods.provenance import append_session, machine_record, now_utc
 from methods.pseudo_label_logs import PseudoLabelMeter
 from methods.runconfig import RunConfig, TrainConfig, write_yaml_atomic
@@ -93,17 +98,6 @@ def pick_device(setting: str) -> torch.device:
     return torch.device(setting)
 
 
-def uses_bf16(device: torch.device, amp: str) -> bool:
-    """The `train.amp` rule: "bf16" always, "auto" on CUDA only, "off" never."""
-    return amp == "bf16" or (amp == "auto" and device.type == "cuda")
-
-
-def autocast_for(device: torch.device, amp: str):
-    if not uses_bf16(device, amp):
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
 def poly_schedule(optimizer: torch.optim.Optimizer, iterations: int, power: float) -> torch.optim.lr_scheduler.LRScheduler:
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: max(0.0, 1.0 - t / iterations) ** power)
 
@@ -124,18 +118,20 @@ def build_optimizer(method: Method, train: TrainConfig):
 
 
 def train_step(method: Method, optimizer, scheduler, augment: CommonAugment, batch: Batch, it: int,
-               device: torch.device, autocast, diagnostic_labels: Tensor | None = None) -> tuple[dict[str, Any], Tensor | None]:
-    """One iteration: to device, common augmentation, forward under autocast, backward, optimiser
-    and schedule step, `on_step_end`. Returns the step's logs (device tensors, not synchronised)
-    and `diagnostic_labels` (labels of the unlabelled images, for logging only) warped with the
-    unlabelled images' augmentation; they are never given to the method."""
+               device: torch.device, numerics: Numerics,
+               diagnostic_labels: Tensor | None = None) -> tuple[dict[str, Any], Tensor | None]:
+    """One iteration: to device, common augmentation, images into the run's memory format, forward
+    under its autocast, backward, optimiser and schedule step, `on_step_end`. Returns the step's
+    logs (device tensors, not synchronised) and `diagnostic_labels` (labels of the unlabelled
+    images, for logging only) warped with the unlabelled images' augmentation; they are never
+    given to the method."""
     batch = batch.to(device)
     x_l, y_l = augment(batch.x_l, batch.y_l)
     y_u = diagnostic_labels.to(device).long() if diagnostic_labels is not None else None
     x_u, y_u = augment(batch.x_u, y_u)
-    batch = Batch(x_l, y_l, x_u)
+    batch = Batch(numerics.format_input(x_l), y_l, numerics.format_input(x_u))
     method.train()
-    with autocast():
+    with numerics.autocast(device):
         out = method.training_step(batch, it)
     optimizer.zero_grad(set_to_none=True)
     out.loss.backward()
@@ -197,6 +193,7 @@ class Trainer:
         self.run_dir = Path(cfg.out_dir)
         self.ckpt_path = self.run_dir / "checkpoints" / "last.pt"
         self.device = pick_device(cfg.train.device)
+        self.numerics = resolve_numerics(self.device, cfg.train.amp, cfg.train.channels_last)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = False  # autotuning picks kernels non-deterministically
             torch.backends.cudnn.deterministic = True
@@ -222,13 +219,14 @@ class Trainer:
             cfg=method_cfg, net_factory=factory, num_classes=self.num_classes,
             max_iters=cfg.train.iterations, data_info=self.data.info,
         ).to(self.device)
+        self.numerics.format_module(self.method)
         self.optimizer, self.scheduler = build_optimizer(self.method, cfg.train)
         self.aug_gen = torch.Generator().manual_seed(cfg.seed * 7919 + _AUG_SALT)
         # the run's common augmentation, with the fields the method sets itself (e.g. UGPCL's rotation)
         self.augment_cfg = with_overrides(cfg.augment, self.method.augment_overrides(), f"method {cfg.method!r}")
         self.augment = CommonAugment(self.augment_cfg, self.aug_gen)
-        self.autocast = lambda: autocast_for(self.device, cfg.train.amp)
-        self.config_dict = cfg.to_dict()
+        # the run's identity as the engine checks it: the config and the numeric path it resolved to
+        self.config_dict = {**cfg.to_dict(), "numerics": self.numerics.as_dict()}
         self.iteration = 0  # completed iterations
         self.pl_meter = (PseudoLabelMeter(self.class_names, self.data.has_diagnostic_labels)
                          if cfg.train.pseudo_label_logs else None)
@@ -236,7 +234,7 @@ class Trainer:
         self._latest: dict[str, float] = {}
         self.selector = (
             BestOnTestSelector(cache, split, self.region, cfg.evaluation, self.num_classes, self.device,
-                               cfg.data.split, amp=uses_bf16(self.device, cfg.train.amp))
+                               cfg.data.split, numerics=self.numerics)
             if cfg.train.selection == "best_on_test" else None
         )
         self.select_at = set(selection_points(cfg.train.iterations, cfg.train.select_every)) if self.selector else set()
@@ -306,7 +304,7 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
         batch, y_u = self.data.next_batch_with_diagnostics()
         logs, y_u = train_step(self.method, self.optimizer, self.scheduler, self.augment, batch, it,
-                               self.device, self.autocast, diagnostic_labels=y_u)
+                               self.device, self.numerics, diagnostic_labels=y_u)
         if self.pl_meter is not None:
             view = self.method.pseudo_label_view()
             if view is not None:
@@ -384,7 +382,7 @@ class Trainer:
         trained = self.iteration - first_iteration
         append_session(self.run_dir, {
             **machine_record(self.device),
-            "precision": "bf16" if uses_bf16(self.device, tc.amp) else "fp32",
+            "precision": self.numerics.precision, "memory_format": self.numerics.memory_format,
             "started": started, "finished": now_utc(),
             "from_iteration": first_iteration, "to_iteration": self.iteration,
             "seconds": seconds,

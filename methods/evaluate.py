@@ -9,7 +9,9 @@ metrics are computed with the case's spacing. With the `two_pass` centre the fir
 places the crop of the second. No label of an evaluated case is read to place its region, except
 under the official variant `data.region: label_centred` (test_centre `label`), which the CSV's
 `uses_test_label` column flags. Slices go through the network in batches, in eval mode, under
-`torch.inference_mode`, with bf16 autocast on CUDA. The official SPCL code instead scores a label
+`torch.inference_mode`, in the numeric path the run trained in (precision and memory format, as
+recorded in final.pt; methods/precision.py), which the CSV's `precision` and `memory_format` columns
+record. The official SPCL code instead scores a label
 resized to 224 px (`evaluation.grid: official`, `official_grid_prediction`, a reported variant);
 scoring the native grid is what makes HD95 in mm meaningful (docs/metrics.md).
 
@@ -56,10 +58,13 @@ from methods.data.region import Region, region_from_data_config
 from methods.data.types import Case
 from methods.meanteacher import downsample_labels
 from methods.metrics import METRIC_NAMES, case_metrics
+from methods.precision import FP32, Numerics, recorded_numerics
+from methods.tensors import class_argmax
 
 IDENTITY_COLUMNS = ("dataset", "ratio", "labelled_cases", "method", "variant", "seed")
 RESULT_COLUMNS = (*IDENTITY_COLUMNS, "case_id", "class_name", *METRIC_NAMES, "evaluated_network", "checkpoint",
-                  "region", "region_centre", "evaluation", "selection", "uses_test_label")
+                  "region", "region_centre", "evaluation", "selection", "uses_test_label", "precision",
+                  "memory_format")
 GRIDS = ("native", "official")
 OFFICIAL_GRID_SIZE = 224
 DEFAULT_BATCH_SIZE = 16
@@ -77,12 +82,6 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {name}: CUDA is not available on this machine")
     return device
-
-
-def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
-    if amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 @contextlib.contextmanager
@@ -111,7 +110,7 @@ def predict_case(
     region: Region | int,
     device: str | torch.device = "cpu",
     batch_size: int = DEFAULT_BATCH_SIZE,
-    amp: bool = True,
+    numerics: Numerics = FP32,
 ) -> np.ndarray:
     """Label volume uint8 [Z, H, W] on the case's native grid (see the module docstring).
 
@@ -120,37 +119,37 @@ def predict_case(
     input; its `two_pass` centre is found here, from the network's own first-pass prediction.
     The case's label is never read.
     """
-    return predict_case_with_centre(predictor, case, region, device, batch_size, amp)[0]
+    return predict_case_with_centre(predictor, case, region, device, batch_size, numerics)[0]
 
 
-def predict_case_with_centre(predictor, case, region, device="cpu", batch_size=DEFAULT_BATCH_SIZE, amp=True):
+def predict_case_with_centre(predictor, case, region, device="cpu", batch_size=DEFAULT_BATCH_SIZE, numerics=FP32):
     """`predict_case` and the centre (native y, x pixels) of the crop it used (None: whole slice)."""
     region = as_region(region)
     region.check_spacing(case.spacing, case.source or case.case_id)
     device = torch.device(device)
     centre = region.evaluation_centre(case)
-    pred = _predict_at(predictor, case, region, centre, device, batch_size, amp)
+    pred = _predict_at(predictor, case, region, centre, device, batch_size, numerics)
     if region.needs_first_pass:
         centre = region.refine_centre(pred, centre)
-        pred = _predict_at(predictor, case, region, centre, device, batch_size, amp)
+        pred = _predict_at(predictor, case, region, centre, device, batch_size, numerics)
     return pred, centre
 
 
-def _predict_at(predictor, case, region: Region, centre, device, batch_size, amp) -> np.ndarray:
+def _predict_at(predictor, case, region: Region, centre, device, batch_size, numerics) -> np.ndarray:
     z, h, w = case.image.shape
     x = region.images(case.image, case.spacing, centre)  # [Z, 1, S, S] on the CPU
     pred = torch.empty((z, h, w), dtype=torch.uint8)
     with _evaluating(predictor):
         for sl in _slice_batches(z, batch_size):
-            with _autocast(device, amp):
-                logits = predictor(x[sl].to(device, non_blocking=True)).logits
+            with numerics.autocast(device):
+                logits = predictor(numerics.format_input(x[sl].to(device, non_blocking=True))).logits
             native = region.to_native(logits.float(), (h, w), case.spacing, region.centre_slice(centre, sl))
             pred[sl] = native.to(torch.uint8).cpu()
     return pred.numpy()
 
 
 def official_grid_prediction(predictor, case: Case, region: Region, centre, size: int = OFFICIAL_GRID_SIZE,
-                             device="cpu", batch_size: int = DEFAULT_BATCH_SIZE, amp: bool = True):
+                             device="cpu", batch_size: int = DEFAULT_BATCH_SIZE, numerics: Numerics = FP32):
     """The official SPCL test loop's grid: (pred, label, spacing) on the region's field of view
     resampled to `size` x `size` px, uint8 [Z, size, size] both, spacing (z, y, x) in mm.
 
@@ -168,10 +167,10 @@ def official_grid_prediction(predictor, case: Case, region: Region, centre, size
     pred = torch.empty((z, size, size), dtype=torch.uint8)
     with _evaluating(predictor):
         for sl in _slice_batches(z, batch_size):
-            with _autocast(device, amp):
-                logits = predictor(x[sl].to(device, non_blocking=True)).logits
+            with numerics.autocast(device):
+                logits = predictor(numerics.format_input(x[sl].to(device, non_blocking=True))).logits
             logits = F.interpolate(logits.float(), size=(size, size), mode="bilinear", align_corners=True)
-            pred[sl] = logits.argmax(1).to(torch.uint8).cpu()
+            pred[sl] = class_argmax(logits).to(torch.uint8).cpu()
     label = grid.labels(case.label, case.spacing, centre).numpy()
     sy, sx = grid.grid_spacing_mm(case.spacing, case.image.shape[-2:])
     spacing = (float(case.spacing[0]) if case.has_spacing else 1.0, sy, sx)
@@ -251,7 +250,7 @@ def sample_case_features(
     sampler: BalancedFeatureSampler,
     device: torch.device,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    amp: bool = True,
+    numerics: Numerics = FP32,
     centre=None,
 ) -> None:
     """Offer every pixel of the case's projection maps (`method.embed`) to `sampler`; the label
@@ -261,8 +260,8 @@ def sample_case_features(
     y = region.labels(case.label, case.spacing, centre)
     with _evaluating(method):
         for sl in _slice_batches(x.shape[0], batch_size):
-            with _autocast(device, amp):
-                emb = method.embed(x[sl].to(device, non_blocking=True))
+            with numerics.autocast(device):
+                emb = method.embed(numerics.format_input(x[sl].to(device, non_blocking=True)))
             emb = F.normalize(emb.float(), dim=1)
             labels = downsample_labels(y[sl].long().to(device), tuple(emb.shape[-2:]))
             sampler.add(emb, labels, thick_boundary(labels))
@@ -366,7 +365,7 @@ def evaluate_method(
     device: str | torch.device = "cpu",
     paper_compatible: bool = False,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    amp: bool = True,
+    numerics: Numerics | None = None,
     predictions_dir: str | Path | None = None,
     prediction_cases: int | Sequence[str] | None = None,
     features_path: str | Path | None = None,
@@ -391,7 +390,8 @@ def evaluate_method(
     test loop: the region's window at `grid_size` px, `official_grid_prediction`, with SPCL's
     empty-mask convention). `selection` is the checkpoint's selection record ("last" or
     "best_on_test ..."), copied into the `selection` column. `uses_test_label` is True when the
-    test label placed the input or chose the checkpoint.
+    test label placed the input or chose the checkpoint. `numerics`: the numeric path to evaluate
+    in (default: the one `run_cfg` records, i.e. the run's training path; fp32 where none is recorded).
     """
     if grid not in GRIDS:
         raise ConfigError(f"evaluation.grid must be one of {list(GRIDS)}, got {grid!r}")
@@ -411,17 +411,19 @@ def evaluate_method(
             "evaluation": "native" if grid == "native" else f"official {grid_size} px grid",
             "selection": str(selection),
             "uses_test_label": bool(region.uses_test_label or str(selection).startswith("best_on_test"))}
+    numerics = numerics if numerics is not None else recorded_numerics(run_cfg)
+    tail.update(numerics.as_dict())
 
     total = f"/{len(cases)}" if hasattr(cases, "__len__") else ""
-    method.to(device)
+    numerics.format_module(method.to(device))
     predictor = method.predictor()
     rows = []
     for i, case in enumerate(cases):
-        pred, centre = predict_case_with_centre(predictor, case, region, device, batch_size, amp)
+        pred, centre = predict_case_with_centre(predictor, case, region, device, batch_size, numerics)
         where = region.describe_centre(centre)
         if grid == "official":
             g_pred, g_label, g_spacing = official_grid_prediction(predictor, case, region, centre, grid_size, device,
-                                                                  batch_size, amp)
+                                                                  batch_size, numerics)
             scored = case_metrics(g_pred, g_label, g_spacing, class_names, paper_compatible=True)
         else:
             scored = _case_metrics(pred, case, class_names, paper_compatible)
@@ -431,7 +433,7 @@ def evaluate_method(
             save_prediction(predictions_dir, case, pred, class_names)
             picker.saved.add(case.case_id)
         if sampler is not None:
-            sample_case_features(method, case, region, sampler, device, batch_size, amp, centre)
+            sample_case_features(method, case, region, sampler, device, batch_size, numerics, centre)
         if progress:
             print(f"\r[evaluate] {i + 1}{total} cases", end="", file=sys.stderr, flush=True)
     if progress:
@@ -473,7 +475,6 @@ def evaluate_checkpoint(
         unknown = sorted(set(named) - set(case_ids))
         if unknown:
             raise ConfigError(f"prediction cases {unknown} are not {role} cases of split {split}")
-    options.setdefault("amp", run_cfg.get("train", {}).get("amp", "auto") != "off")
     evaluation = run_cfg.get("evaluation") or {}
     options.setdefault("grid", evaluation.get("grid", "native"))
     options.setdefault("grid_size", int(evaluation.get("grid_size", OFFICIAL_GRID_SIZE)))

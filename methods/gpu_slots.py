@@ -15,6 +15,12 @@ long as the process that uses the GPU lives, and the kernel frees it however tha
 When no K slots are free (more jobs than GPUs, or another workflow of the same user on the
 machine), the job waits for one rather than share a GPU.
 
+Several runs per GPU (`--runs-per-gpu R`, the workflow's `runs_per_gpu`): each GPU has R slots
+(`gpu-<device>.<i>.lock`), so up to R jobs share one device; a job that needs K GPUs still takes
+K distinct devices. A small model leaves most of a large GPU idle (benchmarks/README.md), and R
+runs at once then finish several times sooner than one after another. `check_gpu_memory` is the
+start-up check: R runs of `mem_mb` each must fit the smallest visible GPU.
+
 Out of the way where a GPU is not this wrapper's to assign:
 - K = 0, or no GPU visible (a CPU machine): COMMAND runs unchanged, on the CPU;
 - inside a SLURM job (SLURM_JOB_ID set): SLURM has already given the job its GPUs;
@@ -53,7 +59,7 @@ def visible_devices(env: dict[str, str] | None = None) -> list[str]:
     if listed is not None:
         devices = [d.strip() for d in listed.split(",") if d.strip()]
         return [] if not devices or devices[0].startswith("-1") else devices
-    smi = shutil.which("nvidia-smi")
+    smi = shutil.which("nvidia-smi", path=env.get("PATH"))
     if smi is None:
         return []
     try:
@@ -82,20 +88,34 @@ def slot_dir(env: dict[str, str] | None = None) -> Path:
     return Path(tempfile.gettempdir()) / f"spcl-bench-gpu-slots-{os.getuid()}"
 
 
-def _slot_file(folder: Path, device: str) -> Path:
-    return folder / f"gpu-{re.sub(r'[^A-Za-z0-9._-]', '_', device)}.lock"
+def _slot_file(folder: Path, device: str, index: int = 0, runs_per_gpu: int = 1) -> Path:
+    name = re.sub(r'[^A-Za-z0-9._-]', '_', device)
+    return folder / (f"gpu-{name}.lock" if runs_per_gpu == 1 else f"gpu-{name}.{index}.lock")
 
 
-def try_acquire(devices: list[str], count: int, folder: Path) -> dict[str, int] | None:
-    """Lock `count` free slots among `devices` (in order); {device: open fd}, or None (nothing kept)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    held: dict[str, int] = {}
-    for device in devices:
-        fd = os.open(_slot_file(folder, device), os.O_RDWR | os.O_CREAT, 0o666)
+def _lock_one_slot(folder: Path, device: str, runs_per_gpu: int) -> int | None:
+    """An open fd holding one free slot of `device`, or None when all its slots are taken."""
+    for index in range(runs_per_gpu):
+        fd = os.open(_slot_file(folder, device, index, runs_per_gpu), os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
+            continue
+        return fd
+    return None
+
+
+def try_acquire(devices: list[str], count: int, folder: Path, runs_per_gpu: int = 1) -> dict[str, int] | None:
+    """Lock a free slot on each of `count` distinct `devices` (in order, `runs_per_gpu` slots per
+    device); {device: open fd}, or None (nothing kept)."""
+    if runs_per_gpu < 1:
+        raise SlotError(f"runs_per_gpu must be >= 1, got {runs_per_gpu}")
+    folder.mkdir(parents=True, exist_ok=True)
+    held: dict[str, int] = {}
+    for device in devices:
+        fd = _lock_one_slot(folder, device, runs_per_gpu)
+        if fd is None:
             continue
         held[device] = fd
         if len(held) == count:
@@ -117,14 +137,14 @@ def _note_holder(fd: int, command: list[str]) -> None:
     os.utime(fd)  # keep the file fresh for temporary-folder cleaners
 
 
-def acquire(devices: list[str], count: int, folder: Path, poll_s: float = 2.0) -> dict[str, int]:
-    """Wait until `count` slots are free; return them held."""
+def acquire(devices: list[str], count: int, folder: Path, poll_s: float = 2.0, runs_per_gpu: int = 1) -> dict[str, int]:
+    """Wait until `count` slots on distinct devices are free; return them held."""
     if count > len(devices):
         raise SlotError(f"the job asks for {count} GPU(s) (gpus_per_job) but {len(devices)} are visible "
                         f"({', '.join(devices) or 'none'}; CUDA_VISIBLE_DEVICES or nvidia-smi)")
     announced = False
     while True:
-        held = try_acquire(devices, count, folder)
+        held = try_acquire(devices, count, folder, runs_per_gpu)
         if held is not None:
             return held
         if not announced:
@@ -133,10 +153,51 @@ def acquire(devices: list[str], count: int, folder: Path, poll_s: float = 2.0) -
         time.sleep(poll_s)
 
 
+def gpu_memory_mb(env: dict[str, str] | None = None) -> dict[str, int]:
+    """Total memory (MiB) of each GPU `nvidia-smi` lists, by index and by UUID; {} without it."""
+    smi = shutil.which("nvidia-smi", path=(os.environ if env is None else env).get("PATH"))
+    if smi is None:
+        return {}
+    try:
+        done = subprocess.run([smi, "--query-gpu=index,uuid,memory.total", "--format=csv,noheader,nounits"],
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    memory: dict[str, int] = {}
+    for line in done.stdout.splitlines() if done.returncode == 0 else []:
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 3 and parts[2].isdigit():
+            memory[parts[0]] = memory[parts[1]] = int(parts[2])
+    return memory
+
+
+def check_gpu_memory(runs_per_gpu: int, mem_mb_per_run: int, env: dict[str, str] | None = None) -> str | None:
+    """The start-up check of `runs_per_gpu`: None if R runs of `mem_mb_per_run` fit the smallest
+    visible GPU (or no GPU can be seen here, e.g. a CPU machine), else the reason, naming the keys."""
+    if runs_per_gpu < 1:
+        return f"runs_per_gpu must be >= 1, got {runs_per_gpu}"
+    if runs_per_gpu == 1:
+        return None
+    devices = visible_devices(env)
+    memory = gpu_memory_mb(env)
+    sizes = {d: memory[d] for d in devices if d in memory}
+    if not sizes:
+        return None
+    device, smallest = min(sizes.items(), key=lambda kv: kv[1])
+    if runs_per_gpu * mem_mb_per_run > smallest:
+        fits = smallest // mem_mb_per_run
+        return (f"runs_per_gpu: {runs_per_gpu} runs x gpu_mem_mb_per_run {mem_mb_per_run} MB = "
+                f"{runs_per_gpu * mem_mb_per_run} MB do not fit GPU {device} ({smallest} MiB); at most {fits} fit. "
+                "Lower runs_per_gpu, or set gpu_mem_mb_per_run to the peak memory measured for your profile "
+                "(benchmarks/gpu_throughput.sh prints it)")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m methods.gpu_slots",
                                 description="Run COMMAND on its own GPU(s): take free slots, set CUDA_VISIBLE_DEVICES, exec.")
     p.add_argument("--gpus", type=int, required=True, help="GPUs the job needs (the job's `gpu` resource)")
+    p.add_argument("--runs-per-gpu", type=int, default=1, help="jobs that may share one GPU (runs_per_gpu)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     args = p.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -146,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         devices = visible_devices() if args.gpus > 0 and slots_active() else []
         if devices:
-            held = acquire(devices, args.gpus, slot_dir() / _host())
+            held = acquire(devices, args.gpus, slot_dir() / _host(), runs_per_gpu=args.runs_per_gpu)
             for fd in held.values():
                 _note_holder(fd, command)
                 os.set_inheritable(fd, True)  # the exec'd command keeps the slot until it ends

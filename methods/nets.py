@@ -7,7 +7,9 @@ same backbone. A network's forward returns `NetOutput(logits, features, projecti
 - `features`:   the decoder output (DeepLabV3+: [B, 256, H/4, W/4]; official: `fts`
                 [B, 256, h, w] with h = ceil-mode H/4, e.g. 17 for 65 or 64; U-Net: [B, c_last, H, W]);
 - `projection`: a 1x1-conv MLP on `features` (in -> hidden -> D, BN + ReLU in between, no
-                normalisation; contrastive losses L2-normalise it themselves).
+                normalisation; contrastive losses L2-normalise it themselves), computed when it is
+                first read (`Deferred`), so the methods that never read it (SupOnly, the mean
+                teacher, every teacher whose projection no loss uses) do not pay for the head.
 
 Profiles (`NetworkProfile.arch`):
 - `deeplabv3plus` (paper): ResNet-50 encoder, output stride 16, ASPP rates 6/12/18, 1-channel input,
@@ -51,10 +53,51 @@ log = logging.getLogger(__name__)
 ARCHS = ("unet", "deeplabv3plus", "deeplabv3plus_official")
 
 
-class NetOutput(NamedTuple):
+class Deferred:
+    """A tensor computed on first use, once: `fn()` under the autocast state and grad mode of the
+    moment the Deferred was made (the network's forward), so the value and its graph are those of
+    computing it eagerly there. `d[a:b]` is a Deferred of the slice that shares the computation."""
+
+    def __init__(self, fn, device_type: str = "cpu"):
+        self._fn, self._value = fn, None
+        self._grad = torch.is_grad_enabled()
+        self._device_type = device_type
+        self._autocast = torch.is_autocast_enabled(device_type)
+        self._dtype = torch.get_autocast_dtype(device_type) if self._autocast else None
+
+    def get(self) -> Tensor:
+        if self._value is None:
+            with torch.set_grad_enabled(self._grad), torch.autocast(
+                    self._device_type, dtype=self._dtype, enabled=self._autocast):
+                self._value = self._fn()
+            self._fn = None
+        return self._value
+
+    def __getitem__(self, index) -> "Deferred":
+        return Deferred.of(lambda: self.get()[index], self)
+
+    @classmethod
+    def of(cls, fn, like: "Deferred") -> "Deferred":
+        made = cls.__new__(cls)
+        made._fn, made._value = fn, None
+        made._grad, made._device_type, made._autocast, made._dtype = like._grad, like._device_type, like._autocast, like._dtype
+        return made
+
+
+class _NetFields(NamedTuple):
     logits: Tensor
     features: Tensor
-    projection: Tensor
+    projection_or_deferred: "Tensor | Deferred"
+
+
+class NetOutput(_NetFields):
+    """(logits, features, projection); the projection may be `Deferred` (computed when read).
+    Slicing every field, `NetOutput(*(t[a:b] for t in out))`, keeps it deferred."""
+
+    @property
+    def projection(self) -> Tensor:
+        p = self.projection_or_deferred
+        return p.get() if isinstance(p, Deferred) else p
 
 
 @dataclass
@@ -158,7 +201,8 @@ class SegNet(nn.Module):
         if logits.shape[-2:] != x.shape[-2:]:
             logits = nn.functional.interpolate(logits, size=x.shape[-2:], mode="bilinear",
                                                align_corners=self.align_corners)
-        return NetOutput(logits, features, self.projector(features))
+        projector = self.projector
+        return NetOutput(logits, features, Deferred(lambda: projector(features), features.device.type))
 
 
 def _build_model(profile: NetworkProfile, num_classes: int, weights: str | None) -> tuple[nn.Module, int]:

@@ -15,7 +15,8 @@ unknown keys anywhere are an error naming the key):
     network: {NetworkProfile fields}
     augment: {rotate_deg, hflip, vflip, jitter, brightness, contrast}
     train:   {iterations, lr, momentum, weight_decay, poly_power, checkpoint_every, log_every,
-              amp: auto|bf16|off, device: auto|cpu|cuda, progress, pseudo_label_logs,
+              amp: auto|bf16|off, channels_last: auto|on|off, device: auto|cpu|cuda, progress,
+              pseudo_label_logs,
               selection: last|best_on_test, select_every}
     evaluation: {grid: native|official, grid_size}
 
@@ -105,7 +106,10 @@ class TrainConfig:
     poly_power: float = 0.9
     checkpoint_every: int = 500
     log_every: int = 20
-    amp: str = "auto"  # auto (bf16 on CUDA, off on CPU) | bf16 | off
+    # the numeric path (methods/precision.py): auto = bf16 autocast on CUDA and on CPUs with native
+    # bf16, fp32 elsewhere | bf16 | off; channels_last: auto = on the CPU only | on | off
+    amp: str = "auto"
+    channels_last: str = "auto"
     device: str = "auto"  # auto | cpu | cuda
     progress: bool = True
     # log pseudo-label coverage (and, where the cache has labels for the unlabelled patients,
@@ -120,6 +124,8 @@ class TrainConfig:
     def validate(self) -> None:
         if self.amp not in ("auto", "bf16", "off"):
             raise ValueError(f"amp must be one of ['auto', 'bf16', 'off'], got {self.amp!r}")
+        if self.channels_last not in ("auto", "on", "off"):
+            raise ValueError(f"channels_last must be one of ['auto', 'on', 'off'], got {self.channels_last!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be one of ['auto', 'cpu', 'cuda'], got {self.device!r}")
         if self.iterations < 1 or self.checkpoint_every < 1 or self.log_every < 1:
@@ -276,10 +282,16 @@ def parse_run_config(raw: dict, where: str = "run config") -> RunConfig:
 
 
 def _yaml_off(train: dict | None) -> dict | None:
-    """YAML 1.1 reads an unquoted `amp: off` as false; accept it as the string "off"."""
-    if isinstance(train, dict) and train.get("amp") is False:
-        return {**train, "amp": "off"}
-    return train
+    """YAML 1.1 reads an unquoted `off` / `on` as false / true: accept `amp: off` and
+    `channels_last: on|off` as the strings."""
+    if not isinstance(train, dict):
+        return train
+    fixed = dict(train)
+    if fixed.get("amp") is False:
+        fixed["amp"] = "off"
+    if isinstance(fixed.get("channels_last"), bool):
+        fixed["channels_last"] = "on" if fixed["channels_last"] else "off"
+    return fixed
 
 
 def _network(d: dict | None, where: str) -> NetworkProfile:

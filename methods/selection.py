@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from methods.api import ConfigError, Method
+from methods.precision import FP32, Numerics
 
 RULE = "best_on_test"
 
@@ -56,7 +57,7 @@ class BestOnTestSelector:
     """Keeps the best (network, iteration) by mean test Dice (module docstring)."""
 
     def __init__(self, cache, split: dict, region, evaluation, num_classes: int, device,
-                 split_path: str = "split", batch_size: int = 16, amp: bool = True):
+                 split_path: str = "split", batch_size: int = 16, numerics: Numerics = FP32):
         from methods.data.loaders import cases_of_role
 
         self.case_ids = cases_of_role(cache, split, "test", split_path) if split.get("test") else []
@@ -64,7 +65,7 @@ class BestOnTestSelector:
             raise ConfigError(f"train.selection 'best_on_test' needs test cases, but split {split_path} has none")
         self.cache, self.region, self.evaluation = cache, region, evaluation
         self.num_classes, self.device = int(num_classes), torch.device(device)
-        self.batch_size, self.amp = batch_size, amp
+        self.batch_size, self.numerics = batch_size, numerics
         self.best: dict | None = None  # {"network", "iteration", "dice", "state"}
         self.history: list[dict] = []
 
@@ -76,10 +77,10 @@ class BestOnTestSelector:
         for cid in self.case_ids:
             case = self.cache.load(cid)
             annotated = annotated or bool(case.label.any())
-            pred, centre = predict_case_with_centre(network, case, self.region, self.device, self.batch_size, self.amp)
+            pred, centre = predict_case_with_centre(network, case, self.region, self.device, self.batch_size, self.numerics)
             if self.evaluation.grid == "official":
                 pred, label, _ = official_grid_prediction(network, case, self.region, centre, self.evaluation.grid_size,
-                                                          self.device, self.batch_size, self.amp)
+                                                          self.device, self.batch_size, self.numerics)
             else:
                 label = case.label
             scores.append(mean_dice(pred, label, self.num_classes))

@@ -211,15 +211,25 @@ SPCL_VARIANTS: dict[str, dict[str, Any]] = {
 class SubclassView:
     """One step's pixels at feature resolution, stacked [labelled; unlabelled]."""
 
-    projection: Tensor  # [B, D, h, w] float32, un-normalised student projections
+    projection: Tensor  # [B, D, h, w] float32, un-normalised student projections, detached (bank centroids)
     labels: Tensor  # [B, h, w] long: ground truth / teacher argmax
     boundary: Tensor  # [B, h, w] bool: boundary subclass
     reliable: Tensor  # [B, h, w] bool: label reliable (always for labelled pixels)
     hard: Tensor  # [B, h, w] bool: student max p <= gamma_s
+    trainable: Tensor | None = None  # the same projections with their gradient, in the network's dtype
 
     @property
     def subclass(self) -> Tensor:
         return 2 * self.labels + self.boundary.long()
+
+
+def pixel_rows(maps: Tensor) -> Tensor:
+    """[B, D, h, w] -> [B * h * w, D], row b * h * w + y * w + x. A view of a channels-last map, so
+    the gradient of a gather from it reaches the network channels-last, and the anchors are
+    gathered before the float32 conversion: forward and gradient values are those of gathering
+    from the float32 map, without converting or zero-filling the whole map in float32."""
+    b, d, h, w = maps.shape
+    return maps.permute(0, 2, 3, 1).reshape(b * h * w, d)
 
 
 _UPSAMPLING = (nn.Upsample,)  # smp's SegmentationHead: Conv2d, Upsample(bilinear, align_corners=True) | Identity, Activation
@@ -345,7 +355,8 @@ class SPCL(MeanTeacher):
     # ---- subclass division and sampling ----------------------------------------------------------
     def subclass_view(self, ctx: MTContext) -> SubclassView:
         cfg = self.cfg
-        projection = torch.cat([ctx.s_l.projection, ctx.s_u.projection]).float()
+        trainable = torch.cat([ctx.s_l.projection, ctx.s_u.projection])
+        projection = trainable.detach().float()
         size = tuple(projection.shape[-2:])
         with torch.no_grad():
             labels_l = downsample_labels(ctx.batch.y_l, size)  # official label_l_small: nearest
@@ -365,7 +376,7 @@ class SPCL(MeanTeacher):
                                                        torch.cat([ctx.s_l.features, ctx.s_u.features]))
             hard = hard_mask(student_logits.detach().float().softmax(1).max(1).values, cfg.gamma_s,
                              cfg.strict_hard_threshold)
-        return SubclassView(projection, labels, boundary, reliable, hard)
+        return SubclassView(projection, labels, boundary, reliable, hard, trainable)
 
     def bank_subclass_map(self, view: SubclassView) -> Tensor:
         """Subclass per pixel for the bank update (-1: unreliable or excluded class)."""
@@ -377,10 +388,9 @@ class SPCL(MeanTeacher):
         candidate = view.reliable & view.hard & (view.labels >= self.first_class)
         group = torch.where(candidate, view.subclass, torch.full_like(view.labels, -1)).flatten()
         index, valid = sample_per_group(group, 2 * self.num_classes, self.cfg.anchors_per_subclass, generator)
-        b, d, h, w = view.projection.shape
-        flat = index.flatten()
-        pixels = view.projection.view(b, d, h * w)[flat // (h * w), :, flat % (h * w)]  # [G * k, D]
-        return F.normalize(pixels, dim=-1).view(*index.shape, d), valid
+        source = view.trainable if view.trainable is not None else view.projection
+        pixels = pixel_rows(source)[index.flatten()].float()  # [G * k, D]; only these carry gradient
+        return F.normalize(pixels, dim=-1).view(*index.shape, source.shape[1]), valid
 
     # ---- the losses ------------------------------------------------------------------------------
     def inner_contrast(self, anchors: Tensor, valid: Tensor, bank_valid: Tensor) -> Tensor:

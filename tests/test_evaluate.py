@@ -147,7 +147,8 @@ def test_evaluate_method_rows_follow_the_schema(method):
     assert list(df.columns) == list(RESULT_COLUMNS)
     assert list(df.columns) == (
         "dataset ratio labelled_cases method variant seed case_id class_name dice jaccard hd95_mm hd95_px "
-        "asd_mm evaluated_network checkpoint region region_centre evaluation selection uses_test_label"
+        "asd_mm evaluated_network checkpoint region region_centre evaluation selection uses_test_label precision "
+        "memory_format"
     ).split()
     assert len(df) == 2 * len(CLASSES)
     assert df["case_id"].tolist() == ["p000_ED"] * 3 + ["p001_ED"] * 3

@@ -287,6 +287,31 @@ def test_a_bad_config_stops_at_start_up_naming_the_setting(break_config, raw_roo
     assert "Job stats:" not in result.stdout  # stopped before planning any job
 
 
+def test_runs_per_gpu_is_refused_at_start_up_below_one_or_beyond_the_gpu_memory(tmp_path):
+    """Two stand-in GPUs of 80 and 40 GB (a fake nvidia-smi): 5 runs of 10 GB do not fit the smaller."""
+    cfg = _two_run_config()
+    cfg.update(gpus_per_job=1, runs_per_gpu=0)
+    result = snakemake(tmp_path, write_yaml(cfg, tmp_path / "zero.yaml"), "-n")
+    assert result.returncode != 0 and "runs_per_gpu" in result.stdout and "Job stats:" not in result.stdout
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text('#!/bin/sh\ncase "$1" in\n  --query-gpu=index) printf "0\\n1\\n" ;;\n'
+                   '  --query-gpu=index,uuid,memory.total) printf "0, GPU-a, 81559\\n1, GPU-b, 40960\\n" ;;\nesac\n')
+    smi.chmod(0o755)
+    path = os.pathsep.join([str(bin_dir), _env()["PATH"]])
+    cfg.update(runs_per_gpu=5, gpu_mem_mb_per_run=10000)
+    result = snakemake(tmp_path, write_yaml(cfg, tmp_path / "five.yaml"), "-n",
+                       env={"PATH": path, "CUDA_VISIBLE_DEVICES": None})
+    assert result.returncode != 0 and "Job stats:" not in result.stdout
+    assert "runs_per_gpu: 5 runs x gpu_mem_mb_per_run 10000 MB = 50000 MB do not fit GPU 1" in result.stdout
+    cfg.update(runs_per_gpu=4)
+    result = snakemake(tmp_path, write_yaml(cfg, tmp_path / "four.yaml"), "-n", "-p",
+                       env={"PATH": path, "CUDA_VISIBLE_DEVICES": None})
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "gpu_slots.py --runs-per-gpu 4 --gpus 1 -- " in result.stdout  # each job's slot wrapper
+
+
 # ------------------------------------------------------------------------------------------------
 # the whole workflow on a tiny phantom
 
@@ -344,6 +369,11 @@ def test_tiny_workflow_produces_every_output_and_then_has_nothing_to_do(tmp_path
     report = (analysis / "REPORT.md").read_text()
     for name in FIGURES:
         assert f"(figures/{name}.png)" in report, name
+    import torch
+
+    from methods.precision import resolve_numerics  # the path this machine gives the tiny profile's amp: auto
+    path = resolve_numerics(torch.device("cpu"), "auto", "auto")
+    assert f"Numeric path: every run ({len(runs)}) trained and evaluated in {path.precision}, {path.memory_format}." in report
     # one setting: the only thing missing is Table 2 (and its CD diagram), and the report says why
     not_produced = report.split("## Not produced", 1)[1].split("\n## ", 1)[0]
     items = [line for line in not_produced.splitlines() if line.startswith("- ")]

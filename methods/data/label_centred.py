@@ -43,6 +43,7 @@ from torch import Tensor
 
 from methods.api import ConfigError
 from methods.data.region import OFFICIAL_CROP_PX, OFFICIAL_ROW_SHIFT, Region, RegionSpec
+from methods.tensors import class_argmax
 
 #: the official order of structures to centre on, and the row offset of the RV fallback
 CENTRE_PRIORITY = ("LV", "MYO", "RV")
@@ -176,7 +177,7 @@ class LabelCentredRegion(Region):
         grid = torch.stack([gx[:, None, :].expand(n, h, w), gy[:, :, None].expand(n, h, w)], dim=-1)
         native = F.grid_sample(logits.float(), grid.to(logits.device, torch.float32), mode="bilinear",
                                padding_mode="border", align_corners=True)
-        labels = native.argmax(1)
+        labels = class_argmax(native)
         return torch.where(inside.to(labels.device), labels, torch.zeros_like(labels))
 
     def grid_spacing_mm(self, spacing, native_hw):

@@ -43,6 +43,7 @@ from scipy import ndimage
 from torch import Tensor
 
 from methods.api import ConfigError
+from methods.tensors import class_argmax
 
 REGION_MODES = ("whole", "crop", "label_centred")
 CENTRES = ("image", "labelled_mean", "two_pass")
@@ -294,7 +295,7 @@ class WholeSlice(Region):
         return resize_labels(torch.from_numpy(np.ascontiguousarray(label)), self.img_size)
 
     def to_native(self, logits, native_hw, spacing, centre=None):
-        return resize_to_native(logits.float(), native_hw).argmax(1)
+        return class_argmax(resize_to_native(logits.float(), native_hw))
 
     def official_grid(self, size):
         return WholeSlice(replace(self.spec, img_size=int(size)))
@@ -377,7 +378,7 @@ class CropRegion(Region):
         grid = torch.stack(torch.meshgrid(2 * gy / (s - 1) - 1, 2 * gx / (s - 1) - 1, indexing="ij")[::-1], dim=-1)
         grid = grid.to(logits.device, torch.float32)[None].expand(logits.shape[0], -1, -1, -1)
         native = F.grid_sample(logits.float(), grid, mode="bilinear", padding_mode="border", align_corners=True)
-        labels = native.argmax(1)
+        labels = class_argmax(native)
         return torch.where(inside.to(labels.device)[None], labels, torch.zeros_like(labels))
 
 

@@ -24,7 +24,8 @@ R = os.path.join(config["results_root"], config["run_name"])
 # workflow sees (CUDA_VISIBLE_DEVICES), so that `--resources gpu=N` on an N-GPU machine runs N jobs
 # on N different GPUs; on a CPU machine and inside SLURM jobs it changes nothing (methods/gpu_slots.py).
 # `python -I FILE`: isolated, standard library only, so a job does not import torch twice.
-GPU_SLOTS = "python -I " + shlex.quote(os.path.join(workflow.basedir, "methods", "gpu_slots.py"))
+GPU_SLOTS = ("python -I " + shlex.quote(os.path.join(workflow.basedir, "methods", "gpu_slots.py"))
+             + f" --runs-per-gpu {int(config.get('runs_per_gpu', 1))}")
 
 
 def _expand_root(d):
@@ -102,6 +103,12 @@ def _check_config():
             pcts = {pct_label(r["percent"]) for r in DATASETS[sec["dataset"]]["ratios"]}
             if pct_label(sec.get("percent", -1)) not in pcts:
                 _fail(f"{key}.percent {sec.get('percent')!r} is not a ratio of dataset {sec['dataset']!r} ({sorted(pcts)})")
+    if int(config.get("gpus_per_job", 0)) > 0:
+        from methods.gpu_slots import check_gpu_memory
+
+        problem = check_gpu_memory(int(config.get("runs_per_gpu", 1)), int(config.get("gpu_mem_mb_per_run", 10000)))
+        if problem:
+            _fail(problem)
     sweep = config.get("sweep") or {}
     if sweep and not (sweep.get("gamma_s") and sweep.get("gamma_t")):
         _fail("sweep needs non-empty gamma_s and gamma_t lists")
@@ -226,12 +233,20 @@ def _deep_merge(base, extra):
 
 
 def load_profile(name=None):
+    """The profile with its `extends:` chain merged in (methods.runconfig.load_raw, the resolver the
+    engine uses), then `profile_overrides`: every run.yaml is fully resolved, so an edit of a parent
+    profile changes the run.yaml of every run that inherits it, and Snakemake reruns them."""
+    from methods.api import ConfigError
+    from methods.runconfig import load_raw
+
     name = name or config["profile"]
     path = os.path.join(workflow.basedir, "config", "profiles", f"{name}.yaml")
     if not os.path.isfile(path):
         _fail(f"profile {name!r}: {path} does not exist")
-    with open(path) as fh:
-        prof = yaml.safe_load(fh) or {}
+    try:
+        prof = load_raw(path)
+    except ConfigError as exc:
+        _fail(f"profile {name!r}: {exc}")
     return _deep_merge(prof, config.get("profile_overrides") or {})
 
 

@@ -130,6 +130,10 @@ def slurm_preflight():
     plugin = workflow.executor_plugin
     if plugin is None or plugin.name != "slurm" or not workflow.is_main_process:
         return
+    if int(config.get("runs_per_gpu", 1)) > 1:
+        raise WorkflowError(f"config error: runs_per_gpu is {config['runs_per_gpu']}, but SLURM gives every job "
+                            "whole GPUs of its own; runs_per_gpu applies to local runs (set it to 1 here, or "
+                            "share GPUs through your site's MPS or GRES shards)")
     settings = workflow.executor_settings
     requests = list(dict.fromkeys(_job_request(job) for job in workflow.dag.needrun_jobs() if not job.is_local))
     try:
