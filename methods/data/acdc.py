@@ -14,6 +14,7 @@ flipped or permuted axes is reoriented onto the image grid and reported through 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -27,10 +28,11 @@ from methods.data.types import (
     reject_options,
     select_patients,
 )
+from methods.data.walk import walk
 
 DATASET_NAME = "acdc"
 CLASS_NAMES = ("RV", "MYO", "LV")
-_PATIENT_GLOB = "**/patient[0-9][0-9][0-9]/Info.cfg"
+_PATIENT_FOLDER = re.compile(r"^patient\d{3}$")
 
 
 def class_names(**options) -> tuple[str, ...]:
@@ -40,19 +42,22 @@ def class_names(**options) -> tuple[str, ...]:
 
 
 def patient_folders(root: Path) -> dict[str, Path]:
-    """patient id -> folder, for every `patientNNN/Info.cfg` under root (any depth)."""
+    """patient id -> folder, for every `patientNNN/Info.cfg` under root (any depth, through
+    symbolic links to folders: methods/data/walk.py)."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetFormatError(f"{root}: ACDC root folder not found")
     folders: dict[str, Path] = {}
-    for info in sorted(root.glob(_PATIENT_GLOB)):
-        patient = info.parent.name
+    for folder, _, files in walk(root):
+        if not (_PATIENT_FOLDER.match(folder.name) and "Info.cfg" in files):
+            continue
+        patient = folder.name
         if patient in folders:
             raise DatasetFormatError(
-                f"{info.parent}: patient {patient} found twice (also {folders[patient]}); "
+                f"{folder}: patient {patient} found twice (also {folders[patient]}); "
                 "keep one copy of the ACDC tree under the root"
             )
-        folders[patient] = info.parent
+        folders[patient] = folder
     if not folders:
         raise DatasetFormatError(
             f"{root}: no ACDC patient folders found (expected **/patientNNN/Info.cfg, e.g. "

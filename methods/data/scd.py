@@ -51,7 +51,6 @@ error only when nothing at all is left.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +61,7 @@ import pydicom
 from skimage.draw import polygon2mask
 
 from methods.data.types import Case, DatasetFormatError, ReaderLog, reader_log, select_patients
+from methods.data.walk import walk
 
 DATASET_NAME = "scd"
 CLASS_OPTIONS = {"lv": ("LV",), "lv_myo": ("LV", "MYO")}
@@ -176,15 +176,15 @@ def _subset_from_path(path: Path, root: Path) -> str:
 
 
 def _discover(root: Path) -> dict[str, _Study]:
-    """Walk root once; every case folder with expert contours becomes a study."""
+    """Walk root once (through links to folders); every case folder with expert contours becomes a study."""
     if not root.is_dir():
         raise DatasetFormatError(f"{root}: SCD root folder not found")
     contours: dict[str, list[Path]] = {}
     dicom_a: dict[str, list[Path]] = {}
     dicom_b: dict[str, list[Path]] = {}
-    for dirpath, dirnames, _ in os.walk(root):
+    for dirpath, dirnames, _ in walk(root):
         descend = []
-        for name in sorted(dirnames):
+        for name in dirnames:
             patient = canonical_case_name(name)
             if patient is None:
                 descend.append(name)
