@@ -23,6 +23,7 @@ from methods.data.types import (
     Case,
     DatasetFormatError,
     ReaderLog,
+    check_finite_image,
     check_label_values,
     reader_log,
     reject_options,
@@ -123,6 +124,7 @@ def _read_frame(folder: Path, patient: str, frame: int, phase: str, meta: dict, 
     image_geometry = read_geometry(image_file, image_path)
     alignment = align_label(image_geometry, read_geometry(label_file, label_path))
     image = read_voxels(image_file, image_path)
+    check_finite_image(image, image_path, case_id)
     label = alignment.apply(integer_labels(read_voxels(label_file, label_path), label_path))
     check_label_values(label, set(range(len(CLASS_NAMES) + 1)), label_path)
     for note in alignment.notes:

@@ -287,6 +287,21 @@ def _dicom_float(ds, keyword: str, path: Path, count: int) -> list[float]:
     return values
 
 
+def _rescale(ds, keyword: str, absent: float, path: Path) -> np.float32:
+    """RescaleSlope or RescaleIntercept; a tag present with an empty value (pydicom reads None;
+    some scanners write it so, see ImagingDataCommons/highdicom issue 418) counts as absent."""
+    value = ds.get(keyword)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return np.float32(absent)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise DatasetFormatError(f"{path}: DICOM attribute {keyword} {value!r} is not a number") from None
+    if not np.isfinite(number):
+        raise DatasetFormatError(f"{path}: DICOM attribute {keyword} is {number}; expected a finite number")
+    return np.float32(number)
+
+
 def read_slice(path: Path, number: int) -> _Slice:
     """Pixels (rescaled with RescaleSlope/Intercept) and geometry of one DICOM image."""
     if not path.is_file():
@@ -300,7 +315,7 @@ def read_slice(path: Path, number: int) -> _Slice:
         raise DatasetFormatError(f"{path}: not a readable DICOM image ({type(error).__name__}: {error})") from error
     if pixels.ndim != 2:
         raise DatasetFormatError(f"{path}: expected a single-frame 2D image, got pixel array shape {pixels.shape}")
-    pixels = pixels * np.float32(ds.get("RescaleSlope", 1.0)) + np.float32(ds.get("RescaleIntercept", 0.0))
+    pixels = pixels * _rescale(ds, "RescaleSlope", 1.0, path) + _rescale(ds, "RescaleIntercept", 0.0, path)
     orientation = np.array(_dicom_float(ds, "ImageOrientationPatient", path, 6))
     normal = np.cross(orientation[:3], orientation[3:])
     if not np.isclose(np.linalg.norm(normal), 1.0, atol=1e-3):

@@ -45,7 +45,15 @@ import numpy as np
 
 from methods.data import acdc
 from methods.data.nifti import integer_labels, open_nifti, read_geometry, read_voxels, xyz_to_zyx
-from methods.data.types import Case, DatasetFormatError, ReaderLog, check_label_values, reader_log, select_patients
+from methods.data.types import (
+    Case,
+    DatasetFormatError,
+    ReaderLog,
+    check_finite_image,
+    check_label_values,
+    reader_log,
+    select_patients,
+)
 
 DATASET_NAME = "ssl4mis_acdc"
 CLASS_NAMES = acdc.CLASS_NAMES
@@ -208,8 +216,10 @@ def _read_h5(path: Path, ndim: int) -> tuple[np.ndarray, np.ndarray]:
         kind = "slice (H, W)" if ndim == 2 else "volume (Z, H, W)"
         raise DatasetFormatError(f"{path}: expected a {kind} with image and label of the same shape, got image "
                                  f"{image.shape} and label {label.shape}")
-    if not np.issubdtype(image.dtype, np.number) or not np.all(np.isfinite(image)):
-        raise DatasetFormatError(f"{path}: image must hold finite numbers (dtype {image.dtype})")
+    if not np.issubdtype(image.dtype, np.number):
+        raise DatasetFormatError(f"{path}: image must hold numbers, got dtype {image.dtype}")
+    match = _VOLUME.match(path.name) or _SLICE.match(path.name)
+    check_finite_image(image, path, f"{match[1]}_frame{match[2]}" if match else path.stem)
     label = integer_labels(label, path)
     check_label_values(label, set(range(len(CLASS_NAMES) + 1)), path)
     return image.astype(np.float32), label
