@@ -15,8 +15,9 @@ import os
 import shlex
 from dataclasses import dataclass, field
 
-import yaml
 from snakemake.exceptions import WorkflowError
+
+from methods.config_yaml import load_yaml
 
 R = os.path.join(config["results_root"], config["run_name"])
 
@@ -231,7 +232,7 @@ def load_profile(name=None):
     if not os.path.isfile(path):
         _fail(f"profile {name!r}: {path} does not exist")
     with open(path) as fh:
-        prof = yaml.safe_load(fh) or {}
+        prof = load_yaml(fh.read()) or {}
     return _deep_merge(prof, config.get("profile_overrides") or {})
 
 
