@@ -85,3 +85,14 @@ def test_ssl4mis_with_linked_data_and_slice_folders(tmp_path):
     move_behind_link(root, "data/slices", tmp_path / "scratch_slices")
     move_behind_link(root, "data", tmp_path / "scratch_data")
     assert_reads(ssl4mis, root, expected)
+
+
+def test_a_phantom_behind_a_linked_root_and_training_folder_is_read_whole(tmp_path):
+    real = tmp_path / "phantom"
+    prepare_dataset("phantom", real, tmp_path / "cache1", phantom_patients=2, log=lambda line: None)
+    move_behind_link(real, "training", tmp_path / "scratch")
+    linked = tmp_path / "linked"
+    linked.symlink_to(real, target_is_directory=True)
+    lines = []
+    prepare_dataset("phantom", linked, tmp_path / "cache2", phantom_patients=2, log=lines.append)
+    assert sum(line.startswith("patient") for line in lines) == 4  # 2 patients x ED, ES
