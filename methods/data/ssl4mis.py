@@ -147,7 +147,7 @@ def _h5_folders(root: Path) -> tuple[str, list[Path]]:
 def _scan(root: Path) -> dict[str, dict[int, _Frame]]:
     """patient -> SSL4MIS frame number -> files, from the file names in the layout's folders. Every
     h5 file there must be named as a volume or a slice: none is skipped without a word."""
-    layout, folders = _h5_folders(root)
+    _, folders = _h5_folders(root)
     frames: dict[str, dict[int, _Frame]] = {}
 
     def frame(patient: str, number: str) -> _Frame:
