@@ -26,6 +26,12 @@ if not workflow.overwrite_configfiles:
     configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
+# Snakemake's YAML loader (PyYAML, YAML 1.1) reads `1e-4` as a string: read it as the number it
+# is, in the config file and in --config alike (methods/config_yaml.py).
+from methods.config_yaml import exponent_numbers
+
+config.update(exponent_numbers(dict(config)))
+
 validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
 
 

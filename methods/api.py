@@ -285,6 +285,10 @@ def build_config(config_cls: type, overrides: dict[str, Any] | None, where: str 
                 raise ConfigError(f"{where}: {key} must be a number, got {value!r}")
             if isinstance(default, float):
                 overrides[key] = float(value)
+            elif isinstance(value, float):  # `6e3` is a float in YAML; a count must be whole
+                if not value.is_integer():
+                    raise ConfigError(f"{where}: {key} must be a whole number, got {value!r}")
+                overrides[key] = int(value)
         elif isinstance(default, tuple) and isinstance(value, list):
             overrides[key] = tuple(value)
         elif isinstance(default, str) and not isinstance(value, str):

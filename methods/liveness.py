@@ -4,8 +4,10 @@ Lock files outlive SIGKILL (node failure, the OOM killer, a killed workflow head
 cleared, the process it names must be known to be gone. A record (`this_process()`) holds the
 host, the kernel's boot id, the pid with its start time (a pid is reused; the pair is not) and the
 SLURM job id when there is one. `holder_alive(record)` answers True, False, or None (cannot tell:
-another host and no SLURM job to ask about, or `squeue` unavailable). Callers treat None as "may be
-alive": they never clear what they cannot check.
+another host and no SLURM job to ask about, `squeue` unavailable, or a job state it does not know).
+Callers treat None as "may be alive": they never clear what they cannot check. A SLURM job that is
+pending again (requeued, held) has no process left: its record is stale, so a resubmitted copy of
+the run does not sit on its allocation waiting for the old job to be scheduled.
 
 Linux: pids are checked through /proc; elsewhere only `os.kill(pid, 0)` (no start time).
 """
@@ -19,9 +21,16 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-#: squeue states of a job that no longer runs (a job not listed at all has ended too)
+# squeue job states (squeue(1), "JOB STATE CODES"), by whether the job's processes exist. A record
+# is written by a running process, so a job that is waiting again (requeued, held, pending) has no
+# process left from that record: it cannot be the one training, and a resubmitted copy may go on.
+#: states in which the job's processes exist (running, or stopped and able to resume)
+SLURM_RUNNING = {"RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "SIGNALING", "RESIZING"}
+#: states of a job that no longer runs (a job not listed at all has ended too)
 SLURM_ENDED = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY",
-               "PREEMPTED", "TIMEOUT", "SPECIAL_EXIT", "REVOKED"}
+               "PREEMPTED", "TIMEOUT", "SPECIAL_EXIT", "REVOKED", "STAGE_OUT"}
+#: states of a job waiting to (re)start: no process of an earlier start is left
+SLURM_WAITING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "CONFIGURING"}
 
 
 def host_name() -> str:
@@ -101,8 +110,10 @@ def holder_alive(record: dict[str, Any]) -> bool | None:
         state = slurm_job_state(str(job))
         if state is None:
             return pid_alive(record)  # None on another host
-        if state == "" or state in SLURM_ENDED:
+        if state == "" or state in SLURM_ENDED or state in SLURM_WAITING:
             return False
+        if state not in SLURM_RUNNING:
+            return pid_alive(record)  # a state this code does not know: the pid decides, None elsewhere
         return pid_alive(record) if same_host else True
     return pid_alive(record)
 

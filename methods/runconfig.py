@@ -41,6 +41,7 @@ import yaml
 
 from methods.api import ConfigError, build_config
 from methods.atomic import write_text_atomic
+from methods.config_yaml import load_yaml
 from methods.augment import AugmentConfig
 from methods.nets import NetworkProfile
 
@@ -201,7 +202,7 @@ def deep_merge(base: dict, over: dict) -> dict:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = load_yaml(path.read_text())  # `1e-4` is a number (methods/config_yaml.py)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except yaml.YAMLError as exc:

@@ -19,6 +19,7 @@ import sys
 import yaml
 
 from methods.api import ConfigError
+from methods.config_yaml import load_yaml
 from methods.data.splits import SplitError
 from methods.data.types import DatasetFormatError
 from methods.engine import NonFiniteLossError, train
@@ -51,7 +52,7 @@ def parse_settings(items: list[str]) -> dict:
         if not sep or not name:
             raise ConfigError(f"--set {item!r}: expected NAME=VALUE, e.g. train.checkpoint_every=250")
         try:
-            out[name.strip()] = yaml.safe_load(text)
+            out[name.strip()] = load_yaml(text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"--set {item!r}: the value is not valid YAML ({exc})") from None
     return out

@@ -12,7 +12,7 @@ from methods.data import ssl4mis
 from methods.data.__main__ import main
 from methods.data.cache import CachedDataset
 from methods.data.types import DatasetFormatError
-from fixtures_datasets import write_acdc_fixture, write_ssl4mis_acdc_fixture
+from fixtures_datasets import SSL4MIS_PATIENTS, write_acdc_fixture, write_ssl4mis_acdc_fixture
 
 CASE_IDS = ["patient001_ED", "patient001_ES", "patient002_ED", "patient002_ES", "patient101_ED", "patient101_ES"]
 
@@ -104,6 +104,16 @@ def test_prepare_without_spacing_is_pixel_only(trees, tmp_path, capsys):
     assert not cache.load("patient002_ES").has_spacing
 
 
+def test_minmax_normalisation_keeps_ssl4mis_intensities_bit_for_bit(trees, tmp_path):
+    root, _, expected = trees
+    out = tmp_path / "minmax"
+    assert main(["prepare", "--dataset", "ssl4mis_acdc", "--root", str(root), "--out", str(out),
+                 "--normalisation", "minmax"]) == 0
+    cache = CachedDataset(out)
+    for case_id, want in expected.items():
+        np.testing.assert_array_equal(cache.load(case_id).image, want.image)  # exact, not close
+
+
 def test_zero_based_slice_files_and_raw_frame_names(tmp_path):
     # the repository's script numbers slices from 0; WSL4MIS keeps the raw frame numbers (01, 03)
     write_acdc_fixture(tmp_path / "raw")
@@ -160,7 +170,7 @@ def test_volume_and_slices_must_agree(fresh):
     with h5py.File(root / "data/patient001_frame01.h5", "w") as f:
         f.create_dataset("image", data=np.zeros((4, 20, 24), np.float32))
         f.create_dataset("label", data=np.zeros((4, 20, 24), np.uint8))
-    with pytest.raises(DatasetFormatError, match=r"patient001_frame01\.h5: 4 slices, but data/slices holds 3 slice files"):
+    with pytest.raises(DatasetFormatError, match=r"patient001_frame01\.h5: 4 slices, but there are 3 slice files"):
         list(ssl4mis.iter_cases(root, patients=["patient001"], log=[].append))
 
 
@@ -206,7 +216,7 @@ def test_slice_list_numbering_mismatch_is_reported_not_fatal(fresh):
     notes = []
     cases = list(ssl4mis.iter_cases(root, patients=["patient001"], log=notes.append))
     assert len(cases) == 2
-    assert notes == ["train_slices.list names 2 slice(s) that have no file under data/slices (e.g. "
+    assert notes == ["train_slices.list names 2 slice(s) that have no slice file (e.g. "
                      "patient001_frame01_slice_0): its numbering does not match the files; volumes are built from the files"]
 
 
@@ -216,7 +226,7 @@ def test_layout_errors_and_options(tmp_path):
     with pytest.raises(DatasetFormatError, match=r"no data/ folder"):
         ssl4mis.list_patients(tmp_path)
     (tmp_path / "data").mkdir()
-    with pytest.raises(DatasetFormatError, match=r"data: no SSL4MIS ACDC h5 files"):
+    with pytest.raises(DatasetFormatError, match=r"no SSL4MIS ACDC h5 files in \[.*data'\]"):
         ssl4mis.list_patients(tmp_path)
     with pytest.raises(TypeError, match="spacing"):
         ssl4mis.class_names(spacing=tmp_path)
@@ -229,3 +239,83 @@ def test_patient_with_one_frame_is_refused(fresh):
     (root / "val.list").write_text("patient002_frame01\n")
     with pytest.raises(DatasetFormatError, match=r"patient patient002 has 1 annotated frame\(s\) \['patient002_frame01'\]"):
         ssl4mis.list_patients(root)
+
+
+# ----------------------------------------------------------------------------------------------
+# other people's copies: slices directly in data/, WSL4MIS's folders, stray files
+
+
+def _slices_into_data(root):
+    """The public copy that keeps the slice files directly in data/ (no data/slices/)."""
+    for path in sorted((root / "data" / "slices").glob("*.h5")):
+        path.rename(root / "data" / path.name)
+    (root / "data" / "slices").rmdir()
+
+
+@pytest.mark.parametrize("with_lists", [True, False])
+def test_slices_directly_in_data_are_read_with_or_without_the_lists(tmp_path, with_lists):
+    root = tmp_path / "ACDC"
+    expected = write_ssl4mis_acdc_fixture(root)
+    _slices_into_data(root)
+    if not with_lists:
+        for name in ssl4mis.LIST_FILES:
+            (root / name).unlink()
+    notes = []
+    cases = {c.case_id: c for c in ssl4mis.iter_cases(root, log=notes.append)}
+    assert sorted(cases) == CASE_IDS
+    for case_id, want in expected.items():
+        np.testing.assert_array_equal(cases[case_id].image, want.image)
+        np.testing.assert_array_equal(cases[case_id].label, want.label)
+    assert cases["patient002_ED"].meta["ssl4mis_split"] == ("val" if with_lists else "")
+    assert notes == ([] if with_lists else [f"no list files (train_slices.list, train.list, val.list, test.list) "
+                                            f"under {root}: every patient's ssl4mis_split is empty"])
+
+
+def _write_wsl4mis_copy(root):
+    """WSL4MIS's layout: every frame as a volume and as 0-based slices, raw frame numbers, no lists,
+    and a `scribble` dataset beside image and label."""
+    patients = {p: (split, True, True) for p, (split, _, _) in SSL4MIS_PATIENTS.items()}
+    expected = write_ssl4mis_acdc_fixture(root, patients=patients, slice_base=0, frame_names={"ED": 1, "ES": 3})
+    (root / "data" / "slices").rename(root / "ACDC_training_slices")
+    (root / "data").rename(root / "ACDC_training_volumes")
+    for name in ssl4mis.LIST_FILES:
+        (root / name).unlink()
+    for path in sorted(root.glob("ACDC_training_*/*.h5")):
+        with h5py.File(path, "r+") as f:
+            f.create_dataset("scribble", data=np.full(f["label"].shape, 4, np.uint8))
+    return expected
+
+
+def test_the_wsl4mis_layout_is_read_and_its_preprocessing_noted(tmp_path):
+    root = tmp_path / "ACDC"
+    expected = _write_wsl4mis_copy(root)
+    notes = []
+    cases = {c.case_id: c for c in ssl4mis.iter_cases(root, log=notes.append)}
+    assert sorted(cases) == CASE_IDS
+    for case_id, want in expected.items():
+        np.testing.assert_array_equal(cases[case_id].image, want.image)
+        np.testing.assert_array_equal(cases[case_id].label, want.label)  # label, not the scribble (all 4)
+    assert cases["patient001_ES"].meta["ssl4mis_name"] == "patient001_frame03"
+    assert notes == [ssl4mis.WSL4MIS_NOTE]
+    assert "99th" in ssl4mis.WSL4MIS_NOTE
+
+
+def test_unrecognised_h5_files_and_mixed_layouts_are_refused_naming_what_was_found(tmp_path):
+    root = tmp_path / "ACDC"
+    write_ssl4mis_acdc_fixture(root)
+    stray = root / "data" / "patient001_frame01_copy.h5"
+    stray.write_bytes(b"")
+    with pytest.raises(DatasetFormatError, match=rf"{stray}: not an SSL4MIS ACDC file name"):
+        ssl4mis.list_patients(root)
+    stray.unlink()
+    twice = root / "data" / "patient001_frame01_slice_1.h5"
+    twice.write_bytes((root / "data" / "slices" / twice.name).read_bytes())
+    with pytest.raises(DatasetFormatError, match=r"slice 1 of patient001_frame01 found twice"):
+        ssl4mis.list_patients(root)
+    twice.unlink()
+    (root / "ACDC_training_volumes").mkdir()
+    with pytest.raises(DatasetFormatError, match=r"both an SSL4MIS data/ folder and WSL4MIS's ACDC_training_\* folders"):
+        ssl4mis.list_patients(root)
+    with pytest.raises(DatasetFormatError, match=r"no data/ folder .* It holds h5 files itself .*patient002_frame01\.h5.*"
+                                                 r"point root at the folder above it"):
+        ssl4mis.list_patients(root / "data")

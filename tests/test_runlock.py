@@ -128,8 +128,14 @@ def test_a_lock_of_an_ended_process_or_a_reused_pid_is_taken_over(tmp_path, capl
 
 @pytest.mark.parametrize("out, err, rc, alive", [
     ("RUNNING\n", "", 0, True),
-    ("PENDING\n", "", 0, True),
     ("COMPLETING\n", "", 0, True),
+    ("SUSPENDED\n", "", 0, True),  # stopped, resumes where it was
+    # requeued or waiting again: the process that wrote the lock is gone, a resubmission goes on
+    ("PENDING\n", "", 0, False),
+    ("REQUEUED\n", "", 0, False),
+    ("REQUEUE_HOLD\n", "", 0, False),
+    ("CONFIGURING\n", "", 0, False),
+    ("SOME_NEW_STATE\n", "", 0, None),  # unknown: not cleared
     ("", "", 0, False),  # no longer listed
     ("COMPLETED\n", "", 0, False),
     ("TIMEOUT\n", "", 0, False),

@@ -228,6 +228,23 @@ def test_a_configfile_replaces_the_default_config(raw_roots, tmp_path):
     assert run_cfg["data"]["split"] == "results/paper/data/acdc/splits/r5_s0.json"
 
 
+def test_exponent_notation_in_the_workflow_config_reaches_the_run_as_a_number(tmp_path):
+    """PyYAML reads `1e-4` as a string; the workflow reads it as a number, from the config file and
+    from --config alike, so the run config a training job loads holds numbers."""
+    cfg = _two_run_config()
+    cfg["profile_overrides"]["train"]["weight_decay"] = "WEIGHT_DECAY"
+    text = yaml.safe_dump(cfg, sort_keys=False).replace("WEIGHT_DECAY", "1e-4")
+    assert "weight_decay: 1e-4" in text
+    (tmp_path / "exp.yaml").write_text(text)
+    run_yaml = "results/tiny/runs/phantom/r20/meanteacher/default/s0/run.yaml"
+    result = snakemake(tmp_path, tmp_path / "exp.yaml", "--config", "method_config={meanteacher: {ema_decay: 9.9e-1}}",
+                       targets=(run_yaml,))
+    assert result.returncode == 0, result.stdout[-3000:]
+    run_cfg = yaml.safe_load((tmp_path / run_yaml).read_text())
+    assert run_cfg["train"]["weight_decay"] == 1e-4 and isinstance(run_cfg["train"]["weight_decay"], float)
+    assert run_cfg["method_config"] == {"ema_decay": 0.99}
+
+
 CLUSTER_PARSE = """
 import sys
 from pathlib import Path

@@ -14,6 +14,7 @@ flipped or permuted axes is reoriented onto the image grid and reported through 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -22,15 +23,17 @@ from methods.data.types import (
     Case,
     DatasetFormatError,
     ReaderLog,
+    check_finite_image,
     check_label_values,
     reader_log,
     reject_options,
     select_patients,
 )
+from methods.data.walk import walk
 
 DATASET_NAME = "acdc"
 CLASS_NAMES = ("RV", "MYO", "LV")
-_PATIENT_GLOB = "**/patient[0-9][0-9][0-9]/Info.cfg"
+_PATIENT_FOLDER = re.compile(r"^patient\d{3}$")
 
 
 def class_names(**options) -> tuple[str, ...]:
@@ -40,19 +43,22 @@ def class_names(**options) -> tuple[str, ...]:
 
 
 def patient_folders(root: Path) -> dict[str, Path]:
-    """patient id -> folder, for every `patientNNN/Info.cfg` under root (any depth)."""
+    """patient id -> folder, for every `patientNNN/Info.cfg` under root (any depth, through
+    symbolic links to folders: methods/data/walk.py)."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetFormatError(f"{root}: ACDC root folder not found")
     folders: dict[str, Path] = {}
-    for info in sorted(root.glob(_PATIENT_GLOB)):
-        patient = info.parent.name
+    for folder, _, files in walk(root):
+        if not (_PATIENT_FOLDER.match(folder.name) and "Info.cfg" in files):
+            continue
+        patient = folder.name
         if patient in folders:
             raise DatasetFormatError(
-                f"{info.parent}: patient {patient} found twice (also {folders[patient]}); "
+                f"{folder}: patient {patient} found twice (also {folders[patient]}); "
                 "keep one copy of the ACDC tree under the root"
             )
-        folders[patient] = info.parent
+        folders[patient] = folder
     if not folders:
         raise DatasetFormatError(
             f"{root}: no ACDC patient folders found (expected **/patientNNN/Info.cfg, e.g. "
@@ -118,6 +124,7 @@ def _read_frame(folder: Path, patient: str, frame: int, phase: str, meta: dict, 
     image_geometry = read_geometry(image_file, image_path)
     alignment = align_label(image_geometry, read_geometry(label_file, label_path))
     image = read_voxels(image_file, image_path)
+    check_finite_image(image, image_path, case_id)
     label = alignment.apply(integer_labels(read_voxels(label_file, label_path), label_path))
     check_label_values(label, set(range(len(CLASS_NAMES) + 1)), label_path)
     for note in alignment.notes:

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from methods.data.normalise import DEFAULT_NORMALISATION, NORMALISATIONS, normalise_volume
-from methods.data.types import Case, DatasetFormatError, check_label_values
+from methods.data.types import Case, DatasetFormatError, check_finite_image, check_label_values
 
 FORMAT_VERSION = 1
 INDEX_NAME = "dataset.json"
@@ -138,6 +138,7 @@ def _write_cases(staging: Path, cases: Iterable[Case], num_foreground: int, norm
                 + ("pixel-only (every case must have NaN spacing)" if pixel_only_reason is not None else
                    "not declared pixel-only (a case without voxel size needs pixel_only_reason)")
             )
+        check_finite_image(case.image, where, case.case_id)
         image = normalise_volume(case.image, normalisation)
         spacing = np.asarray(case.spacing, dtype=np.float64)
         np.savez_compressed(staging / CASES_DIR / f"{case.case_id}.npz", image=image, label=case.label, spacing=spacing)

@@ -28,6 +28,7 @@ from methods.data.types import (
     Case,
     DatasetFormatError,
     ReaderLog,
+    check_finite_image,
     check_label_values,
     reader_log,
     reject_options,
@@ -215,6 +216,7 @@ def _read_subject(code: str, subject: dict, log: ReaderLog) -> Iterator[Case]:
                 f"are {_annotated_times(label_file, label_path)}"
             )
         image = read_voxels(image_file, image_path, frame=t)
+        check_finite_image(image, f"{image_path} (t={t})", f"{code}_{phase}")
         for note in alignment.notes:
             log(f"{code}_{phase}: {note}")
         yield Case(

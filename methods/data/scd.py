@@ -51,7 +51,6 @@ error only when nothing at all is left.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +61,7 @@ import pydicom
 from skimage.draw import polygon2mask
 
 from methods.data.types import Case, DatasetFormatError, ReaderLog, reader_log, select_patients
+from methods.data.walk import walk
 
 DATASET_NAME = "scd"
 CLASS_OPTIONS = {"lv": ("LV",), "lv_myo": ("LV", "MYO")}
@@ -176,15 +176,15 @@ def _subset_from_path(path: Path, root: Path) -> str:
 
 
 def _discover(root: Path) -> dict[str, _Study]:
-    """Walk root once; every case folder with expert contours becomes a study."""
+    """Walk root once (through links to folders); every case folder with expert contours becomes a study."""
     if not root.is_dir():
         raise DatasetFormatError(f"{root}: SCD root folder not found")
     contours: dict[str, list[Path]] = {}
     dicom_a: dict[str, list[Path]] = {}
     dicom_b: dict[str, list[Path]] = {}
-    for dirpath, dirnames, _ in os.walk(root):
+    for dirpath, dirnames, _ in walk(root):
         descend = []
-        for name in sorted(dirnames):
+        for name in dirnames:
             patient = canonical_case_name(name)
             if patient is None:
                 descend.append(name)
@@ -287,6 +287,21 @@ def _dicom_float(ds, keyword: str, path: Path, count: int) -> list[float]:
     return values
 
 
+def _rescale(ds, keyword: str, absent: float, path: Path) -> np.float32:
+    """RescaleSlope or RescaleIntercept; a tag present with an empty value (pydicom reads None;
+    some scanners write it so, see ImagingDataCommons/highdicom issue 418) counts as absent."""
+    value = ds.get(keyword)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return np.float32(absent)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise DatasetFormatError(f"{path}: DICOM attribute {keyword} {value!r} is not a number") from None
+    if not np.isfinite(number):
+        raise DatasetFormatError(f"{path}: DICOM attribute {keyword} is {number}; expected a finite number")
+    return np.float32(number)
+
+
 def read_slice(path: Path, number: int) -> _Slice:
     """Pixels (rescaled with RescaleSlope/Intercept) and geometry of one DICOM image."""
     if not path.is_file():
@@ -300,7 +315,7 @@ def read_slice(path: Path, number: int) -> _Slice:
         raise DatasetFormatError(f"{path}: not a readable DICOM image ({type(error).__name__}: {error})") from error
     if pixels.ndim != 2:
         raise DatasetFormatError(f"{path}: expected a single-frame 2D image, got pixel array shape {pixels.shape}")
-    pixels = pixels * np.float32(ds.get("RescaleSlope", 1.0)) + np.float32(ds.get("RescaleIntercept", 0.0))
+    pixels = pixels * _rescale(ds, "RescaleSlope", 1.0, path) + _rescale(ds, "RescaleIntercept", 0.0, path)
     orientation = np.array(_dicom_float(ds, "ImageOrientationPatient", path, 6))
     normal = np.cross(orientation[:3], orientation[3:])
     if not np.isclose(np.linalg.norm(normal), 1.0, atol=1e-3):

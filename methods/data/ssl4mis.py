@@ -6,6 +6,12 @@ Layout under root (the unpacked `data/ACDC` folder):
     train_slices.list, train.list, val.list, test.list   one name per line, no extension
     data/slices/patientNNN_frameFF_slice_K.h5   one 2D slice: image float32 (H, W), label (H, W)
     data/patientNNN_frameFF.h5                  one 3D volume: image float32 (Z, H, W), label (Z, H, W)
+Some public copies keep the slice files directly in `data/`; the file name, not the folder, tells a
+slice from a volume. WSL4MIS's copy (HiLab-git/WSL4MIS, commit 027198c, `code/dataloaders/
+acdc_data_processing.py`) is read too: `ACDC_training_volumes/` and `ACDC_training_slices/` (slices
+from 0), no list files, an extra `scribble` dataset (not read), images clipped at their 99th
+percentile before min-max (a reader note says so). An h5 file in those folders named neither way
+is an error, so no file is skipped without a word.
 Both h5 datasets are named `image` and `label` (gzip). Arrays are SimpleITK's (z, y, x) order
 (`sitk.GetArrayFromImage` in `code/dataloaders/acdc_data_processing.py`), i.e. the raw NIfTI
 array transposed, which is the harness's order already; images are min-max normalised per 3D
@@ -45,7 +51,15 @@ import numpy as np
 
 from methods.data import acdc
 from methods.data.nifti import integer_labels, open_nifti, read_geometry, read_voxels, xyz_to_zyx
-from methods.data.types import Case, DatasetFormatError, ReaderLog, check_label_values, reader_log, select_patients
+from methods.data.types import (
+    Case,
+    DatasetFormatError,
+    ReaderLog,
+    check_finite_image,
+    check_label_values,
+    reader_log,
+    select_patients,
+)
 
 DATASET_NAME = "ssl4mis_acdc"
 CLASS_NAMES = acdc.CLASS_NAMES
@@ -97,41 +111,73 @@ class _Frame:
         return f"{self.patient}_frame{self.number:02d}"
 
 
-def _data_dir(root: Path) -> Path:
+#: folders under root that hold h5 files, per layout: SSL4MIS's own (`data/` volumes, `data/slices/`
+#: slices; some copies keep the slices directly in `data/`) and WSL4MIS's. A file's name, not its
+#: folder, says whether it is a volume or a slice.
+LAYOUTS = {
+    "SSL4MIS": ("data", "data/slices"),
+    "WSL4MIS": ("ACDC_training_volumes", "ACDC_training_slices"),
+}
+WSL4MIS_NOTE = (
+    "WSL4MIS layout (ACDC_training_volumes/, ACDC_training_slices/): no list files (WSL4MIS splits by patient "
+    "ids in code); its images were clipped at their 99th intensity percentile before min-max "
+    "(HiLab-git/WSL4MIS code/dataloaders/acdc_data_processing.py), so intensities differ from SSL4MIS's; "
+    "the 'scribble' dataset is not read, 'label' is the full ground truth"
+)
+
+
+def _h5_folders(root: Path) -> tuple[str, list[Path]]:
+    """(layout name, the folders of that layout present under root)."""
     if not root.is_dir():
         raise DatasetFormatError(f"{root}: SSL4MIS ACDC root folder not found")
-    data = root / "data"
-    if not data.is_dir():
-        raise DatasetFormatError(f"{root}: no data/ folder; expected SSL4MIS's data/ACDC layout with "
-                                 "data/slices/patientNNN_frameFF_slice_K.h5 and/or data/patientNNN_frameFF.h5")
-    return data
+    present = {name: [root / f for f in folders if (root / f).is_dir()] for name, folders in LAYOUTS.items()}
+    found = [name for name, folders in present.items() if folders]
+    if len(found) > 1:
+        raise DatasetFormatError(f"{root}: holds both an SSL4MIS data/ folder and WSL4MIS's ACDC_training_* folders; "
+                                 "keep one copy (point root at a folder that holds one of them)")
+    if not found:
+        loose = sorted(p.name for p in root.glob("*.h5"))[:3]
+        hint = (f" It holds h5 files itself (e.g. {loose}): point root at the folder above it." if loose else "")
+        raise DatasetFormatError(f"{root}: no data/ folder (SSL4MIS: data/patientNNN_frameFF.h5 and "
+                                 "data/slices/patientNNN_frameFF_slice_K.h5, or the slices in data/ itself) and no "
+                                 "ACDC_training_volumes/ or ACDC_training_slices/ folder (WSL4MIS)." + hint)
+    return found[0], present[found[0]]
 
 
 def _scan(root: Path) -> dict[str, dict[int, _Frame]]:
-    """patient -> SSL4MIS frame number -> files, from the file names under root/data."""
-    data = _data_dir(root)
+    """patient -> SSL4MIS frame number -> files, from the file names in the layout's folders. Every
+    h5 file there must be named as a volume or a slice: none is skipped without a word."""
+    _, folders = _h5_folders(root)
     frames: dict[str, dict[int, _Frame]] = {}
 
     def frame(patient: str, number: str) -> _Frame:
         return frames.setdefault(patient, {}).setdefault(int(number), _Frame(patient, int(number)))
 
-    for path in sorted(data.glob("*.h5")):
-        match = _VOLUME.match(path.name)
-        if match:
-            frame(match[1], match[2]).volume = path
-    if (data / "slices").is_dir():
-        for path in sorted((data / "slices").glob("*.h5")):
-            match = _SLICE.match(path.name)
-            if match:
-                frame(match[1], match[2]).slices[int(match[3])] = path
+    for folder in folders:
+        for path in sorted(folder.glob("*.h5")):
+            volume, one_slice = _VOLUME.match(path.name), _SLICE.match(path.name)
+            if volume:
+                entry = frame(volume[1], volume[2])
+                if entry.volume is not None:
+                    raise DatasetFormatError(f"{path}: {entry.name} found twice (also {entry.volume}); keep one copy")
+                entry.volume = path
+            elif one_slice:
+                entry, index = frame(one_slice[1], one_slice[2]), int(one_slice[3])
+                if index in entry.slices:
+                    raise DatasetFormatError(f"{path}: slice {index} of {entry.name} found twice (also "
+                                             f"{entry.slices[index]}); keep one copy")
+                entry.slices[index] = path
+            else:
+                raise DatasetFormatError(f"{path}: not an SSL4MIS ACDC file name (patientNNN_frameFF.h5 or "
+                                         "patientNNN_frameFF_slice_K.h5); move other files out of the data folders")
     if not frames:
-        raise DatasetFormatError(f"{data}: no SSL4MIS ACDC h5 files (expected patientNNN_frameFF.h5 or "
-                                 "slices/patientNNN_frameFF_slice_K.h5)")
+        raise DatasetFormatError(f"{root}: no SSL4MIS ACDC h5 files in {[str(f) for f in folders]} (expected "
+                                 "patientNNN_frameFF.h5 or patientNNN_frameFF_slice_K.h5)")
     for patient, by_number in frames.items():
         if len(by_number) != 2:
             names = [f.name for f in by_number.values()]
-            raise DatasetFormatError(f"{data}: patient {patient} has {len(by_number)} annotated frame(s) {names}; "
-                                     "expected two (ED and ES)")
+            raise DatasetFormatError(f"{root}: patient {patient} has {len(by_number)} annotated frame(s) {names} in "
+                                     f"{[str(f) for f in folders]}; expected two (ED and ES)")
     return frames
 
 
@@ -160,13 +206,13 @@ def _read_lists(root: Path, frames: dict[str, dict[int, _Frame]], log: ReaderLog
             entry = frames.get(patient, {}).get(frame_number)
             if entry is None:
                 raise DatasetFormatError(f"{path}: line {number} names {match[1]}_frame{match[2]}, which has no h5 "
-                                         f"file under {root / 'data'}")
+                                         f"file in {[str(f) for f in _h5_folders(root)[1]]}")
             if slice_match is not None and int(slice_match[3]) not in entry.slices:
                 unmatched_slices.append(name)
             if splits.setdefault(patient, split) != split:
                 raise DatasetFormatError(f"{path}: line {number}: {patient} is also in the {splits[patient]} list")
     if unmatched_slices and log is not None:
-        log(f"train_slices.list names {len(unmatched_slices)} slice(s) that have no file under data/slices "
+        log(f"train_slices.list names {len(unmatched_slices)} slice(s) that have no slice file "
             f"(e.g. {unmatched_slices[0]}): its numbering does not match the files; volumes are built from the files")
     return splits
 
@@ -208,8 +254,10 @@ def _read_h5(path: Path, ndim: int) -> tuple[np.ndarray, np.ndarray]:
         kind = "slice (H, W)" if ndim == 2 else "volume (Z, H, W)"
         raise DatasetFormatError(f"{path}: expected a {kind} with image and label of the same shape, got image "
                                  f"{image.shape} and label {label.shape}")
-    if not np.issubdtype(image.dtype, np.number) or not np.all(np.isfinite(image)):
-        raise DatasetFormatError(f"{path}: image must hold finite numbers (dtype {image.dtype})")
+    if not np.issubdtype(image.dtype, np.number):
+        raise DatasetFormatError(f"{path}: image must hold numbers, got dtype {image.dtype}")
+    match = _VOLUME.match(path.name) or _SLICE.match(path.name)
+    check_finite_image(image, path, f"{match[1]}_frame{match[2]}" if match else path.stem)
     label = integer_labels(label, path)
     check_label_values(label, set(range(len(CLASS_NAMES) + 1)), path)
     return image.astype(np.float32), label
@@ -237,7 +285,7 @@ def _frame_arrays(frame: _Frame) -> tuple[np.ndarray, np.ndarray, str]:
         return _slice_stack(frame)
     image, label = _read_h5(frame.volume, ndim=3)
     if frame.slices and len(frame.slices) != image.shape[0]:
-        raise DatasetFormatError(f"{frame.volume}: {image.shape[0]} slices, but data/slices holds {len(frame.slices)} "
+        raise DatasetFormatError(f"{frame.volume}: {image.shape[0]} slices, but there are {len(frame.slices)} "
                                  f"slice files for {frame.name}; the two copies disagree")
     return image, label, str(frame.volume)
 
@@ -292,6 +340,10 @@ def iter_cases(root, patients=None, log: ReaderLog | None = None, **options) -> 
     root = Path(root)
     frames = _scan(root)
     splits = _read_lists(root, frames, log)
+    if _h5_folders(root)[0] == "WSL4MIS":
+        log(WSL4MIS_NOTE)
+    elif not any((root / name).is_file() for name in LIST_FILES):
+        log(f"no list files ({', '.join(LIST_FILES)}) under {root}: every patient's ssl4mis_split is empty")
     wanted = select_patients(frames, patients, root, "SSL4MIS ACDC patient (h5 files)")
     raw_folders = acdc.patient_folders(raw_root) if raw_root is not None else {}
     for patient in wanted:

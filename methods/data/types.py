@@ -85,6 +85,21 @@ def check_label_values(label: np.ndarray, allowed: set[int], where: str | Path) 
         )
 
 
+def check_finite_image(image: np.ndarray, where: str | Path, case_id: str) -> None:
+    """Raise a DatasetFormatError naming `where` and `case_id` if `image` holds NaN or infinite
+    voxels (with how many): such a frame cannot be normalised, and the file must be fixed."""
+    values = np.asarray(image)
+    if not np.issubdtype(values.dtype, np.floating):
+        return
+    nan = int(np.count_nonzero(np.isnan(values)))
+    inf = int(np.count_nonzero(np.isinf(values)))
+    if nan or inf:
+        raise DatasetFormatError(
+            f"{where}: the image of case {case_id} holds {nan} NaN and {inf} infinite voxel(s) of {values.size}; "
+            "cannot normalise it (repair or remove that file)"
+        )
+
+
 def reject_options(dataset: str, options: dict) -> None:
     """Readers without options refuse any (a typo must not be silently ignored)."""
     if options:

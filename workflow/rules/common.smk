@@ -15,7 +15,6 @@ import os
 import shlex
 from dataclasses import dataclass, field
 
-import yaml
 from snakemake.exceptions import WorkflowError
 
 R = os.path.join(config["results_root"], config["run_name"])
