@@ -112,7 +112,7 @@ def run_report(args) -> Path:
         quality_markdown(quality),
         "## Friedman ranks, z against the control, Finner-adjusted p",
         "",
-        statistics_markdown(result, bayes_figure_path="bayes_signed_rank.png"),
+        statistics_markdown(result, bayes_figure_path="bayes_signed_rank.png" if "bayes_figure" in written else None),
         "## Critical-difference diagram",
         "",
         f"![Mean ranks (1 = best); methods joined by a bar are not separated by the Nemenyi test at α = {args.alpha:g}.](cd_diagram.png)",

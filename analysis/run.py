@@ -160,8 +160,8 @@ def analyse(opts: Options) -> Path:
         written = write_statistics(comparison, tables_dir, figures_dir)
         friedman_table = comparison.table
         cd_png = next(p for p in written["cd_diagram"] if p.suffix == ".png")
-        bayes_png = next(p for p in written["bayes_figure"] if p.suffix == ".png")
-        body = (statistics_markdown(comparison, bayes_figure_path=_rel(bayes_png, out))
+        bayes_png = next((p for p in written.get("bayes_figure", []) if p.suffix == ".png"), None)
+        body = (statistics_markdown(comparison, bayes_figure_path=_rel(bayes_png, out) if bayes_png else None)
                 + f"\n![Critical-difference diagram: mean Dice ranks over the settings (1 = best); methods joined by a "
                   f"bar are not separated by the Nemenyi test at α = {opts.alpha:g}.]({_rel(cd_png, out)})\n\n"
                   "Files: " + ", ".join(f"`{_rel(p, out)}`" for paths in written.values() for p in paths) + ".\n")

@@ -80,7 +80,9 @@ def test_python_m_analysis_report_reproduces_paper_table2_from_table1_with_perce
     # SPCL - BASS is 0.89 to 1.06 Dice points in every setting: mostly inside the 1-point ROPE
     assert bayes.loc["bass", "bayes"] == "undecided" and 0.8 < bayes.loc["bass", "p_equivalent"] < 0.95
     assert (bayes.drop("bass")["bayes"] == "better").all() and bayes["agree"].all()
-    assert "The Bayesian test and Finner's post-hoc (α = 0.1) agree for every method" in text
+    assert ("The Bayesian test (settings as blocks) and Finner's post-hoc (settings as blocks, α = 0.1) agree for "
+            "every method") in text
+    assert (bayes["view"] == "settings").all() and (bayes["n_blocks"] == 6).all()
     assert (out / "bayes_signed_rank.png").is_file() and (out / "cd_diagram.pdf").is_file()
 
 
@@ -212,7 +214,7 @@ def test_eight_block_nan_example_ranks_a_first_in_every_test(tmp_path):
     assert "8 undefined value(s) of the analysed metric(s) were replaced by the case's worst value" in text
     # C loses only 0.4 mm per block: within a 1 mm ROPE, which the report sets against Finner's verdict
     assert ("Disagreement on c: Finner's post-hoc finds a significantly better (p_Finner = 0.004678 ≤ 0.1), but the "
-            "Bayesian test finds a practically equivalent to it (P = 1.000 ≥ 0.95).") in text
+            "Bayesian test (settings as blocks, N = 8) finds a practically equivalent to it (P = 1.000 ≥ 0.95).") in text
 
 
 def inf_table(worst=None) -> pd.DataFrame:
