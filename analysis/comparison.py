@@ -38,6 +38,7 @@ from analysis.naming import block_label, method_label, sort_blocks, sort_methods
 from analysis.policy import MetricSpec
 
 FRIEDMAN_COLUMNS = ["method", "rank", "z", "p", "p_finner"]
+DEFAULT_EXCLUDE = ("suponly",)  # the paper's Table 2 ranks k = 7 methods, without SupOnly
 MIN_PAIRS = 5  # with 4 pairs the smallest two-sided Wilcoxon p is 0.125: not worth a row
 BAYES_COLUMNS = ["method", "view", "n_blocks", "p_better", "p_equivalent", "p_worse", "bayes", "finner", "p_finner",
                  "agree"]
@@ -114,7 +115,7 @@ class RowSelection:
         if self.excluded_methods:
             out.append("Left out, not ranked: " + ", ".join(
                 f"{method_label(m)} ({n} rows)" for m, n in self.excluded_methods.items())
-                + " — rank them too with `--exclude` and no name (or other names).")
+                + " — rank them too with `--exclude` and no name.")
         return out
 
 
@@ -379,8 +380,9 @@ def statistics_markdown(result: Comparison, bayes_figure_path: str | None = None
         f"mean over classes, cases and seeds; rank 1 = best; values within {stats.TIE_RTOL:g} × the block's largest "
         f"|value| are ties (average ranks); z = (R_i − R_{{{ctrl}}}) / sqrt(k(k+1)/(6N)) = (R_i − R_0) / {f.rank_se:.4f}."
     )
-    if result.excluded:
-        lines.append(f"Not ranked (as in the paper's Table 2): {', '.join(method_label(m) for m in result.excluded)}.")
+    excluded = list(result.selection.excluded_methods) if result.selection is not None else list(result.excluded)
+    if excluded:
+        lines.append(f"Not ranked (as in the paper's Table 2): {', '.join(method_label(m) for m in excluded)}.")
     if result.dropped_blocks:
         lines.append("Blocks left out of the ranking because some method has no value there: "
                      + ", ".join(result.block_label(b) for b in result.dropped_blocks) + ".")

@@ -25,7 +25,7 @@ import yaml
 from analysis import stats
 from analysis.artefacts import ArtefactError, find_artefacts
 from analysis.collect import METRIC_COLUMNS, SETTING_COLUMNS, CollectError, collect_run
-from analysis.comparison import compare_methods, statistics_markdown, write_statistics
+from analysis.comparison import DEFAULT_EXCLUDE, compare_methods, statistics_markdown, write_statistics
 from analysis.figure_inputs import FigureOptions, FigureOutcome, make_fig3, make_fig4, make_fig5, make_fig6, make_fig7
 from analysis.formatting import Column, DisplayTable, Value, to_markdown
 from analysis.html import markdown_to_html
@@ -51,7 +51,7 @@ class Options:
     control: str = "spcl"
     alpha: float = stats.DEFAULT_ALPHA
     hd95: str = "mm"
-    exclude: tuple[str, ...] = ("suponly",)  # the paper ranks k = 7 methods, without SupOnly
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
     paired_adjustment: str = "holm"
     n_boot: int = 2000
     rope: float = 1.0  # Dice points, for the Bayesian signed-rank test
@@ -312,7 +312,7 @@ def options_from_args(args) -> Options:
         config_path=config_path if config else None,
         control=args.control or config.get("control") or "spcl", alpha=args.alpha,
         hd95=args.hd95 or ("px" if paper_mode else "mm"),
-        exclude=tuple(args.exclude) if args.exclude is not None else ("suponly",),
+        exclude=tuple(args.exclude) if args.exclude is not None else DEFAULT_EXCLUDE,
         paired_adjustment=args.paired_adjustment, n_boot=args.bootstrap, rope=args.rope,
         bayes_samples=args.bayes_samples, reference_dir=args.reference_dir, figures=figs,
     )

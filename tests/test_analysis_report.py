@@ -311,3 +311,71 @@ def test_demsar_table6_through_the_cli_with_blocks_as_labels(tmp_path):
     omnibus = pd.read_csv(out / "omnibus.csv").set_index("statistic")["value"]
     assert round(omnibus["friedman_chi2"], 2) == 9.28 and round(omnibus["iman_davenport_f"], 2) == 3.69
     assert round(omnibus["nemenyi_cd"], 3) == 1.254
+
+
+def two_setting_table(with_cases: bool) -> pd.DataFrame:
+    """2 settings x 3 methods (a control, b, suponly) x 6 cases; 'a' is 8 and 19 points above 'b'."""
+    rows = []
+    for ratio, gap in ((10, 0.08), (20, 0.19)):
+        for i in range(6):
+            for method, value in (("a", 0.70 + gap), ("b", 0.70), ("suponly", 0.72)):
+                value += (0.01 * i if method == "a" else 0.0)  # distinct per-case differences
+                rows.append({"dataset": "phantom", "ratio": ratio, "method": method, "case_id": f"p{i}",
+                             "dice": value})
+    table = pd.DataFrame(rows)
+    return table if with_cases else table.groupby(["dataset", "ratio", "method"], as_index=False)["dice"].mean()
+
+
+def test_two_blocks_give_no_bayesian_decision_and_say_why(tmp_path):
+    code, out = run_cli(tmp_path, two_setting_table(with_cases=False), "--control", "a", name="two")
+    assert code == 0
+    bayes = pd.read_csv(out / "bayes_signed_rank.csv").set_index("method")
+    # 8 and 19 points both beyond 2 x ROPE: P(better) = Beta(0.5, 2).cdf(1/sqrt 2) = 0.964 whatever the gaps
+    assert bayes.loc["b", "p_better"] == pytest.approx(0.964, abs=0.02)
+    assert (bayes.loc["b", "bayes"], bayes.loc["b", "view"], bayes.loc["b", "n_blocks"]) == ("too few blocks", "settings", 2)
+    text = (out / "report.md").read_text()
+    assert ("Bayesian (settings as blocks): no decision for b (N = 2): fewer than 5 blocks, where the posterior "
+            "probabilities say more about N than about the differences.") in text
+    assert "practically better" not in text
+    # with cases the test runs on the 12 test cases instead, and every sentence says so
+    code, out = run_cli(tmp_path, two_setting_table(with_cases=True), "--control", "a", name="cases")
+    assert code == 0
+    bayes = pd.read_csv(out / "bayes_signed_rank.csv").set_index("method")
+    assert (bayes.loc["b", "view"], bayes.loc["b", "n_blocks"], bayes.loc["b", "bayes"]) == ("cases", 12, "better")
+    text = (out / "report.md").read_text()
+    assert "test cases as blocks (N = 12 cases pooled over the 2 settings" in text
+    assert "Bayesian (test cases as blocks): a is practically better than b (P = " in text and ", N = 12)" in text
+
+
+def test_cli_reports_the_rows_it_left_out_and_ranks_like_the_run_report(tmp_path, capsys):
+    table = two_setting_table(with_cases=True).assign(variant="default")
+    ablation = table[table["method"] == "a"].assign(variant="no_bcl")
+    code, out = run_cli(tmp_path, pd.concat([table, ablation]), "--control", "a", name="rows")
+    assert code == 0
+    printed = capsys.readouterr().out
+    # 36 + 12 rows; 12 of another variant, 12 SupOnly rows not ranked (the run report's default)
+    assert "Compared: 24 of 48 rows (variant `default`, the ranked methods)." in printed
+    assert "Left out, other variants: `no_bcl` (12 rows) — compare one of them with `--variant NAME`." in printed
+    assert "Left out, not ranked: SupOnly (12 rows) — rank them too with `--exclude` and no name." in printed
+    assert "Left out, not ranked: SupOnly (12 rows)" in (out / "report.md").read_text()
+    assert set(pd.read_csv(out / "friedman.csv")["method"]) == {"a", "b"}
+    code, out = run_cli(tmp_path, pd.concat([table, ablation]), "--control", "a", "--exclude", name="all")
+    assert code == 0 and set(pd.read_csv(out / "friedman.csv")["method"]) == {"a", "b", "suponly"}
+    assert "Compared: 36 of 48 rows (variant `default`)." in capsys.readouterr().out
+
+
+def test_distance_and_unknown_metrics_without_rope_still_get_the_friedman_report(tmp_path):
+    table = two_setting_table(with_cases=True)
+    hd = table.assign(hd95_mm=100 * (1 - table["dice"])).drop(columns="dice")
+    code, out = run_cli(tmp_path, hd, "--control", "a", "--metric", "hd95_mm", name="hd")
+    assert code == 0 and (out / "friedman.csv").is_file()
+    text = (out / "report.md").read_text()
+    assert "region of practical equivalence (ROPE) ±1 mm" in text
+    assert "in hd95_mm mm" not in text and "improvement = how much better a is, in mm" in text
+    crisp = table.rename(columns={"dice": "crispness"})
+    code, out = run_cli(tmp_path, crisp, "--control", "a", "--metric", "crispness", "--higher-is-better", name="cr")
+    assert code == 0 and (out / "friedman.csv").is_file() and not (out / "bayes_signed_rank.png").exists()
+    text = (out / "report.md").read_text()
+    assert ("**Bayesian signed-rank test**: skipped — `crispness` has no default region of practical equivalence "
+            "(ROPE). Add one in units of crispness with `--rope HALF_WIDTH`") in text
+    assert "crispness units of crispness" not in text
