@@ -102,12 +102,22 @@ def _tsne(art: Artefacts, out_dir: Path, name: str, wanted: dict[tuple[str, str]
     for panel_title, data in panels:
         if len(data["features"]) < 10:
             raise ArtefactError(f"{panel_title}: features.npz holds {len(data['features'])} points; t-SNE needs at least 10")
+    problems = {}
+    for label, (panel_title, data) in zip([label for label in order if label in runs], panels):
+        idx = figures.subsample(len(data["features"]), opts.tsne_points, opts.seed)
+        problem = figures.tsne_problem(data["features"][idx])
+        if problem:
+            problems[label] = f"{problem} ({art.features[runs[label]]})"
+    if len(problems) == len(panels):
+        return FigureOutcome(name, "", reason="no panel can be embedded: " + "; ".join(
+            f"{label}: {p}" for label, p in problems.items()))
     paths = figures.tsne_figure(panels, out_dir / name, f"{title}, {setting_label(*setting)}",
                                 max_points=opts.tsne_points, seed=opts.seed, n_jobs=opts.n_jobs, n_iter=opts.tsne_iter)
     missing = [label for label in order if label not in runs]
     caption = (f"{title} ({setting_label(*setting)}): openTSNE of projection features, at most {opts.tsne_points} "
                f"points per panel, seed {opts.seed}, n_jobs {opts.n_jobs}; colour = class, ○ inner, △ boundary."
-               + (f" No features for: {', '.join(missing)}." if missing else ""))
+               + (f" No features for: {', '.join(missing)}." if missing else "")
+               + "".join(f" {label}: not embedded, {p}." for label, p in problems.items()))
     return FigureOutcome(name, caption, paths)
 
 

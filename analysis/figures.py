@@ -65,27 +65,56 @@ def subsample(n: int, max_points: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=max_points, replace=False))
 
 
+def tsne_problem(features: np.ndarray) -> str | None:
+    """Why these features cannot be embedded, or None. Identical vectors (a collapsed projection
+    head, or all zeros) have no principal component: openTSNE's PCA initialisation divides by
+    its zero spread and returns NaN coordinates."""
+    x = np.asarray(features, dtype=np.float64)
+    if not np.isfinite(x).all():
+        return f"{int((~np.isfinite(x)).any(axis=1).sum())} of {len(x)} feature vectors hold NaN or inf"
+    if len(x) and np.ptp(x, axis=0).max(initial=0.0) == 0.0:
+        what = "all zeros" if not x.any() else "identical"
+        return f"all {len(x)} feature vectors are {what} (collapsed features): nothing to embed"
+    return None
+
+
 def tsne_embedding(features: np.ndarray, seed: int, n_jobs: int, n_iter: int = 500) -> np.ndarray:
-    """openTSNE 2-D embedding; the result depends on seed *and* n_jobs, so both are pinned."""
+    """openTSNE 2-D embedding; the result depends on seed *and* n_jobs, so both are pinned.
+    Features that cannot be embedded (tsne_problem) and a non-finite result are errors."""
     from openTSNE import TSNE
 
     n = len(features)
     if n < 10:
         raise ValueError(f"t-SNE needs at least 10 points, got {n}")
+    problem = tsne_problem(features)
+    if problem:
+        raise ValueError(f"t-SNE: {problem}")
     perplexity = float(min(30.0, (n - 1) / 3.0))
     tsne = TSNE(n_components=2, perplexity=perplexity, n_iter=n_iter, initialization="pca",
                 n_jobs=n_jobs, random_state=seed, verbose=False)
-    return np.asarray(tsne.fit(np.asarray(features, dtype=np.float64)))
+    xy = np.asarray(tsne.fit(np.asarray(features, dtype=np.float64)))
+    if not np.isfinite(xy).all():
+        raise ValueError(f"t-SNE of {n} points returned non-finite coordinates")
+    return xy
 
 
 def tsne_figure(panels: list[tuple[str, dict]], out_stem: Path, title: str, max_points: int = 1000,
                 seed: int = 0, n_jobs: int = 1, n_iter: int = 500) -> list[Path]:
-    """One t-SNE panel per (title, features dict): colour = class, marker = inner (o) / boundary (^)."""
+    """One t-SNE panel per (title, features dict): colour = class, marker = inner (o) / boundary (^).
+    A panel whose features cannot be embedded (tsne_problem) says why in place of the points."""
     if not panels:
         raise ValueError("tsne_figure needs at least one panel")
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.8), squeeze=False)
     for ax, (panel_title, data) in zip(axes[0], panels):
         idx = subsample(len(data["features"]), max_points, seed)
+        problem = tsne_problem(data["features"][idx])
+        if problem:
+            ax.text(0.5, 0.5, "not embedded:\n" + problem.replace(" (", "\n("), ha="center", va="center",
+                    fontsize=7, wrap=True, transform=ax.transAxes)
+            ax.set_title(f"{panel_title} (n={len(idx)})", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
         xy = tsne_embedding(data["features"][idx], seed, n_jobs, n_iter)
         classes = data["class_index"][idx]
         boundary = data["boundary"][idx].astype(bool)
