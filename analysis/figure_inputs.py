@@ -31,6 +31,7 @@ class FigureOutcome:
     caption: str
     paths: list[Path] = field(default_factory=list)
     reason: str = ""  # why not produced; "" when produced
+    png_captions: list[str] = field(default_factory=list)  # one per PNG when they differ (else `caption`)
 
     @property
     def produced(self) -> bool:

@@ -89,7 +89,8 @@ def _figure_block(outcome: FigureOutcome, out: Path) -> str:
         return f"*{outcome.name}: not produced: {outcome.reason}.*\n"
     pngs = [p for p in outcome.paths if p.suffix == ".png"]
     files = ", ".join(f"`{_rel(p, out)}`" for p in outcome.paths)
-    images = "\n\n".join(f"![{outcome.caption}]({_rel(png, out)})" for png in pngs)
+    captions = outcome.png_captions if len(outcome.png_captions) == len(pngs) else [outcome.caption] * len(pngs)
+    images = "\n\n".join(f"![{caption}]({_rel(png, out)})" for caption, png in zip(captions, pngs))
     return f"{images}\n\nFiles: {files}.\n"
 
 
