@@ -137,8 +137,9 @@ def make_fig7(art: Artefacts, out_dir: Path, opts: FigureOptions) -> FigureOutco
 
 
 # --------------------------------------------------------------------------- Fig. 5
-def sweep_grids(df: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
-    """Per setting with sweep runs: gamma_s x gamma_t grid of mean Dice (%) over seeds."""
+def sweep_grids(df: pd.DataFrame, with_spread: bool = False) -> list[tuple]:
+    """Per setting with sweep runs: gamma_s x gamma_t grid of mean Dice (%) over seeds; with
+    `with_spread`, also the grid of the SD over seeds (NaN for one seed) and the number of seeds."""
     sweeps = df[(df["method"] == "spcl") & df["variant"].str.match(SWEEP_VARIANT.pattern)]
     if sweeps.empty:
         return []
@@ -149,22 +150,34 @@ def sweep_grids(df: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
     for setting in sort_settings(summary[["dataset", "ratio"]].itertuples(index=False, name=None)):
         here = summary[(summary["dataset"] == setting[0]) & (summary["ratio"] == setting[1])]
         grid = here.pivot_table(index="gamma_s", columns="gamma_t", values="dice", aggfunc="mean").sort_index()
-        grids.append((setting, grid.sort_index(axis=1)))
+        if not with_spread:
+            grids.append((setting, grid.sort_index(axis=1)))
+            continue
+        sd = (here.assign(sd=here["sd"] * 100.0).pivot_table(index="gamma_s", columns="gamma_t", values="sd",
+                                                             aggfunc="mean", dropna=False)
+              .reindex(index=grid.index, columns=grid.columns))
+        grids.append((setting, grid.sort_index(axis=1), sd.sort_index(axis=1), int(here["n_seeds"].min())))
     return grids
 
 
 def make_fig5(df: pd.DataFrame, out_dir: Path) -> FigureOutcome:
     name = "fig5_threshold_sweep"
-    grids = sweep_grids(df)
+    grids = sweep_grids(df, with_spread=True)
     if not grids:
         return FigureOutcome(name, "", reason="needs spcl runs with variants sweep_gs<γs>_gt<γt>; none in the results")
-    paths = figures.sweep_heatmap([(setting_label(*s), g) for s, g in grids], out_dir / name, highlight=PAPER_THRESHOLDS)
+    paths = figures.sweep_heatmap([(setting_label(*s), g) for s, g, _, _ in grids], out_dir / name,
+                                  highlight=PAPER_THRESHOLDS, spreads=[sd for _, _, sd, _ in grids],
+                                  n_seeds=[n for _, _, _, n in grids])
     best = []
-    for setting, grid in grids:
+    for setting, grid, _, _ in grids:
         gs, gt = grid.stack().idxmax()
         best.append(f"{setting_label(*setting)}: best Dice {grid.loc[gs, gt]:.2f} at γ_s = {gs:g}, γ_t = {gt:g}")
-    caption = ("Fig. 5: Dice (%) of SPCL over the confidence thresholds γ_s × γ_t (mean over seeds; red box: the "
-               f"paper's γ_s = {PAPER_THRESHOLDS[0]}, γ_t = {PAPER_THRESHOLDS[1]} where swept). " + "; ".join(best) + ".")
+    n_seeds = min(n for _, _, _, n in grids)
+    spread = ("one training seed, so the seed-to-seed spread is unknown and differences of a point or less may be "
+              "noise" if n_seeds <= 1 else "cells give mean ± SD over seeds")
+    caption = ("Fig. 5: Dice (%) of SPCL over the confidence thresholds γ_s × γ_t (red box: the paper's "
+               f"γ_s = {PAPER_THRESHOLDS[0]}, γ_t = {PAPER_THRESHOLDS[1]} where swept); {spread}; the colour scale spans "
+               f"at least {figures.SWEEP_MIN_SPAN:g} Dice points. " + "; ".join(best) + ".")
     return FigureOutcome(name, caption, paths)
 
 
@@ -201,6 +214,10 @@ def make_fig6(art: Artefacts, out_dir: Path, opts: FigureOptions) -> FigureOutco
             class_names = [n for n in names if n != "background"] if names else [f"class {i}" for i in range(1, n_classes + 1)]
     paths = figures.qualitative_figure(cases, class_names, out_dir / name)
     seeds = sorted({runs[m].seed for m in methods})
-    caption = (f"Fig. 6: test cases of {setting_label(*setting)} (seed {', '.join(map(str, seeds))}): image, ground "
-               "truth and each method's prediction on the slice with the most reference foreground.")
+    shown = (f"{len(cases)} test case{'s' if len(cases) != 1 else ''}"
+             + (f" (of {opts.prediction_cases} requested: the evaluation saved predictions of {len(common)})"
+                if len(cases) < opts.prediction_cases else ""))
+    caption = (f"Fig. 6: {shown} of {setting_label(*setting)} (seed {', '.join(map(str, seeds))}): image, ground "
+               "truth and each method's prediction on the slice with the most reference foreground; RV blue, "
+               "MYO green, LV red.")
     return FigureOutcome(name, caption, paths)

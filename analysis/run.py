@@ -291,7 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tsne-iter", type=int, default=500)
     parser.add_argument("--n-jobs", type=int, default=1, help="openTSNE threads; the embedding depends on it")
     parser.add_argument("--seed", type=int, default=0, help="t-SNE, subsampling and bootstrap seed")
-    parser.add_argument("--prediction-cases", type=int, default=3, help="rows of Fig. 6")
+    parser.add_argument("--prediction-cases", type=int,
+                        help="cases of Fig. 6 (config: evaluation.prediction_cases, the cases whose predictions the "
+                             "evaluation saves; default 3)")
     parser.add_argument("--reference-dir", type=Path, default=REFERENCE_DIR)
     return parser
 
@@ -306,7 +308,9 @@ def options_from_args(args) -> Options:
     figs = FigureOptions(
         tsne_methods=tuple(args.tsne_methods or fig_cfg.get("tsne_methods") or FigureOptions.tsne_methods),
         tsne_points=int(args.tsne_points or fig_cfg.get("tsne_points_per_panel") or FigureOptions.tsne_points),
-        tsne_iter=args.tsne_iter, n_jobs=args.n_jobs, seed=args.seed, prediction_cases=args.prediction_cases,
+        tsne_iter=args.tsne_iter, n_jobs=args.n_jobs, seed=args.seed,
+        prediction_cases=int(args.prediction_cases or (config.get("evaluation") or {}).get("prediction_cases")
+                             or FigureOptions.prediction_cases),
     )
     return Options(
         results_dir=args.results_dir, out=args.out, config=config,

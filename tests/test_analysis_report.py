@@ -73,7 +73,7 @@ def test_python_m_analysis_report_reproduces_paper_table2_from_table1_with_perce
     assert "Blocks (dataset, ratio): 6 — SCD 10%, SCD 20%, ACDC 5%, ACDC 10%, M&Ms 2.5%, M&Ms 5%" in text
     # the paper: "significantly superior to all other methods except BASS"
     assert ("After Finner's adjustment, SPCL ranks significantly better (p_Finner ≤ 0.1) than ABD (0.07318), "
-            "BUS (0.02414), DGCL (0.004227), ADMT (0.0005483), UGPCL (1.746e-05).") in text
+            "BUS (0.02414), DGCL (0.004227), AD-MT (0.0005483), UGPCL (1.746e-05).") in text
     assert "The difference between SPCL and BASS (p_Finner = 0.285) is not significant at α = 0.1." in text
     assert "not run — the table has no `case_id` column" in text
     bayes = pd.read_csv(out / "bayes_signed_rank.csv").set_index("method")
