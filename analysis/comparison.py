@@ -69,6 +69,7 @@ class Comparison:
     bayes_view: str = "settings"  # "settings", "cases", or "skipped" (no ROPE for the metric)
     variant: str = "default"
     selection: "RowSelection | None" = None  # the rows compared and those left out
+    scope: str = ""  # what the compared rows are ('2 settings × 1 seed × 6 test cases'), in every claim
 
     @property
     def metric(self) -> str:
@@ -187,7 +188,27 @@ def compare_methods(
              bayes_table(bayes_blocks, table, spec, control, alpha, bayes_samples, bayes_threshold, seed, view))
     return Comparison(spec, control, alpha, blocks, matrix, dropped, tuple(exclude), result, table, cd, pairwise,
                       paired, boot, bayes, paired_adjustment, per_case, bayes_samples, bayes_threshold, seed,
-                      view, variant, selection)
+                      view, variant, selection, describe_scope(rows, matrix, blocks, per_case))
+
+
+def _count(values) -> str:
+    values = sorted(set(int(v) for v in values))
+    return str(values[0]) if len(values) == 1 else f"{values[0]}–{values[-1]}"
+
+
+def describe_scope(rows: pd.DataFrame, matrix: pd.DataFrame, blocks, per_case: bool) -> str:
+    """What the ranked rows hold, for the claim sentences: '2 settings × 1 seed × 6 test cases'."""
+    n = len(matrix)
+    parts = [f"{n} setting{'s' if n != 1 else ''}" if tuple(blocks) == tuple(SETTING_COLUMNS) else f"{n} blocks"]
+    keep = set(matrix.index)
+    inside = rows[[key in keep for key in rows[list(blocks)].itertuples(index=False, name=None)]]
+    by_block = inside.groupby(list(blocks), sort=False)
+    if "seed" in inside:
+        seeds = _count(by_block["seed"].nunique())
+        parts.append(f"{seeds} seed{'s' if seeds != '1' else ''}")
+    if per_case and "case_id" in inside:
+        parts.append(f"{_count(by_block['case_id'].nunique())} test cases")
+    return " × ".join(parts)
 
 
 def _check_policy_applied(rows: pd.DataFrame, metric: str, blocks) -> None:
@@ -443,21 +464,25 @@ def significance_statements(result: Comparison) -> list[str]:
     better = others[(others["p_finner"] <= a) & (others["z"] > 0)]
     worse = others[(others["p_finner"] <= a) & (others["z"] < 0)]
     same = others[others["p_finner"] > a]
+    on = f" on this table ({result.scope})" if result.scope else ""
     if not better.empty:
         out.append(f"After Finner's adjustment, {ctrl} ranks significantly better (p_Finner ≤ {a:g}) than "
-                   + ", ".join(f"{method_label(m)} ({p:.4g})" for m, p in zip(better["method"], better["p_finner"])) + ".")
+                   + ", ".join(f"{method_label(m)} ({p:.4g})" for m, p in zip(better["method"], better["p_finner"]))
+                   + f"{on}.")
     if not worse.empty:
         out.append(f"After Finner's adjustment, {ctrl} ranks significantly worse than "
-                   + ", ".join(f"{method_label(m)} ({p:.4g})" for m, p in zip(worse["method"], worse["p_finner"])) + ".")
+                   + ", ".join(f"{method_label(m)} ({p:.4g})" for m, p in zip(worse["method"], worse["p_finner"]))
+                   + f"{on}.")
     if not same.empty:
         out.append(f"The difference between {ctrl} and "
                    + ", ".join(f"{method_label(m)} (p_Finner = {p:.4g})" for m, p in zip(same["method"], same["p_finner"]))
                    + f" is not significant at α = {a:g}.")
     out.append(f"Nemenyi: two mean ranks further apart than CD = {result.cd:.3f} differ at α = {a:g} "
                "(the CD diagram joins the methods it cannot separate).")
-    if f.n_blocks < 5:
+    if f.n_blocks < stats.BAYES_MIN_BLOCKS:
         out.append(f"Caution: with only N = {f.n_blocks} blocks the rank tests have little power, and the normal "
-                   "approximation behind z is rough; a non-significant result is not evidence of equal performance.")
+                   "approximation behind z is rough; a non-significant result is not evidence of equal performance, "
+                   "and a significant one rests on the ordering of N values per method.")
     return out
 
 
@@ -527,7 +552,8 @@ def bayes_statements(result: Comparison) -> list[str]:
             column = _BAYES_PROBABILITY[decision]
             out.append(f"Bayesian ({view}): {ctrl} is {words} " + ", ".join(
                 f"{method_label(r.method)} (P = {getattr(r, column):.3f}, N = {int(r.n_blocks)})"
-                for r in rows.itertuples()) + f" (P ≥ {t:g}).")
+                for r in rows.itertuples()) + f" (P ≥ {t:g})" + (f" on this table ({result.scope})." if result.scope
+                                                                  else "."))
     same = bayes[bayes["bayes"] == "no difference"]
     if not same.empty:
         out.append(f"Bayesian ({view}): no difference between {ctrl} and " + ", ".join(
@@ -575,12 +601,13 @@ def paired_statements(result: Comparison) -> list[str]:
     sig_better = rows[(rows[adj] <= a) & (rows["rank_biserial"] > 0)]
     sig_worse = rows[(rows[adj] <= a) & (rows["rank_biserial"] < 0)]
     out = []
+    on = f"; {result.scope}" if result.scope else ""
     if not sig_better.empty:
         out.append(f"Per case ({scope}), {ctrl} is significantly better than "
-                   + ", ".join(method_label(m) for m in sig_better["method"]) + f" ({adj} ≤ {a:g}).")
+                   + ", ".join(method_label(m) for m in sig_better["method"]) + f" ({adj} ≤ {a:g}{on}).")
     if not sig_worse.empty:
         out.append(f"Per case ({scope}), {ctrl} is significantly worse than "
-                   + ", ".join(method_label(m) for m in sig_worse["method"]) + f" ({adj} ≤ {a:g}).")
+                   + ", ".join(method_label(m) for m in sig_worse["method"]) + f" ({adj} ≤ {a:g}{on}).")
     rest = rows[rows[adj] > a]
     if not rest.empty:
         out.append(f"Per case ({scope}), no significant difference between {ctrl} and "
