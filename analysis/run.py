@@ -25,10 +25,12 @@ import yaml
 from analysis import stats
 from analysis.artefacts import ArtefactError, find_artefacts
 from analysis.collect import METRIC_COLUMNS, SETTING_COLUMNS, CollectError, collect_run
-from analysis.comparison import DEFAULT_EXCLUDE, compare_methods, statistics_markdown, write_statistics
+from analysis.aggregate import case_values
+from analysis.comparison import (BOOTSTRAP_COLUMNS, DEFAULT_EXCLUDE, bootstrap_table, compare_methods,
+                                 statistics_markdown, write_statistics)
 from analysis.figure_inputs import FigureOptions, FigureOutcome, make_fig3, make_fig4, make_fig5, make_fig6, make_fig7
 from analysis.formatting import Column, DisplayTable, Value, to_markdown
-from analysis.html import markdown_to_html
+from analysis.html import heading_id, markdown_to_html
 from analysis.io import write_csv, write_text
 from analysis.naming import method_label, setting_label
 from analysis.protocol_chain import make_protocol_chain, protocol_steps
@@ -36,6 +38,7 @@ from analysis.pseudo_label_curves import make_pseudo_label_figures
 from analysis.paper import REFERENCE_DIR, compare_metrics, compare_statistics, load_reference
 from analysis.policy import prepare_metrics, resolve_metric
 from analysis.report import quality_markdown
+from analysis.scope import scope_lines
 from analysis.tables import bcl_vs_infonce, class_tables, metric_summaries, table1, table3, table4
 
 
@@ -140,6 +143,9 @@ def analyse(opts: Options) -> Path:
     write_csv(table, tables_dir / "cases.csv")
     sections: list[Section] = []
     not_produced: list[str] = []
+    sections.append(Section("What this run can and cannot show",
+                            "\n".join(f"- {line}" for line in scope_lines(table, opts.results_dir, opts.control,
+                                                                           opts.exclude)) + "\n"))
 
     sections.append(Section("Input checks", f"{len(table)} per-case rows from "
                              f"{table['source_file'].nunique()} file(s); collected table: `tables/cases.csv`.\n\n"
@@ -167,15 +173,21 @@ def analyse(opts: Options) -> Path:
                   f"bar are not separated by the Nemenyi test at α = {opts.alpha:g}.]({_rel(cd_png, out)})\n\n"
                   "Files: " + ", ".join(f"`{_rel(p, out)}`" for paths in written.values() for p in paths) + ".\n")
         sections.append(Section("Table 2: statistical analysis (Friedman, z against the control, Finner)", body))
-        boot = comparison.bootstrap
+        # every method of the main comparison, the unranked ones (SupOnly) included
+        main = table[table["variant"] == "default"].assign(dice=lambda d: d["dice"] * dice.scale)
+        boot = bootstrap_table(case_values(main, "dice", SETTING_COLUMNS), "dice", SETTING_COLUMNS, opts.n_boot,
+                               opts.figures.seed)
+        write_csv(boot, tables_dir / "bootstrap_ci.csv")
         rows = [f"{r.block} / {method_label(r.method)}" for r in boot.itertuples()]
         cells = [[str(r.n_cases), str(r.n_seeds), Value(r.mean), f"[{r.ci_low:.2f}, {r.ci_high:.2f}]"] for r in boot.itertuples()]
         sections.append(Section("Bootstrap confidence intervals of mean Dice (%)",
                                 "95% percentile bootstrap over test cases crossed with seeds "
-                                f"({opts.n_boot} resamples).\n\n"
+                                f"({opts.n_boot} resamples; with one seed, over test cases only), every method of "
+                                "the main comparison.\n\n"
                                 + to_markdown(DisplayTable("Setting / method", rows,
                                                            [Column("cases"), Column("seeds"), Column("mean Dice"),
-                                                            Column("95% CI")], cells))))
+                                                            Column("95% CI")], cells))
+                                + "Files: `tables/bootstrap_ci.csv`.\n"))
 
     ablations = [("Table 3: SPCL components", table3(table, hd95_column)),
                  ("Table 4: subclass relation", table4(table, hd95_column)),
@@ -247,7 +259,8 @@ def _report_text(opts: Options, sections: list[Section], not_produced: list[str]
              f"α = {opts.alpha:g} (the paper's). Friedman ranking without: "
              f"{', '.join(method_label(m) for m in opts.exclude) or 'none'}. HD95 unit: {opts.hd95}. "
              "How to read this report: docs/analysis.md.", "", "## Contents", ""]
-    lines += [f"- {s.title}" for s in sections] + ["- Not produced", "- Run configuration", ""]
+    titles = [s.title for s in sections] + ["Not produced", "Run configuration"]
+    lines += [f"- [{title}](#{heading_id(title)})" for title in titles] + [""]
     for s in sections:
         lines += [f"## {s.title}", "", s.body.rstrip(), ""]
     lines += ["## Not produced", ""]

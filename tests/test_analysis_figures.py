@@ -100,10 +100,11 @@ def test_markdown_to_html_covers_report_markup(tmp_path):
     from PIL import Image
 
     Image.new("RGB", (4, 4)).save(tmp_path / "f.png")
-    md = ("# Title\n\nSome **bold** and `code` <script>.\n\n| A | B |\n|:---|---:|\n| <u>x</u> | **1 \\| 2** |\n\n"
+    md = ("# Title\n\nSome **bold** and `code` <script>, [a link](#title).\n\n| A | B |\n|:---|---:|\n| <u>x</u> | **1 \\| 2** |\n\n"
           "- item one\n- item two\n\n![A caption](f.png)\n\n```yaml\nkey: <v>\n```\n| stray pipe line\n")
     html = markdown_to_html(md, title="T", base_dir=tmp_path)
-    assert "<h1>Title</h1>" in html and "<strong>bold</strong>" in html and "<code>code</code>" in html
+    assert '<h1 id="title">Title</h1>' in html and '<a href="#title">a link</a>' in html
+    assert "<strong>bold</strong>" in html and "<code>code</code>" in html
     assert "&lt;script&gt;" in html and "<u>x</u>" in html and "<strong>1 | 2</strong>" in html
     assert '<td class="num">' in html and "<li>item two</li>" in html
     assert 'src="data:image/png;base64,' in html and "<figcaption>A caption</figcaption>" in html

@@ -120,11 +120,22 @@ def test_full_run_produces_every_table_and_figure(tmp_path):
     text = (out / "REPORT.md").read_text()
     assert "Every table and figure was produced." in text
     assert "Not ranked (as in the paper's Table 2): SupOnly." in text
+    # what the run can show comes first, from the run itself
+    scope = text.split("## What this run can and cannot show")[1].split("\n## ")[0]
+    assert "- Data: the synthetic cardiac phantom only." in scope
+    assert "- Settings: 2 (Phantom 10%, Phantom 20%)." in scope and "uses the test cases as blocks" in scope
+    assert "- Seeds: 1 per setting (the paper: 3 runs). With one training seed" in scope
+    assert "- Test cases: 5 per setting" in scope
+    assert "Bayesian (test cases as blocks)" in text
+    boot = pd.read_csv(out / "tables" / "bootstrap_ci.csv")
+    assert set(boot["method"]) == {"suponly", "bus", "bass", "spcl"}  # SupOnly too, though not ranked
+    assert "- [What this run can and cannot show](#what-this-run-can-and-cannot-show)" in text
     assert "No cell of this run matches a published cell" in text
     assert "run_name: phantom" in text  # the resolved config
     html = (out / "REPORT.html").read_text()
     # 5 paper figures, CD, Bayesian, pseudo-label curves of the two settings
     assert html.count("data:image/png;base64,") == 9 and "<table>" in html
+    assert '<a href="#run-configuration">Run configuration</a>' in html and '<h2 id="run-configuration">' in html
 
 
 def test_full_run_without_figure_inputs_says_why(tmp_path):
