@@ -96,7 +96,7 @@ def tsne_problem(features: np.ndarray) -> str | None:
     if not np.isfinite(x).all():
         return f"{int((~np.isfinite(x)).any(axis=1).sum())} of {len(x)} feature vectors hold NaN or inf"
     if len(x) and np.ptp(x, axis=0).max(initial=0.0) == 0.0:
-        what = "all zeros" if not x.any() else "identical"
+        what = "zero" if not x.any() else "identical"
         return f"all {len(x)} feature vectors are {what} (collapsed features): nothing to embed"
     return None
 

@@ -213,7 +213,7 @@ def test_constant_features_are_named_not_embedded(tmp_path):
     constant = dict(data, features=np.ones_like(data["features"]))
     assert figures.tsne_problem(constant["features"][:60]) == \
         "all 60 feature vectors are identical (collapsed features): nothing to embed"
-    assert "all zeros" in figures.tsne_problem(np.zeros((60, 4)))
+    assert "60 feature vectors are zero" in figures.tsne_problem(np.zeros((60, 4)))
     assert figures.tsne_problem(data["features"]) is None
     with pytest.raises(ValueError, match="identical"):  # not a NaN embedding
         figures.tsne_embedding(constant["features"], seed=0, n_jobs=1, n_iter=50)
@@ -226,7 +226,7 @@ def test_constant_features_are_named_not_embedded(tmp_path):
     opts = FigureOptions(tsne_points=40, tsne_iter=50)
     outcome = make_fig4(find_artefacts(results), tmp_path / "figs", opts)
     assert outcome.produced  # BUS and SPCL are embedded, BASS's panel says why
-    assert "BASS: not embedded, all " in outcome.caption and "are all zeros (collapsed features)" in outcome.caption
+    assert "BASS: not embedded, all " in outcome.caption and "are zero (collapsed features)" in outcome.caption
     for run, path in paths:
         loaded = dict(np.load(path))
         np.savez(path, **dict(loaded, features=np.zeros_like(loaded["features"])))
