@@ -464,7 +464,8 @@ def significance_statements(result: Comparison) -> list[str]:
     better = others[(others["p_finner"] <= a) & (others["z"] > 0)]
     worse = others[(others["p_finner"] <= a) & (others["z"] < 0)]
     same = others[others["p_finner"] > a]
-    on = f" on this table ({result.scope})" if result.scope else ""
+    view = "settings" if tuple(result.blocks) == tuple(SETTING_COLUMNS) else ", ".join(result.blocks)
+    on = f" on this table ({result.scope}; {view} as blocks)" if result.scope else ""
     if not better.empty:
         out.append(f"After Finner's adjustment, {ctrl} ranks significantly better (p_Finner ≤ {a:g}) than "
                    + ", ".join(f"{method_label(m)} ({p:.4g})" for m, p in zip(better["method"], better["p_finner"]))

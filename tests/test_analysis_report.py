@@ -50,7 +50,7 @@ def test_cli_writes_friedman_table_cd_diagram_and_report(tmp_path):
     # z_a = 1.8333 / 0.8165 = 2.245, p = 0.02477, Finner (m = 2, first) 1 - (1 - p)^2 = 0.04888;
     # z_b = 1.429, p = 0.153 = its Finner p (last of m = 2)
     assert ("After Finner's adjustment, c ranks significantly better (p_Finner ≤ 0.1) than a (0.04888) on this table "
-            "(3 settings × 1 seed × 6 test cases).") in text
+            "(3 settings × 1 seed × 6 test cases; settings as blocks).") in text
     assert "The difference between c and b (p_Finner = 0.153) is not significant at α = 0.1." in text
 
 
@@ -74,7 +74,7 @@ def test_python_m_analysis_report_reproduces_paper_table2_from_table1_with_perce
     assert "Blocks (dataset, ratio): 6 — SCD 10%, SCD 20%, ACDC 5%, ACDC 10%, M&Ms 2.5%, M&Ms 5%" in text
     # the paper: "significantly superior to all other methods except BASS"
     assert ("After Finner's adjustment, SPCL ranks significantly better (p_Finner ≤ 0.1) than ABD (0.07318), "
-            "BUS (0.02414), DGCL (0.004227), AD-MT (0.0005483), UGPCL (1.746e-05) on this table (6 settings × 1 seed).") in text
+            "BUS (0.02414), DGCL (0.004227), AD-MT (0.0005483), UGPCL (1.746e-05) on this table (6 settings × 1 seed; settings as blocks).") in text
     assert "The difference between SPCL and BASS (p_Finner = 0.285) is not significant at α = 0.1." in text
     assert "not run — the table has no `case_id` column" in text
     bayes = pd.read_csv(out / "bayes_signed_rank.csv").set_index("method")
@@ -222,7 +222,7 @@ def test_eight_block_nan_example_ranks_a_first_in_every_test(tmp_path):
     assert paired.loc[("ACDC 5%", "c"), "p"] == pytest.approx(0.125)  # 4 non-zero of 5: 2 / 2^4
     text = (out / "report.md").read_text()
     assert ("After Finner's adjustment, a ranks significantly better (p_Finner ≤ 0.1) than c (0.004678) on this table "
-            "(8 settings × 1 seed × 5 test cases).") in text
+            "(8 settings × 1 seed × 5 test cases; settings as blocks).") in text
     assert "Per case (all blocks), a is significantly better than c" in text
     assert "8 undefined value(s) of the analysed metric(s) were replaced by the case's worst value" in text
     # C loses only 0.4 mm per block: within a 1 mm ROPE, which the report sets against Finner's verdict
