@@ -90,6 +90,11 @@ def seeds_text(seeds) -> str:
     return f"seed {seeds[0]}" if len(seeds) == 1 else f"mean over {len(seeds)} seeds ({', '.join(map(str, seeds))})"
 
 
+def _fraction(value: float) -> str:
+    """0.019, or 2.8e-04 for a coverage that three decimals would print as 0.000."""
+    return f"{value:.3f}" if not value or value >= 0.001 or np.isnan(value) else f"{value:.1e}"
+
+
 def pseudo_label_figure(df: pd.DataFrame, title: str, out_stem: Path,
                         min_pixels: int = MIN_PRECISION_PIXELS) -> list[Path]:
     """df: rows of one setting (collect_pseudo_label_logs); mean over seeds, one line per method.
@@ -130,7 +135,7 @@ def pseudo_label_figure(df: pd.DataFrame, title: str, out_stem: Path,
                 ax.set_ylabel("fraction of unlabelled pixels" if quantity == "coverage" else "fraction correct", fontsize=8)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
-    labels = [f"{method_label(m)} (max coverage {max_cover.get(m, np.nan):.3f})" for m in handles]
+    labels = [f"{method_label(m)} (max coverage {_fraction(max_cover.get(m, np.nan))})" for m in handles]
     fig.legend(list(handles.values()), labels, loc="lower center", ncol=min(len(labels), 4), fontsize=7,
                frameon=False)
     fig.suptitle(title, fontsize=10)
