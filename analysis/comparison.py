@@ -35,7 +35,7 @@ from analysis.figures import bayes_figure, cd_diagram
 from analysis.formatting import Column, DisplayTable, Value, to_markdown
 from analysis.io import write_csv
 from analysis.naming import block_label, method_label, sort_blocks, sort_methods
-from analysis.policy import MetricSpec
+from analysis.policy import ROPE_DEFAULTS_TEXT, MetricSpec
 
 FRIEDMAN_COLUMNS = ["method", "rank", "z", "p", "p_finner"]
 DEFAULT_EXCLUDE = ("suponly",)  # the paper's Table 2 ranks k = 7 methods, without SupOnly
@@ -511,7 +511,7 @@ def bayes_markdown(result: Comparison, figure_path: str | None = None) -> list[s
     if result.bayes_view == "skipped":
         return [f"**Bayesian signed-rank test**: skipped — `{result.metric}` has no default region of practical "
                 f"equivalence (ROPE). Add one in {spec.unit} with `--rope HALF_WIDTH` (the defaults: "
-                f"{rope_defaults_text()}; docs/analysis.md)."]
+                f"{ROPE_DEFAULTS_TEXT}; docs/analysis.md)."]
     lines = [f"**Bayesian signed-rank test** against {ctrl} (Benavoli et al., JMLR 2017; `baycomp`) on "
              f"{bayes_view_text(result)}: region of practical equivalence (ROPE) ±{spec.rope:g} {spec.unit}; "
              f"Dirichlet-process prior of strength {stats.BAYES_PRIOR:g} at 0; {result.bayes_samples} posterior "
@@ -533,12 +533,6 @@ def bayes_markdown(result: Comparison, figure_path: str | None = None) -> list[s
                   f"(ROPE ±{spec.rope:g} {spec.unit}; {BAYES_VIEWS[result.bayes_view]}).]({figure_path})", ""]
     lines.extend(f"- {s}" for s in bayes_statements(result))
     return lines
-
-
-def rope_defaults_text() -> str:
-    from analysis.policy import ROPE_DEFAULTS_TEXT
-
-    return ROPE_DEFAULTS_TEXT
 
 
 def bayes_statements(result: Comparison) -> list[str]:
