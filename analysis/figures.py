@@ -127,14 +127,16 @@ def tsne_figure(panels: list[tuple[str, dict]], out_stem: Path, title: str, max_
     A panel whose features cannot be embedded (tsne_problem) says why in place of the points."""
     if not panels:
         raise ValueError("tsne_figure needs at least one panel")
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.8), squeeze=False)
+    n = len(panels)
+    width = min(7.0, 2.6 * n)  # page width at most: read at about 1:1 in REPORT.html
+    fig, axes = plt.subplots(1, n, figsize=(width, width / n + 1.0), squeeze=False)
     for ax, (panel_title, data) in zip(axes[0], panels):
         idx = subsample(len(data["features"]), max_points, seed)
         problem = tsne_problem(data["features"][idx])
         if problem:
             ax.text(0.5, 0.5, "not embedded:\n" + problem.replace(" (", "\n("), ha="center", va="center",
                     fontsize=7, wrap=True, transform=ax.transAxes)
-            ax.set_title(f"{panel_title} (n={len(idx)})", fontsize=9)
+            ax.set_title(f"{panel_title} (n={len(idx)})", fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
             continue
@@ -148,7 +150,7 @@ def tsne_figure(panels: list[tuple[str, dict]], out_stem: Path, title: str, max_
                 if sel.any():
                     colour = class_colour(int(c), names[int(c)] if int(c) < len(names) else None)
                     ax.scatter(xy[sel, 0], xy[sel, 1], s=6, marker=marker, c=colour, alpha=0.7, linewidths=0)
-        ax.set_title(f"{panel_title} (n={len(idx)})", fontsize=9)
+        ax.set_title(f"{panel_title} (n={len(idx)})", fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
     names = panels[0][1]["class_names"]
@@ -156,9 +158,10 @@ def tsne_figure(panels: list[tuple[str, dict]], out_stem: Path, title: str, max_
                for i, name in enumerate(names)]
     handles += [plt.Line2D([], [], marker="o", linestyle="", color="k", label="inner"),
                 plt.Line2D([], [], marker="^", linestyle="", color="k", label="boundary")]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
-    fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False,
+               handletextpad=0.2, columnspacing=1.0)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return save_figure(fig, out_stem)
 
 
@@ -211,6 +214,9 @@ def sweep_heatmap(grids: list[tuple[str, pd.DataFrame]], out_stem: Path,
                     cbar_kws={"label": "Dice (%)"}, mask=grid.isna(), annot_kws={"fontsize": 8})
         ax.set_xlabel("γ_t (teacher confidence)", fontsize=8)
         ax.set_ylabel("γ_s (student confidence)", fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.collections[0].colorbar.ax.tick_params(labelsize=8)
+        ax.collections[0].colorbar.set_label("Dice (%)", fontsize=8)
         seeds = "1 seed: no spread" if n <= 1 else f"mean ± SD over {n} seeds"
         ax.set_title(f"{title} ({seeds})", fontsize=9)
         if highlight is not None and highlight[0] in grid.index and highlight[1] in grid.columns:

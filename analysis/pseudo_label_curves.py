@@ -139,7 +139,7 @@ def pseudo_label_figure(df: pd.DataFrame, title: str, out_stem: Path,
     fig.legend(list(handles.values()), labels, loc="lower center", ncol=min(len(labels), 4), fontsize=7,
                frameon=False)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.09 if len(labels) <= 4 else 0.14, 1, 1))
+    fig.tight_layout(rect=(0, 0.05 if len(labels) <= 4 else 0.08, 1, 1))
     return save_figure(fig, out_stem)
 
 
