@@ -8,8 +8,13 @@ p, Finner p; Iman-Davenport; Nemenyi CD and the CD diagram. Beyond the paper:
   averaged over classes and seeds), with the rank-biserial effect size, Holm or Finner adjustment
   and a bootstrap interval of the mean improvement; bootstrap intervals of every method's mean per
   block;
-* the Bayesian signed-rank test with a ROPE (Benavoli et al. 2017) on the same block values as
-  the Friedman test, and where it and Finner's post-hoc disagree.
+* the Bayesian signed-rank test with a ROPE (Benavoli et al. 2017). Benavoli et al. use data sets
+  as blocks; here that is the Friedman test's settings when there are at least
+  stats.BAYES_MIN_BLOCKS of them. With fewer settings (the phantom has two) it uses the test cases
+  as blocks (each case's value averaged over classes and seeds, pooled over the settings, as the
+  per-case Wilcoxon test does): the "settings" view asks about new settings, the "cases" view only
+  about these cases. With fewer blocks than that in either view it makes no decision and says why.
+  Where it and Finner's post-hoc disagree is reported, naming the view.
 
 The table must have gone through analysis.policy (direction, unit, undefined values) first;
 `spec` carries what it decided.
@@ -30,11 +35,14 @@ from analysis.figures import bayes_figure, cd_diagram
 from analysis.formatting import Column, DisplayTable, Value, to_markdown
 from analysis.io import write_csv
 from analysis.naming import block_label, method_label, sort_blocks, sort_methods
-from analysis.policy import MetricSpec
+from analysis.policy import ROPE_DEFAULTS_TEXT, MetricSpec
 
 FRIEDMAN_COLUMNS = ["method", "rank", "z", "p", "p_finner"]
+DEFAULT_EXCLUDE = ("suponly",)  # the paper's Table 2 ranks k = 7 methods, without SupOnly
 MIN_PAIRS = 5  # with 4 pairs the smallest two-sided Wilcoxon p is 0.125: not worth a row
-BAYES_COLUMNS = ["method", "p_better", "p_equivalent", "p_worse", "bayes", "finner", "p_finner", "agree"]
+BAYES_COLUMNS = ["method", "view", "n_blocks", "p_better", "p_equivalent", "p_worse", "bayes", "finner", "p_finner",
+                 "agree"]
+BAYES_VIEWS = {"settings": "settings as blocks", "cases": "test cases as blocks"}
 
 
 @dataclass
@@ -52,12 +60,16 @@ class Comparison:
     pairwise: pd.DataFrame  # Nemenyi p, methods x methods
     paired: pd.DataFrame  # per-case Wilcoxon against the control (empty without cases)
     bootstrap: pd.DataFrame  # per block and method: mean and CI (empty without cases)
-    bayes: pd.DataFrame  # BAYES_COLUMNS, one row per method other than the control
+    bayes: pd.DataFrame  # BAYES_COLUMNS, one row per method other than the control (empty: skipped)
     paired_adjustment: str
     per_case: bool = True
     bayes_samples: int = stats.BAYES_SAMPLES
     bayes_threshold: float = stats.BAYES_DECISION
     seed: int = 0
+    bayes_view: str = "settings"  # "settings", "cases", or "skipped" (no ROPE for the metric)
+    variant: str = "default"
+    selection: "RowSelection | None" = None  # the rows compared and those left out
+    scope: str = ""  # what the compared rows are ('2 settings × 1 seed × 6 test cases'), in every claim
 
     @property
     def metric(self) -> str:
@@ -85,6 +97,44 @@ class Comparison:
         return pd.DataFrame(rows, columns=["statistic", "value"])
 
 
+@dataclass(frozen=True)
+class RowSelection:
+    """Which rows of the checked table the comparison used, and which it left out and why."""
+
+    n_total: int
+    n_used: int
+    other_variants: dict  # variant -> rows (not the compared variant)
+    excluded_methods: dict  # method -> rows of the compared variant (not ranked: --exclude)
+
+    def sentences(self, variant: str) -> list[str]:
+        out = [f"Compared: {self.n_used} of {self.n_total} rows (variant `{variant}`"
+               + (", the ranked methods" if self.excluded_methods else "") + ")."]
+        if self.other_variants:
+            out.append("Left out, other variants: " + ", ".join(
+                f"`{v}` ({n} rows)" for v, n in self.other_variants.items())
+                + " — compare one of them with `--variant NAME`.")
+        if self.excluded_methods:
+            out.append("Left out, not ranked: " + ", ".join(
+                f"{method_label(m)} ({n} rows)" for m, n in self.excluded_methods.items())
+                + " — rank them too with `--exclude` and no name.")
+        return out
+
+
+def select_rows(df: pd.DataFrame, variant: str, exclude) -> tuple[pd.DataFrame, RowSelection]:
+    """The rows of one variant without the excluded methods, and what was left out."""
+    variants = df["variant"].astype(str) if "variant" in df else pd.Series("default", index=df.index)
+    in_variant = variants == variant
+    excluded = in_variant & df["method"].isin(exclude)
+    rows = df[in_variant & ~excluded]
+    others = variants[~in_variant].value_counts()
+    selection = RowSelection(
+        len(df), len(rows),
+        {v: int(others[v]) for v in sorted(others.index)},
+        {m: int(n) for m, n in df.loc[excluded, "method"].value_counts().items()},
+    )
+    return rows, selection
+
+
 def compare_methods(
     df: pd.DataFrame, spec: MetricSpec, control: str, alpha: float = stats.DEFAULT_ALPHA,
     exclude: tuple[str, ...] = (), variant: str = "default", paired_adjustment: str = "holm",
@@ -98,7 +148,7 @@ def compare_methods(
         raise stats.StatsInputError(f"the posterior decision threshold must lie in (0, 1], got {bayes_threshold}")
     blocks = tuple(blocks)
     metric = spec.name
-    rows = df[(df["variant"] == variant) & ~df["method"].isin(exclude)]
+    rows, selection = select_rows(df, variant, exclude)
     if rows.empty:
         raise stats.StatsInputError(f"no rows with variant {variant!r} for the comparison on {metric!r}")
     if control not in set(rows["method"]):
@@ -117,6 +167,7 @@ def compare_methods(
     table = stats.compare_with_control(result, control)
     cd = stats.nemenyi_critical_difference(result.n_methods, result.n_blocks, alpha)
     pairwise = stats.nemenyi_pairwise(matrix, spec.higher_is_better)
+    values = None
     if per_case:
         values = case_values(rows, metric, blocks)
         paired = paired_tests(values, spec, control, blocks, paired_adjustment, n_boot, seed)
@@ -124,9 +175,40 @@ def compare_methods(
     else:
         paired = pd.DataFrame(columns=paired_columns(paired_adjustment))
         boot = pd.DataFrame(columns=list(blocks) + BOOTSTRAP_COLUMNS)
-    bayes = bayes_table(matrix, table, spec, control, alpha, bayes_samples, bayes_threshold, seed)
+    min_blocks = stats.min_blocks_for(bayes_threshold)
+    if spec.rope is None:
+        view, bayes_blocks = "skipped", None
+    elif len(matrix) >= min_blocks or values is None:
+        view, bayes_blocks = "settings", matrix
+    else:  # too few settings: the test cases are the blocks (complete settings only, as in the ranking)
+        keep = set(matrix.index)
+        complete = values[[key in keep for key in values[list(blocks)].itertuples(index=False, name=None)]]
+        view, bayes_blocks = "cases", _case_matrix(complete, metric, blocks)
+    bayes = (pd.DataFrame(columns=BAYES_COLUMNS) if bayes_blocks is None else
+             bayes_table(bayes_blocks, table, spec, control, alpha, bayes_samples, bayes_threshold, seed, view))
     return Comparison(spec, control, alpha, blocks, matrix, dropped, tuple(exclude), result, table, cd, pairwise,
-                      paired, boot, bayes, paired_adjustment, per_case, bayes_samples, bayes_threshold, seed)
+                      paired, boot, bayes, paired_adjustment, per_case, bayes_samples, bayes_threshold, seed,
+                      view, variant, selection, describe_scope(rows, matrix, blocks, per_case))
+
+
+def _count(values) -> str:
+    values = sorted(set(int(v) for v in values))
+    return str(values[0]) if len(values) == 1 else f"{values[0]}–{values[-1]}"
+
+
+def describe_scope(rows: pd.DataFrame, matrix: pd.DataFrame, blocks, per_case: bool) -> str:
+    """What the ranked rows hold, for the claim sentences: '2 settings × 1 seed × 6 test cases'."""
+    n = len(matrix)
+    parts = [f"{n} setting{'s' if n != 1 else ''}" if tuple(blocks) == tuple(SETTING_COLUMNS) else f"{n} blocks"]
+    keep = set(matrix.index)
+    inside = rows[[key in keep for key in rows[list(blocks)].itertuples(index=False, name=None)]]
+    by_block = inside.groupby(list(blocks), sort=False)
+    if "seed" in inside:
+        seeds = _count(by_block["seed"].nunique())
+        parts.append(f"{seeds} seed{'s' if seeds != '1' else ''}")
+    if per_case and "case_id" in inside:
+        parts.append(f"{_count(by_block['case_id'].nunique())} test cases")
+    return " × ".join(parts)
 
 
 def _check_policy_applied(rows: pd.DataFrame, metric: str, blocks) -> None:
@@ -149,18 +231,25 @@ def finner_decision(z: float, p_finner: float, alpha: float) -> str:
     return "not significant"
 
 
-def bayes_table(matrix: pd.DataFrame, table: pd.DataFrame, spec: MetricSpec, control: str, alpha: float,
-                nsamples: int, threshold: float, seed: int) -> pd.DataFrame:
-    """Bayesian signed-rank test of the control against each ranked method over the blocks."""
+def bayes_table(blocks: pd.DataFrame, table: pd.DataFrame, spec: MetricSpec, control: str, alpha: float,
+                nsamples: int, threshold: float, seed: int, view: str = "settings") -> pd.DataFrame:
+    """Bayesian signed-rank test of the control against each ranked method over the rows of
+    `blocks` (blocks x methods; rows where either method lacks a value are dropped per pair).
+    `agree`: the two tests find the control better (or worse) than the same methods; a test that
+    makes no decision agrees with "not significant"."""
     records = []
     for r in table.dropna(subset=["z"]).itertuples():
-        test = stats.bayesian_signed_rank(matrix[control].to_numpy(), matrix[r.method].to_numpy(), spec.rope,
+        pair = blocks[[control, r.method]].dropna()
+        if len(pair) < 2:
+            raise stats.StatsInputError(f"the Bayesian signed-rank test of {control!r} against {r.method!r} needs at "
+                                        f"least 2 {BAYES_VIEWS[view]} where both have values, got {len(pair)}")
+        test = stats.bayesian_signed_rank(pair[control].to_numpy(), pair[r.method].to_numpy(), spec.rope,
                                           spec.higher_is_better, nsamples=nsamples, seed=seed)
         bayes, finner = test.decision(threshold), finner_decision(r.z, r.p_finner, alpha)
         agree = (bayes == "better") == (finner == "better") and (bayes == "worse") == (finner == "worse")
-        records.append({"method": r.method, "p_better": test.p_better, "p_equivalent": test.p_equivalent,
-                        "p_worse": test.p_worse, "bayes": bayes, "finner": finner, "p_finner": r.p_finner,
-                        "agree": agree})
+        records.append({"method": r.method, "view": view, "n_blocks": test.n_blocks, "p_better": test.p_better,
+                        "p_equivalent": test.p_equivalent, "p_worse": test.p_worse, "bayes": bayes, "finner": finner,
+                        "p_finner": r.p_finner, "agree": agree})
     return pd.DataFrame(records, columns=BAYES_COLUMNS)
 
 
@@ -269,9 +358,12 @@ def write_statistics(result: Comparison, out_dir: Path, figure_dir: Path, prefix
     ranks = result.friedman.mean_ranks.rename(index=method_label)
     pairwise = result.pairwise.rename(index=method_label, columns=method_label)
     paths["cd_diagram"] = cd_diagram(ranks, pairwise, result.cd, result.alpha, figure_dir / f"{prefix}cd_diagram")
-    paths["bayes_figure"] = bayes_figure(result.bayes.assign(method=result.bayes["method"].map(method_label)),
-                                         method_label(result.control), result.spec.rope, _unit(result),
-                                         figure_dir / f"{prefix}bayes_signed_rank")
+    if result.bayes_view != "skipped":
+        labels = [method_label(r.method) + ("" if r.bayes not in ("too few blocks", "no difference") else
+                                            f" ({r.bayes}, N = {int(r.n_blocks)})") for r in result.bayes.itertuples()]
+        paths["bayes_figure"] = bayes_figure(result.bayes.assign(method=labels),
+                                             method_label(result.control), result.spec.rope, _unit(result),
+                                             figure_dir / f"{prefix}bayes_signed_rank")
     return paths
 
 
@@ -282,7 +374,9 @@ def _fmt_p(p: float) -> str:
 
 
 def _unit(result: Comparison) -> str:
-    return f"{result.metric} {result.spec.unit}"
+    """The unit of a difference, readable: 'percentage points of dice', 'mm', 'units of crispness'."""
+    spec = result.spec
+    return f"percentage points of {spec.name}" if spec.kind == "overlap" else spec.unit
 
 
 def statistics_markdown(result: Comparison, bayes_figure_path: str | None = None) -> str:
@@ -307,8 +401,9 @@ def statistics_markdown(result: Comparison, bayes_figure_path: str | None = None
         f"mean over classes, cases and seeds; rank 1 = best; values within {stats.TIE_RTOL:g} × the block's largest "
         f"|value| are ties (average ranks); z = (R_i − R_{{{ctrl}}}) / sqrt(k(k+1)/(6N)) = (R_i − R_0) / {f.rank_se:.4f}."
     )
-    if result.excluded:
-        lines.append(f"Not ranked (as in the paper's Table 2): {', '.join(method_label(m) for m in result.excluded)}.")
+    excluded = list(result.selection.excluded_methods) if result.selection is not None else list(result.excluded)
+    if excluded:
+        lines.append(f"Not ranked (as in the paper's Table 2): {', '.join(method_label(m) for m in excluded)}.")
     if result.dropped_blocks:
         lines.append("Blocks left out of the ranking because some method has no value there: "
                      + ", ".join(result.block_label(b) for b in result.dropped_blocks) + ".")
@@ -369,48 +464,73 @@ def significance_statements(result: Comparison) -> list[str]:
     better = others[(others["p_finner"] <= a) & (others["z"] > 0)]
     worse = others[(others["p_finner"] <= a) & (others["z"] < 0)]
     same = others[others["p_finner"] > a]
+    view = "settings" if tuple(result.blocks) == tuple(SETTING_COLUMNS) else ", ".join(result.blocks)
+    on = f" on this table ({result.scope}; {view} as blocks)" if result.scope else ""
     if not better.empty:
         out.append(f"After Finner's adjustment, {ctrl} ranks significantly better (p_Finner ≤ {a:g}) than "
-                   + ", ".join(f"{method_label(m)} ({p:.4g})" for m, p in zip(better["method"], better["p_finner"])) + ".")
+                   + ", ".join(f"{method_label(m)} ({p:.4g})" for m, p in zip(better["method"], better["p_finner"]))
+                   + f"{on}.")
     if not worse.empty:
         out.append(f"After Finner's adjustment, {ctrl} ranks significantly worse than "
-                   + ", ".join(f"{method_label(m)} ({p:.4g})" for m, p in zip(worse["method"], worse["p_finner"])) + ".")
+                   + ", ".join(f"{method_label(m)} ({p:.4g})" for m, p in zip(worse["method"], worse["p_finner"]))
+                   + f"{on}.")
     if not same.empty:
         out.append(f"The difference between {ctrl} and "
                    + ", ".join(f"{method_label(m)} (p_Finner = {p:.4g})" for m, p in zip(same["method"], same["p_finner"]))
                    + f" is not significant at α = {a:g}.")
     out.append(f"Nemenyi: two mean ranks further apart than CD = {result.cd:.3f} differ at α = {a:g} "
                "(the CD diagram joins the methods it cannot separate).")
-    if f.n_blocks < 5:
+    if f.n_blocks < stats.BAYES_MIN_BLOCKS:
         out.append(f"Caution: with only N = {f.n_blocks} blocks the rank tests have little power, and the normal "
-                   "approximation behind z is rough; a non-significant result is not evidence of equal performance.")
+                   "approximation behind z is rough; a non-significant result is not evidence of equal performance, "
+                   "and a significant one rests on the ordering of N values per method.")
     return out
 
 
 _BAYES_WORDS = {"better": "practically better than", "equivalent": "practically equivalent to",
                 "worse": "practically worse than"}
+_BAYES_PROBABILITY = {"better": "p_better", "equivalent": "p_equivalent", "worse": "p_worse"}
+
+
+def bayes_view_text(result: Comparison) -> str:
+    """Which blocks the Bayesian test ran on, and why, in one sentence fragment."""
+    n_settings, min_blocks = result.friedman.n_blocks, stats.min_blocks_for(result.bayes_threshold)
+    n = sorted(set(result.bayes["n_blocks"].astype(int))) or [0]
+    n_text = f"N = {n[0]}" if len(n) == 1 else f"N = {n[0]}–{n[-1]}"
+    if result.bayes_view == "cases":
+        return (f"test cases as blocks ({n_text} cases pooled over the {n_settings} settings, each the mean over "
+                f"classes and seeds), because {n_settings} settings are fewer than the {min_blocks} blocks a decision "
+                "needs; this view asks whether the control is better on these cases, not on new settings")
+    return f"settings as blocks ({n_text}, the Friedman test's block values)"
 
 
 def bayes_markdown(result: Comparison, figure_path: str | None = None) -> list[str]:
     """The Bayesian signed-rank section: settings, table, statements, disagreements with Finner."""
     spec, ctrl, t = result.spec, method_label(result.control), result.bayes_threshold
-    lines = [f"**Bayesian signed-rank test** against {ctrl} (Benavoli et al., JMLR 2017; `baycomp`) on the same "
-             f"{result.friedman.n_blocks} block values: region of practical equivalence (ROPE) ±{spec.rope:g} "
-             f"{spec.unit}; Dirichlet-process prior of strength {stats.BAYES_PRIOR:g} at 0; "
-             f"{result.bayes_samples} posterior samples (seed {result.seed}); a posterior probability ≥ {t:g} decides. "
-             "It asks whether the differences are larger than the ROPE; the Friedman post-hoc asks whether the "
-             "ranks differ.", ""]
+    min_blocks = stats.min_blocks_for(t)
+    if result.bayes_view == "skipped":
+        return [f"**Bayesian signed-rank test**: skipped — `{result.metric}` has no default region of practical "
+                f"equivalence (ROPE). Add one in {spec.unit} with `--rope HALF_WIDTH` (the defaults: "
+                f"{ROPE_DEFAULTS_TEXT}; docs/analysis.md)."]
+    lines = [f"**Bayesian signed-rank test** against {ctrl} (Benavoli et al., JMLR 2017; `baycomp`) on "
+             f"{bayes_view_text(result)}: region of practical equivalence (ROPE) ±{spec.rope:g} {spec.unit}; "
+             f"Dirichlet-process prior of strength {stats.BAYES_PRIOR:g} at 0; {result.bayes_samples} posterior "
+             f"samples (seed {result.seed}); a posterior probability ≥ {t:g} decides, and only with at least "
+             f"{min_blocks} blocks (the fewest with which a one-sided signed-rank test can reach p ≤ {1 - t:.2g}; "
+             "with fewer, P(better) is fixed by N once every difference exceeds twice the ROPE). Differences and "
+             f"ROPE are rounded to the decimal grid of the tie tolerance first. It asks whether the differences are "
+             "larger than the ROPE; the Friedman post-hoc asks whether the ranks differ.", ""]
     table = DisplayTable(
         "Method", [method_label(m) for m in result.bayes["method"]],
-        [Column(f"P({ctrl} better)"), Column("P(equivalent)"), Column(f"P({ctrl} worse)"), Column("Bayesian"),
-         Column("Finner")],
-        [[f"{r.p_better:.4f}", f"{r.p_equivalent:.4f}", f"{r.p_worse:.4f}", r.bayes,
+        [Column("N"), Column(f"P({ctrl} better)"), Column("P(equivalent)"), Column(f"P({ctrl} worse)"),
+         Column("Bayesian"), Column("Finner (settings)")],
+        [[str(int(r.n_blocks)), f"{r.p_better:.4f}", f"{r.p_equivalent:.4f}", f"{r.p_worse:.4f}", r.bayes,
           f"{r.finner} ({_fmt_p(r.p_finner)})"] for r in result.bayes.itertuples()],
     )
     lines.append(to_markdown(table))
     if figure_path:
         lines += [f"![Posterior probabilities of the Bayesian signed-rank test against {ctrl} "
-                  f"(ROPE ±{spec.rope:g} {spec.unit}).]({figure_path})", ""]
+                  f"(ROPE ±{spec.rope:g} {spec.unit}; {BAYES_VIEWS[result.bayes_view]}).]({figure_path})", ""]
     lines.extend(f"- {s}" for s in bayes_statements(result))
     return lines
 
@@ -418,33 +538,51 @@ def bayes_markdown(result: Comparison, figure_path: str | None = None) -> list[s
 def bayes_statements(result: Comparison) -> list[str]:
     ctrl, t, a = method_label(result.control), result.bayes_threshold, result.alpha
     bayes = result.bayes
+    view = BAYES_VIEWS[result.bayes_view]
+    min_blocks = stats.min_blocks_for(t)
     out = []
     for decision, words in _BAYES_WORDS.items():
         rows = bayes[bayes["bayes"] == decision]
         if not rows.empty:
-            column = {"better": "p_better", "equivalent": "p_equivalent", "worse": "p_worse"}[decision]
-            out.append(f"Bayesian: {ctrl} is {words} " + ", ".join(
-                f"{method_label(r.method)} ({getattr(r, column):.3f})" for r in rows.itertuples()) + f" (P ≥ {t:g}).")
+            column = _BAYES_PROBABILITY[decision]
+            out.append(f"Bayesian ({view}): {ctrl} is {words} " + ", ".join(
+                f"{method_label(r.method)} (P = {getattr(r, column):.3f}, N = {int(r.n_blocks)})"
+                for r in rows.itertuples()) + f" (P ≥ {t:g})" + (f" on this table ({result.scope})." if result.scope
+                                                                  else "."))
+    same = bayes[bayes["bayes"] == "no difference"]
+    if not same.empty:
+        out.append(f"Bayesian ({view}): no difference between {ctrl} and " + ", ".join(
+            f"{method_label(r.method)} (N = {int(r.n_blocks)})" for r in same.itertuples())
+            + ": every difference is zero at the tie tolerance.")
+    few = bayes[bayes["bayes"] == "too few blocks"]
+    if not few.empty:
+        out.append(f"Bayesian ({view}): no decision for " + ", ".join(
+            f"{method_label(r.method)} (N = {int(r.n_blocks)})" for r in few.itertuples())
+            + f": fewer than {min_blocks} blocks, where the posterior probabilities say more about N than about "
+            "the differences.")
     undecided = bayes[bayes["bayes"] == "undecided"]
     if not undecided.empty:
-        out.append(f"Bayesian: undecided for " + ", ".join(
+        out.append(f"Bayesian ({view}): undecided for " + ", ".join(
             f"{method_label(r.method)} (better {r.p_better:.3f}, equivalent {r.p_equivalent:.3f}, "
-            f"worse {r.p_worse:.3f})" for r in undecided.itertuples()) + f": no probability reaches {t:g}.")
+            f"worse {r.p_worse:.3f}, N = {int(r.n_blocks)})" for r in undecided.itertuples())
+            + f": no probability reaches {t:g}.")
     disagree = bayes[~bayes["agree"].astype(bool)]
     if disagree.empty:
-        out.append(f"The Bayesian test and Finner's post-hoc (α = {a:g}) agree for every method: each finds {ctrl} "
-                   "better (or worse) than the same methods.")
+        out.append(f"The Bayesian test ({view}) and Finner's post-hoc (settings as blocks, α = {a:g}) agree for every "
+                   f"method: each finds {ctrl} better (or worse) than the same methods, or neither decides.")
     for r in disagree.itertuples():
         if r.finner == "not significant":
             finner = f"Finner's post-hoc finds no significant rank difference (p_Finner = {r.p_finner:.4g} > {a:g})"
         else:
             finner = f"Finner's post-hoc finds {ctrl} significantly {r.finner} (p_Finner = {r.p_finner:.4g} ≤ {a:g})"
-        column = {"better": "p_better", "worse": "p_worse", "equivalent": "p_equivalent"}.get(r.bayes)
+        column = _BAYES_PROBABILITY.get(r.bayes)
         if column:
-            bayes_text = f"the Bayesian test finds {ctrl} {_BAYES_WORDS[r.bayes]} it (P = {getattr(r, column):.3f} ≥ {t:g})"
+            bayes_text = (f"the Bayesian test ({view}, N = {int(r.n_blocks)}) finds {ctrl} {_BAYES_WORDS[r.bayes]} "
+                          f"it (P = {getattr(r, column):.3f} ≥ {t:g})")
         else:
-            bayes_text = (f"the Bayesian test is undecided (P({ctrl} better) = {r.p_better:.3f}, P(equivalent) = "
-                          f"{r.p_equivalent:.3f}, P({ctrl} worse) = {r.p_worse:.3f})")
+            bayes_text = (f"the Bayesian test ({view}, N = {int(r.n_blocks)}) makes no decision ({r.bayes}; "
+                          f"P({ctrl} better) = {r.p_better:.3f}, P(equivalent) = {r.p_equivalent:.3f}, "
+                          f"P({ctrl} worse) = {r.p_worse:.3f})")
         out.append(f"Disagreement on {method_label(r.method)}: {finner}, but {bayes_text}.")
     return out
 
@@ -458,12 +596,13 @@ def paired_statements(result: Comparison) -> list[str]:
     sig_better = rows[(rows[adj] <= a) & (rows["rank_biserial"] > 0)]
     sig_worse = rows[(rows[adj] <= a) & (rows["rank_biserial"] < 0)]
     out = []
+    on = f"; {result.scope}" if result.scope else ""
     if not sig_better.empty:
         out.append(f"Per case ({scope}), {ctrl} is significantly better than "
-                   + ", ".join(method_label(m) for m in sig_better["method"]) + f" ({adj} ≤ {a:g}).")
+                   + ", ".join(method_label(m) for m in sig_better["method"]) + f" ({adj} ≤ {a:g}{on}).")
     if not sig_worse.empty:
         out.append(f"Per case ({scope}), {ctrl} is significantly worse than "
-                   + ", ".join(method_label(m) for m in sig_worse["method"]) + f" ({adj} ≤ {a:g}).")
+                   + ", ".join(method_label(m) for m in sig_worse["method"]) + f" ({adj} ≤ {a:g}{on}).")
     rest = rows[rows[adj] > a]
     if not rest.empty:
         out.append(f"Per case ({scope}), no significant difference between {ctrl} and "

@@ -31,6 +31,7 @@ class FigureOutcome:
     caption: str
     paths: list[Path] = field(default_factory=list)
     reason: str = ""  # why not produced; "" when produced
+    png_captions: list[str] = field(default_factory=list)  # one per PNG when they differ (else `caption`)
 
     @property
     def produced(self) -> bool:
@@ -102,12 +103,22 @@ def _tsne(art: Artefacts, out_dir: Path, name: str, wanted: dict[tuple[str, str]
     for panel_title, data in panels:
         if len(data["features"]) < 10:
             raise ArtefactError(f"{panel_title}: features.npz holds {len(data['features'])} points; t-SNE needs at least 10")
+    problems = {}
+    for label, (panel_title, data) in zip([label for label in order if label in runs], panels):
+        idx = figures.subsample(len(data["features"]), opts.tsne_points, opts.seed)
+        problem = figures.tsne_problem(data["features"][idx])
+        if problem:
+            problems[label] = f"{problem} ({art.features[runs[label]]})"
+    if len(problems) == len(panels):
+        return FigureOutcome(name, "", reason="no panel can be embedded: " + "; ".join(
+            f"{label}: {p}" for label, p in problems.items()))
     paths = figures.tsne_figure(panels, out_dir / name, f"{title}, {setting_label(*setting)}",
                                 max_points=opts.tsne_points, seed=opts.seed, n_jobs=opts.n_jobs, n_iter=opts.tsne_iter)
     missing = [label for label in order if label not in runs]
     caption = (f"{title} ({setting_label(*setting)}): openTSNE of projection features, at most {opts.tsne_points} "
                f"points per panel, seed {opts.seed}, n_jobs {opts.n_jobs}; colour = class, ○ inner, △ boundary."
-               + (f" No features for: {', '.join(missing)}." if missing else ""))
+               + (f" No features for: {', '.join(missing)}." if missing else "")
+               + "".join(f" {label}: not embedded, {p}." for label, p in problems.items()))
     return FigureOutcome(name, caption, paths)
 
 
@@ -126,8 +137,9 @@ def make_fig7(art: Artefacts, out_dir: Path, opts: FigureOptions) -> FigureOutco
 
 
 # --------------------------------------------------------------------------- Fig. 5
-def sweep_grids(df: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
-    """Per setting with sweep runs: gamma_s x gamma_t grid of mean Dice (%) over seeds."""
+def sweep_grids(df: pd.DataFrame, with_spread: bool = False) -> list[tuple]:
+    """Per setting with sweep runs: gamma_s x gamma_t grid of mean Dice (%) over seeds; with
+    `with_spread`, also the grid of the SD over seeds (NaN for one seed) and the number of seeds."""
     sweeps = df[(df["method"] == "spcl") & df["variant"].str.match(SWEEP_VARIANT.pattern)]
     if sweeps.empty:
         return []
@@ -138,22 +150,34 @@ def sweep_grids(df: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
     for setting in sort_settings(summary[["dataset", "ratio"]].itertuples(index=False, name=None)):
         here = summary[(summary["dataset"] == setting[0]) & (summary["ratio"] == setting[1])]
         grid = here.pivot_table(index="gamma_s", columns="gamma_t", values="dice", aggfunc="mean").sort_index()
-        grids.append((setting, grid.sort_index(axis=1)))
+        if not with_spread:
+            grids.append((setting, grid.sort_index(axis=1)))
+            continue
+        sd = (here.assign(sd=here["sd"] * 100.0).pivot_table(index="gamma_s", columns="gamma_t", values="sd",
+                                                             aggfunc="mean", dropna=False)
+              .reindex(index=grid.index, columns=grid.columns))
+        grids.append((setting, grid.sort_index(axis=1), sd.sort_index(axis=1), int(here["n_seeds"].min())))
     return grids
 
 
 def make_fig5(df: pd.DataFrame, out_dir: Path) -> FigureOutcome:
     name = "fig5_threshold_sweep"
-    grids = sweep_grids(df)
+    grids = sweep_grids(df, with_spread=True)
     if not grids:
         return FigureOutcome(name, "", reason="needs spcl runs with variants sweep_gs<γs>_gt<γt>; none in the results")
-    paths = figures.sweep_heatmap([(setting_label(*s), g) for s, g in grids], out_dir / name, highlight=PAPER_THRESHOLDS)
+    paths = figures.sweep_heatmap([(setting_label(*s), g) for s, g, _, _ in grids], out_dir / name,
+                                  highlight=PAPER_THRESHOLDS, spreads=[sd for _, _, sd, _ in grids],
+                                  n_seeds=[n for _, _, _, n in grids])
     best = []
-    for setting, grid in grids:
+    for setting, grid, _, _ in grids:
         gs, gt = grid.stack().idxmax()
         best.append(f"{setting_label(*setting)}: best Dice {grid.loc[gs, gt]:.2f} at γ_s = {gs:g}, γ_t = {gt:g}")
-    caption = ("Fig. 5: Dice (%) of SPCL over the confidence thresholds γ_s × γ_t (mean over seeds; red box: the "
-               f"paper's γ_s = {PAPER_THRESHOLDS[0]}, γ_t = {PAPER_THRESHOLDS[1]} where swept). " + "; ".join(best) + ".")
+    n_seeds = min(n for _, _, _, n in grids)
+    spread = ("one training seed, so the seed-to-seed spread is unknown and differences of a point or less may be "
+              "noise" if n_seeds <= 1 else "cells give mean ± SD over seeds")
+    caption = ("Fig. 5: Dice (%) of SPCL over the confidence thresholds γ_s × γ_t (red box: the paper's "
+               f"γ_s = {PAPER_THRESHOLDS[0]}, γ_t = {PAPER_THRESHOLDS[1]} where swept); {spread}; the colour scale spans "
+               f"at least {figures.SWEEP_MIN_SPAN:g} Dice points. " + "; ".join(best) + ".")
     return FigureOutcome(name, caption, paths)
 
 
@@ -190,6 +214,10 @@ def make_fig6(art: Artefacts, out_dir: Path, opts: FigureOptions) -> FigureOutco
             class_names = [n for n in names if n != "background"] if names else [f"class {i}" for i in range(1, n_classes + 1)]
     paths = figures.qualitative_figure(cases, class_names, out_dir / name)
     seeds = sorted({runs[m].seed for m in methods})
-    caption = (f"Fig. 6: test cases of {setting_label(*setting)} (seed {', '.join(map(str, seeds))}): image, ground "
-               "truth and each method's prediction on the slice with the most reference foreground.")
+    shown = (f"{len(cases)} test case{'s' if len(cases) != 1 else ''}"
+             + (f" (of {opts.prediction_cases} requested: the evaluation saved predictions of {len(common)})"
+                if len(cases) < opts.prediction_cases else ""))
+    caption = (f"Fig. 6: {shown} of {setting_label(*setting)} (seed {', '.join(map(str, seeds))}): image, ground "
+               "truth and each method's prediction on the slice with the most reference foreground; RV blue, "
+               "MYO green, LV red.")
     return FigureOutcome(name, caption, paths)

@@ -20,22 +20,44 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 
 from analysis.io import save_figure  # noqa: E402
 
-CLASS_COLOURS = ("#9e9e9e", "#d62728", "#2ca02c", "#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2")
+CLASS_COLOURS = ("#9e9e9e", "#1f77b4", "#2ca02c", "#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2")
+# the cardiac structures by name, as in the phantom's figure and docs/phantom.md (RV blue, MYO green,
+# LV red): the class order differs between datasets (ACDC and M&Ms store RV and LV in opposite orders)
+NAMED_CLASS_COLOURS = {"background": "#9e9e9e", "rv": "#1f77b4", "myo": "#2ca02c", "lv": "#d62728"}
 
 
-def class_colour(index: int) -> str:
-    """Background (0) grey, then one fixed colour per foreground class."""
+def class_colour(index: int, name: str | None = None) -> str:
+    """The colour of a class: by name for RV, MYO, LV and background (the same in every figure and
+    doc, whatever the dataset's label order), else one fixed colour per class index."""
+    if name is not None and str(name).lower() in NAMED_CLASS_COLOURS:
+        return NAMED_CLASS_COLOURS[str(name).lower()]
     return CLASS_COLOURS[index % len(CLASS_COLOURS)]
 
 
 # --------------------------------------------------------------------------- Fig. 3
+def similarity_range(groups: dict[str, dict], pad: float = 0.05) -> tuple[float, float]:
+    """The x range of Fig. 3: the data's range with a margin, within the cosine's [-1, 1]."""
+    values = [np.asarray(d[k], dtype=float) for d in groups.values() for k in ("positive", "negative")]
+    values = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.zeros(0)
+    if values.size == 0:
+        return -1.0, 1.0
+    lo, hi = float(values.min()), float(values.max())
+    margin = max(pad, 0.05 * (hi - lo))
+    return max(-1.0, lo - margin), min(1.0, hi + margin)
+
+
 def similarity_figure(groups: dict[str, dict], out_stem: Path, bins: int = 40) -> list[Path]:
     """Positive and negative anchor similarities of ICL, one histogram per condition.
 
-    `groups` maps a condition label (e.g. "with US") to arrays `positive` and `negative`.
+    `groups` maps a condition label (e.g. "with US") to arrays `positive` and `negative`. Both
+    panels share the data's x range (not the whole [-1, 1]); the legend sits below the axes, so
+    it covers neither the peaks nor the dashed mean lines.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=False)
-    edges = np.linspace(-1.0, 1.0, bins + 1)
+    from matplotlib.ticker import MaxNLocator
+
+    lo, hi = similarity_range(groups)
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 3.2), layout="constrained")
+    edges = np.linspace(lo, hi, bins + 1)
     for ax, kind in zip(axes, ("positive", "negative")):
         for i, (label, data) in enumerate(groups.items()):
             values = np.clip(np.asarray(data[kind], dtype=float), -1.0, 1.0)
@@ -43,16 +65,17 @@ def similarity_figure(groups: dict[str, dict], out_stem: Path, bins: int = 40) -
             if values.size:
                 ax.hist(values, bins=edges, density=True, histtype="stepfilled", alpha=0.35, color=colour)
                 ax.hist(values, bins=edges, density=True, histtype="step", color=colour,
-                        label=f"{label} (mean {values.mean():.3f}, n={values.size})")
+                        label=f"{label}\nmean {values.mean():.3f} (dashed), n = {values.size}")
                 ax.axvline(values.mean(), color=colour, linestyle="--", linewidth=1)
             else:
-                ax.plot([], [], color=colour, label=f"{label} (no samples)")
-        ax.set_xlabel(f"{kind} similarity (cosine)")
-        ax.set_ylabel("density")
-        ax.set_xlim(-1, 1)
-        ax.legend(fontsize=7, loc="upper left")
-    fig.suptitle("Influence of unconcerned samples (US) on ICL")
-    fig.tight_layout()
+                ax.plot([], [], color=colour, label=f"{label}\nno samples")
+        ax.set_xlabel(f"{kind} similarity (cosine)", fontsize=8)
+        ax.set_ylabel("density", fontsize=8)
+        ax.set_xlim(lo, hi)
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False, ncol=1)
+    fig.suptitle("Influence of unconcerned samples (US) on ICL", fontsize=10)
     return save_figure(fig, out_stem)
 
 
@@ -65,70 +88,141 @@ def subsample(n: int, max_points: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=max_points, replace=False))
 
 
+def tsne_problem(features: np.ndarray) -> str | None:
+    """Why these features cannot be embedded, or None. Identical vectors (a collapsed projection
+    head, or all zeros) have no principal component: openTSNE's PCA initialisation divides by
+    its zero spread and returns NaN coordinates."""
+    x = np.asarray(features, dtype=np.float64)
+    if not np.isfinite(x).all():
+        return f"{int((~np.isfinite(x)).any(axis=1).sum())} of {len(x)} feature vectors hold NaN or inf"
+    if len(x) and np.ptp(x, axis=0).max(initial=0.0) == 0.0:
+        what = "zero" if not x.any() else "identical"
+        return f"all {len(x)} feature vectors are {what} (collapsed features): nothing to embed"
+    return None
+
+
 def tsne_embedding(features: np.ndarray, seed: int, n_jobs: int, n_iter: int = 500) -> np.ndarray:
-    """openTSNE 2-D embedding; the result depends on seed *and* n_jobs, so both are pinned."""
+    """openTSNE 2-D embedding; the result depends on seed *and* n_jobs, so both are pinned.
+    Features that cannot be embedded (tsne_problem) and a non-finite result are errors."""
     from openTSNE import TSNE
 
     n = len(features)
     if n < 10:
         raise ValueError(f"t-SNE needs at least 10 points, got {n}")
+    problem = tsne_problem(features)
+    if problem:
+        raise ValueError(f"t-SNE: {problem}")
     perplexity = float(min(30.0, (n - 1) / 3.0))
     tsne = TSNE(n_components=2, perplexity=perplexity, n_iter=n_iter, initialization="pca",
                 n_jobs=n_jobs, random_state=seed, verbose=False)
-    return np.asarray(tsne.fit(np.asarray(features, dtype=np.float64)))
+    xy = np.asarray(tsne.fit(np.asarray(features, dtype=np.float64)))
+    if not np.isfinite(xy).all():
+        raise ValueError(f"t-SNE of {n} points returned non-finite coordinates")
+    return xy
 
 
 def tsne_figure(panels: list[tuple[str, dict]], out_stem: Path, title: str, max_points: int = 1000,
                 seed: int = 0, n_jobs: int = 1, n_iter: int = 500) -> list[Path]:
-    """One t-SNE panel per (title, features dict): colour = class, marker = inner (o) / boundary (^)."""
+    """One t-SNE panel per (title, features dict): colour = class, marker = inner (o) / boundary (^).
+    A panel whose features cannot be embedded (tsne_problem) says why in place of the points."""
     if not panels:
         raise ValueError("tsne_figure needs at least one panel")
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.8), squeeze=False)
+    n = len(panels)
+    width = min(7.0, 2.6 * n)  # page width at most: read at about 1:1 in REPORT.html
+    fig, axes = plt.subplots(1, n, figsize=(width, width / n + 1.0), squeeze=False)
     for ax, (panel_title, data) in zip(axes[0], panels):
         idx = subsample(len(data["features"]), max_points, seed)
+        problem = tsne_problem(data["features"][idx])
+        if problem:
+            ax.text(0.5, 0.5, "not embedded:\n" + problem.replace(" (", "\n("), ha="center", va="center",
+                    fontsize=7, wrap=True, transform=ax.transAxes)
+            ax.set_title(f"{panel_title} (n={len(idx)})", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
         xy = tsne_embedding(data["features"][idx], seed, n_jobs, n_iter)
         classes = data["class_index"][idx]
         boundary = data["boundary"][idx].astype(bool)
+        names = list(data["class_names"])
         for c in np.unique(classes):
             for is_boundary, marker in ((False, "o"), (True, "^")):
                 sel = (classes == c) & (boundary == is_boundary)
                 if sel.any():
-                    ax.scatter(xy[sel, 0], xy[sel, 1], s=6, marker=marker, c=class_colour(int(c)),
-                               alpha=0.7, linewidths=0)
-        ax.set_title(f"{panel_title} (n={len(idx)})", fontsize=9)
+                    colour = class_colour(int(c), names[int(c)] if int(c) < len(names) else None)
+                    ax.scatter(xy[sel, 0], xy[sel, 1], s=6, marker=marker, c=colour, alpha=0.7, linewidths=0)
+        ax.set_title(f"{panel_title} (n={len(idx)})", fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
     names = panels[0][1]["class_names"]
-    handles = [plt.Line2D([], [], marker="s", linestyle="", color=class_colour(i), label=name)
+    handles = [plt.Line2D([], [], marker="s", linestyle="", color=class_colour(i, name), label=name)
                for i, name in enumerate(names)]
     handles += [plt.Line2D([], [], marker="o", linestyle="", color="k", label="inner"),
                 plt.Line2D([], [], marker="^", linestyle="", color="k", label="boundary")]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
-    fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False,
+               handletextpad=0.2, columnspacing=1.0)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return save_figure(fig, out_stem)
 
 
 # --------------------------------------------------------------------------- Fig. 5
+SWEEP_MIN_SPAN = 5.0  # Dice points: the colour scale of Fig. 5 spans at least this much
+
+
+def sweep_colour_range(grids, spreads=None, min_span: float = SWEEP_MIN_SPAN) -> tuple[float, float]:
+    """Colour limits shared by every panel of Fig. 5: the values' range widened to at least
+    `min_span` points and to the mean ± 2 SD over seeds, so that a difference of a few tenths of a
+    point (well within the noise of one training seed) does not span the whole colour bar."""
+    values = np.concatenate([g.to_numpy(dtype=float).ravel() for g in grids])
+    values = values[np.isfinite(values)]
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 100.0)
+    sd = 0.0
+    if spreads is not None:
+        sds = np.concatenate([s.to_numpy(dtype=float).ravel() for s in spreads if s is not None] or [np.zeros(0)])
+        sds = sds[np.isfinite(sds)]
+        sd = float(sds.max()) if sds.size else 0.0
+    half = max((hi - lo) / 2, min_span / 2, 2 * sd)
+    centre = (lo + hi) / 2
+    return max(0.0, centre - half), min(100.0, centre + half)
+
+
 def sweep_heatmap(grids: list[tuple[str, pd.DataFrame]], out_stem: Path,
-                  highlight: tuple[float, float] | None = None) -> list[Path]:
-    """Dice (%) heatmap per setting: rows gamma_s, columns gamma_t; NaN cells shown blank."""
+                  highlight: tuple[float, float] | None = None, spreads: list[pd.DataFrame | None] | None = None,
+                  n_seeds: list[int] | None = None) -> list[Path]:
+    """Dice (%) heatmap per setting: rows gamma_s, columns gamma_t; NaN cells shown blank.
+
+    Cells read 'mean ± SD' over seeds where `spreads` gives the SD (several seeds); one colour
+    scale for all panels (sweep_colour_range); the panel title says how many seeds."""
     import seaborn as sns
 
     if not grids:
         raise ValueError("sweep_heatmap needs at least one grid")
-    fig, axes = plt.subplots(1, len(grids), figsize=(4.2 * len(grids), 3.6), squeeze=False)
-    for ax, (title, grid) in zip(axes[0], grids):
-        sns.heatmap(grid, annot=True, fmt=".2f", cmap="viridis", ax=ax, cbar_kws={"label": "Dice (%)"},
-                    mask=grid.isna())
-        ax.set_xlabel("γ_t (teacher confidence)")
-        ax.set_ylabel("γ_s (student confidence)")
-        ax.set_title(title, fontsize=9)
+    spreads = spreads or [None] * len(grids)
+    n_seeds = n_seeds or [1] * len(grids)
+    vmin, vmax = sweep_colour_range([g for _, g in grids], spreads)
+    fig, axes = plt.subplots(1, len(grids), figsize=(3.6 * len(grids) + 0.6, 3.2), squeeze=False, layout="constrained")
+    for ax, (title, grid), sd, n in zip(axes[0], grids, spreads, n_seeds):
+        if sd is not None and n > 1:
+            annot = grid.copy().astype(object)
+            for r in grid.index:
+                for c in grid.columns:
+                    annot.loc[r, c] = "" if np.isnan(grid.loc[r, c]) else f"{grid.loc[r, c]:.1f}\n± {sd.loc[r, c]:.1f}"
+            annot, fmt = annot.to_numpy(), ""
+        else:
+            annot, fmt = True, ".2f"
+        sns.heatmap(grid, annot=annot, fmt=fmt, cmap="viridis", vmin=vmin, vmax=vmax, ax=ax,
+                    cbar_kws={"label": "Dice (%)"}, mask=grid.isna(), annot_kws={"fontsize": 8})
+        ax.set_xlabel("γ_t (teacher confidence)", fontsize=8)
+        ax.set_ylabel("γ_s (student confidence)", fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.collections[0].colorbar.ax.tick_params(labelsize=8)
+        ax.collections[0].colorbar.set_label("Dice (%)", fontsize=8)
+        seeds = "1 seed: no spread" if n <= 1 else f"mean ± SD over {n} seeds"
+        ax.set_title(f"{title} ({seeds})", fontsize=9)
         if highlight is not None and highlight[0] in grid.index and highlight[1] in grid.columns:
             i, j = list(grid.index).index(highlight[0]), list(grid.columns).index(highlight[1])
             ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="red", linewidth=2))
-    fig.suptitle("Influence of the confidence thresholds γ_s and γ_t")
-    fig.tight_layout()
+    fig.suptitle("Influence of the confidence thresholds γ_s and γ_t", fontsize=10)
     return save_figure(fig, out_stem)
 
 
@@ -138,35 +232,46 @@ def best_slice(label: np.ndarray) -> int:
     return int(np.argmax((label > 0).reshape(label.shape[0], -1).sum(axis=1)))
 
 
-def qualitative_figure(cases: list[dict], class_names: list[str], out_stem: Path) -> list[Path]:
-    """Rows = cases; columns = image, ground truth, then each method's prediction, on one slice.
+QUALITATIVE_COLUMNS = 5  # panels per row: about 200 px each on a 1100 px page, titles readable
 
-    Each case dict: case_id, image [H,W], label [H,W], preds {method label: [H,W]}.
+
+def qualitative_figure(cases: list[dict], class_names: list[str], out_stem: Path,
+                       columns: int = QUALITATIVE_COLUMNS) -> list[Path]:
+    """Per case a block of panels (image, ground truth, then each method's prediction, one slice),
+    `columns` panels a row, headed by the case; class colours by name (class_colour), legend on top.
+
+    Each case dict: case_id, image [H,W], label [H,W], preds {method label: [H,W]}. The figure is
+    laid out to be read at page width (7 in) rather than as one long strip of small panels.
     """
     if not cases:
         raise ValueError("qualitative_figure needs at least one case")
     methods = list(cases[0]["preds"])
-    ncols = 2 + len(methods)
-    colours = [class_colour(i) for i in range(len(class_names) + 1)]
+    n_panels = 2 + len(methods)
+    columns = max(1, min(columns, n_panels))
+    rows_per_case = int(np.ceil(n_panels / columns))
+    colours = [class_colour(0, "background")] + [class_colour(i + 1, n) for i, n in enumerate(class_names)]
     cmap = ListedColormap(colours)
-    fig, axes = plt.subplots(len(cases), ncols, figsize=(1.9 * ncols, 2.0 * len(cases)), squeeze=False)
-    for row, case in zip(axes, cases):
+    panel_in = 7.0 / columns
+    fig = plt.figure(figsize=(7.0, len(cases) * (rows_per_case * (panel_in + 0.25) + 0.3) + 0.4),
+                     layout="constrained")
+    subfigs = np.atleast_1d(fig.subfigures(len(cases), 1))
+    for subfig, case in zip(subfigs, cases):
+        subfig.suptitle(f"case {case['case_id']}", fontsize=9, fontweight="bold")
+        axes = subfig.subplots(rows_per_case, columns, squeeze=False).ravel()
         panels = [("Image", None), ("Ground truth", case["label"])] + [(m, case["preds"][m]) for m in methods]
-        for ax, (title, mask) in zip(row, panels):
+        for ax, (title, mask) in zip(axes, panels):
             ax.imshow(case["image"], cmap="gray")
             if mask is not None:
                 overlay = np.ma.masked_where(mask == 0, mask)
                 ax.imshow(overlay, cmap=cmap, vmin=0, vmax=len(colours) - 1, alpha=0.55, interpolation="nearest")
+            ax.set_title(title, fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
-            if ax is row[0]:
-                ax.set_ylabel(str(case["case_id"]), fontsize=7)
-        for ax, (title, _) in zip(row, panels):
-            ax.set_title(title, fontsize=8)
-    handles = [plt.Line2D([], [], marker="s", linestyle="", color=class_colour(i + 1), label=n)
+        for ax in axes[len(panels):]:
+            ax.axis("off")
+    handles = [plt.Line2D([], [], marker="s", linestyle="", markersize=8, color=colours[i + 1], label=n)
                for i, n in enumerate(class_names)]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.legend(handles=handles, loc="outside upper center", ncol=len(handles), fontsize=8, frameon=False)
     return save_figure(fig, out_stem)
 
 

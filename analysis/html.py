@@ -1,9 +1,10 @@
 """A small Markdown-to-HTML converter for the reports this package writes.
 
 The `markdown` package is not a dependency, so this covers exactly the subset the reports use:
-ATX headings, paragraphs, pipe tables, bullet lists, fenced code, images on their own line
-(embedded as base64 so the HTML file is self-contained), **bold**, `code` and the <u>...</u>
-underline that marks second-best values. Everything else is HTML-escaped.
+ATX headings (with an id, `heading_id`, as GitHub gives them), paragraphs, pipe tables, bullet
+lists, fenced code, images on their own line (embedded as base64 so the HTML file is
+self-contained), [links](#anchor), **bold**, `code` and the <u>...</u> underline that marks
+second-best values. Everything else is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ th{background:#f2f2f2}td.num{text-align:right}img{max-width:100%}pre{background:
 figure{margin:1em 0}figcaption{font-size:.9em;color:#444}"""
 
 
+def heading_id(title: str) -> str:
+    """The anchor of a heading, as GitHub makes it: lower case, punctuation dropped, spaces -> '-'."""
+    text = re.sub(r"[^\w\- ]", "", title.strip().lower())
+    return text.replace(" ", "-")
+
+
 def inline(text: str) -> str:
     """Escape, then restore the inline markup the reports use."""
     out = html.escape(text, quote=False)
@@ -30,6 +37,7 @@ def inline(text: str) -> str:
     out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
     out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
     out = re.sub(r"\\\|", "|", out)
+    out = re.sub(r"\[([^\]]+)\]\((#[\w\-]+)\)", r'<a href="\2">\1</a>', out)
     return out
 
 
@@ -69,7 +77,7 @@ def markdown_to_html(text: str, title: str = "Report", base_dir: Path | None = N
         heading = _HEADING.match(line)
         if heading:
             level = len(heading["level"])
-            body.append(f"<h{level}>{inline(heading['text'])}</h{level}>")
+            body.append(f"<h{level} id=\"{heading_id(heading['text'])}\">{inline(heading['text'])}</h{level}>")
             i += 1
             continue
         image = _IMAGE.match(line.strip())

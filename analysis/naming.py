@@ -7,7 +7,7 @@ and datasets keep their own names and sort after the known ones, so a new baseli
 from __future__ import annotations
 
 METHOD_DISPLAY = {
-    "suponly": "SupOnly", "ugpcl": "UGPCL", "dgcl": "DGCL", "admt": "ADMT", "abd": "ABD",
+    "suponly": "SupOnly", "ugpcl": "UGPCL", "dgcl": "DGCL", "admt": "AD-MT", "abd": "ABD",
     "bus": "BUS", "bass": "BASS", "spcl": "SPCL",
 }
 METHOD_ORDER = tuple(METHOD_DISPLAY)  # Table 1's row order in the paper

@@ -27,7 +27,12 @@ through these rules before any mean, rank or test (docs/analysis.md, "Metric rul
   An infinity pointing the other way (-inf distance, +inf or any inf Dice) is malformed input and
   an error. Every replacement is listed in the report's input checks.
 * ROPE. The Bayesian signed-rank test needs a region of practical equivalence in the metric's
-  reported unit: 1 point by default for overlaps; any other metric needs --rope.
+  reported unit. Defaults (`default_rope`): 1 percentage point for the overlaps; 1 mm for a
+  Hausdorff distance in mm and 1 pixel (voxel) for one in pixels (voxels) -- about one pixel of cine
+  MRI, whose in-plane spacing is 1-2 mm, and no contour can be placed more finely than a pixel.
+  Any other metric (ASD, a bare `hd95` whose unit is unknown, a declared metric) has no default:
+  without --rope the Friedman/Finner statistics are produced and the Bayesian test is skipped, with
+  a sentence saying how to add it.
 """
 
 from __future__ import annotations
@@ -45,6 +50,10 @@ DISTANCE_BASES = ("hd", "hd95", "hd99", "hausdorff", "hausdorff95", "95hd", "asd
 DISTANCE_UNITS = {"": "", "_mm": "mm", "_px": "px", "_vox": "voxels"}
 DISTANCE_METRICS = tuple(base + suffix for base in DISTANCE_BASES for suffix in DISTANCE_UNITS)
 DEFAULT_OVERLAP_ROPE = 1.0  # one Dice (Jaccard) point: values are reported in percent
+HAUSDORFF_BASES = ("hd", "hd95", "hd99", "hausdorff", "hausdorff95", "95hd")
+DEFAULT_DISTANCE_ROPE = {"_mm": 1.0, "_px": 1.0, "_vox": 1.0}  # about one pixel (see the module docstring)
+ROPE_DEFAULTS_TEXT = ("±1 point for dice, dsc, jaccard, iou; ±1 mm for hd, hd95, hd99, hausdorff, hausdorff95, "
+                      "95hd with the suffix _mm; ±1 pixel (voxel) with _px (_vox)")
 WORST_SUFFIX = "_worst"
 LEFT_OUT = "undefined for every method on the case: left out of every mean and test"
 REPLACEMENT_COLUMNS = ["metric", "method", "variant", "seed", "case_id", "class_name", "block", "value",
@@ -59,7 +68,7 @@ class MetricSpec:
     higher_is_better: bool
     kind: str  # "overlap", "distance" or "declared" (an unknown name with a stated direction)
     percent: bool = False  # an overlap stored in percent rather than as a fraction
-    rope: float | None = None  # half-width of the region of practical equivalence, reported unit
+    rope: float | None = None  # half-width of the region of practical equivalence, reported unit; None: no Bayesian test
 
     @property
     def scale(self) -> float:
@@ -124,16 +133,24 @@ def resolve_metric(metric: str, higher_is_better: bool | None = None, percent: b
             f"--percent applies to the overlap metrics ({', '.join(OVERLAP_METRICS)}); {metric!r} is not one"
         )
     if rope is None:
-        if kind != "overlap":
-            unit = MetricSpec(metric, higher, kind).unit
-            raise StatsInputError(
-                f"the Bayesian signed-rank test needs a region of practical equivalence for {metric!r}: pass --rope "
-                f"in {unit} (e.g. --rope 1: differences within ±1 count as equivalent; --rope 0: no equivalence region)"
-            )
-        rope = DEFAULT_OVERLAP_ROPE
+        rope = default_rope(metric)
+        if rope is None:
+            return MetricSpec(metric, higher, kind, bool(percent), None)
     if not np.isfinite(rope) or rope < 0:
         raise StatsInputError(f"--rope must be a finite number >= 0, got {rope!r}")
     return MetricSpec(metric, higher, kind, bool(percent), float(rope))
+
+
+def default_rope(metric: str) -> float | None:
+    """The documented default ROPE of a known metric in its reported unit, or None (no default:
+    the Bayesian test is skipped unless --rope is given). See ROPE_DEFAULTS_TEXT."""
+    name = metric.lower()
+    if name in OVERLAP_METRICS:
+        return DEFAULT_OVERLAP_ROPE
+    for suffix, rope in DEFAULT_DISTANCE_ROPE.items():
+        if name.endswith(suffix) and name[: -len(suffix)] in HAUSDORFF_BASES:
+            return rope
+    return None
 
 
 # --------------------------------------------------------------------------- fraction or percent

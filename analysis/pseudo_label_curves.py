@@ -6,6 +6,15 @@ run's `log.csv` (methods/pseudo_label_logs.py) under `runs/<dataset>/r<pct>/<met
 2 x K grid: coverage (top) and precision (bottom) of each foreground class, one line per method.
 Runs without those columns (SupOnly, ABD, pseudo-label-free variants) are left out; a run whose
 unlabelled patients had no labels in the cache has coverage only.
+
+Precision is a ratio over the pixels that passed the filter, so a point from a handful of pixels
+swings between 0 and 1. The logs hold fractions only; the number of pseudo-labelled pixels behind
+a point is estimated from the run's `run.yaml` as coverage x unlabelled pixels in the interval
+(data.unlabelled_batch x data.img_size^2 x the iterations since the previous logged row). That is
+exact when the method produced pseudo-labels at every step of the interval and an upper bound
+otherwise (warm-up steps, or the first interval after a resume). A precision point whose estimate,
+summed over seeds, is below MIN_PRECISION_PIXELS is not drawn; without run.yaml every point is
+drawn and the caption says the counts are unknown.
 """
 
 from __future__ import annotations
@@ -17,7 +26,9 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
 
 from analysis.artefacts import RUN_PATH  # noqa: E402
 from analysis.figure_inputs import FigureOutcome  # noqa: E402
@@ -25,11 +36,26 @@ from analysis.io import save_figure, write_csv  # noqa: E402
 from analysis.naming import method_label, setting_label, sort_methods  # noqa: E402
 
 PREFIXES = ("pl_cover_", "pl_prec_")
+MIN_PRECISION_PIXELS = 100  # binomial SE of a precision from n pixels <= 0.5 / sqrt(n) = 0.05
+COLUMNS = ["dataset", "ratio", "method", "seed", "iteration", "quantity", "class_name", "value", "pixels"]
+
+
+def pixels_per_step(run_yaml: Path) -> float:
+    """Unlabelled pixels of one training step (data.unlabelled_batch x data.img_size^2), NaN when
+    the run's run.yaml is absent or lacks them."""
+    if not run_yaml.is_file():
+        return float("nan")
+    try:
+        data = (yaml.safe_load(run_yaml.read_text()) or {}).get("data") or {}
+        return float(data["unlabelled_batch"]) * float(data["img_size"]) ** 2
+    except (yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError):
+        return float("nan")
 
 
 def collect_pseudo_label_logs(results_dir: Path) -> pd.DataFrame:
-    """Tidy rows (dataset, ratio, method, seed, iteration, quantity, class_name, value) from every
-    default-variant run's log.csv that has pseudo-label columns."""
+    """Tidy rows (COLUMNS) from every default-variant run's log.csv that has pseudo-label columns;
+    `pixels` is the estimated number of pixels pseudo-labelled as the class in the logged interval
+    (coverage x unlabelled pixels of the interval; see the module docstring)."""
     frames = []
     for log in sorted(Path(results_dir).rglob("log.csv")):
         match = RUN_PATH.search(log.parent.as_posix())
@@ -39,45 +65,81 @@ def collect_pseudo_label_logs(results_dir: Path) -> pd.DataFrame:
         columns = [c for c in df.columns if c.startswith(PREFIXES) and not c.endswith("_background")]
         if not columns:
             continue
-        long = df[["iteration", *columns]].melt(id_vars="iteration", var_name="column", value_name="value").dropna()
+        logged = df[["iteration", *columns]].dropna(how="all", subset=columns)
+        steps = logged["iteration"].diff().fillna(logged["iteration"] + 1)  # the first interval starts at 0
+        interval_pixels = pixels_per_step(log.parent / "run.yaml") * steps.to_numpy(dtype=float)
+        long = logged.melt(id_vars="iteration", var_name="column", value_name="value").dropna()
         if long.empty:
             continue
         long["quantity"] = long["column"].str.extract(r"^pl_(cover|prec)_")[0].map({"cover": "coverage", "prec": "precision"})
         long["class_name"] = long["column"].str.replace(r"^pl_(cover|prec)_", "", regex=True)
+        cover = {(it, c[len("pl_cover_"):]): v for c in columns if c.startswith("pl_cover_")
+                 for it, v in zip(logged["iteration"], logged[c])}
+        n_pixels = dict(zip(logged["iteration"], interval_pixels))
+        long["pixels"] = [cover.get((it, cls), np.nan) * n_pixels[it]
+                          for it, cls in zip(long["iteration"], long["class_name"])]
         long = long.assign(dataset=match["dataset"], ratio=float(match["ratio"]), method=match["method"],
                            seed=int(match["seed"]))
         frames.append(long.drop(columns="column"))
-    columns = ["dataset", "ratio", "method", "seed", "iteration", "quantity", "class_name", "value"]
-    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[COLUMNS] if frames else pd.DataFrame(columns=COLUMNS)
 
 
-def pseudo_label_figure(df: pd.DataFrame, title: str, out_stem: Path) -> list[Path]:
-    """df: rows of one setting (collect_pseudo_label_logs); mean over seeds, one line per method."""
+def seeds_text(seeds) -> str:
+    """'seed 0' or 'mean over 3 seeds (0, 1, 2)'."""
+    seeds = sorted(set(int(s) for s in seeds))
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"mean over {len(seeds)} seeds ({', '.join(map(str, seeds))})"
+
+
+def _fraction(value: float) -> str:
+    """0.019, or 2.8e-04 for a coverage that three decimals would print as 0.000."""
+    return f"{value:.3f}" if not value or value >= 0.001 or np.isnan(value) else f"{value:.1e}"
+
+
+def pseudo_label_figure(df: pd.DataFrame, title: str, out_stem: Path,
+                        min_pixels: int = MIN_PRECISION_PIXELS) -> list[Path]:
+    """df: rows of one setting (collect_pseudo_label_logs); mean over seeds, one line per method.
+
+    Coverage on top, precision below; a precision point backed by fewer than `min_pixels`
+    pseudo-labelled pixels (summed over seeds) is not drawn. Each legend entry gives the method's
+    largest coverage, so a method whose line lies on 0 is still identified. Both y axes extend
+    a little beyond [0, 1] so that lines at 0 or 1 stay visible above the frame.
+    """
     classes = list(dict.fromkeys(df["class_name"]))
     quantities = [q for q in ("coverage", "precision") if q in set(df["quantity"])]
-    fig, axes = plt.subplots(len(quantities), len(classes), figsize=(3.2 * len(classes), 2.6 * len(quantities)),
+    fig, axes = plt.subplots(len(quantities), len(classes), figsize=(3.0 * len(classes), 2.5 * len(quantities) + 0.7),
                              squeeze=False, sharex=True)
     methods = sort_methods(df["method"].unique())
-    mean = df.groupby(["quantity", "class_name", "method", "iteration"])["value"].mean()
+    grouped = df.groupby(["quantity", "class_name", "method", "iteration"])
+    mean, pixels = grouped["value"].mean(), grouped["pixels"].sum(min_count=1)
+    max_cover = df[df["quantity"] == "coverage"].groupby("method")["value"].max()
+    handles = {}
     for i, quantity in enumerate(quantities):
         for j, cls in enumerate(classes):
             ax = axes[i][j]
             for k, method in enumerate(methods):
                 try:
-                    series = mean.loc[(quantity, cls, method)]
+                    series, counts = mean.loc[(quantity, cls, method)], pixels.loc[(quantity, cls, method)]
                 except KeyError:
                     continue
-                ax.plot(series.index, series.values, color=f"C{k}", linewidth=1.2, label=method_label(method))
-            ax.set_ylim(0, 1 if quantity == "precision" else None)
+                if quantity == "precision":
+                    series = series.where(~(counts < min_pixels))  # NaN counts (unknown) are drawn
+                (line,) = ax.plot(series.index, series.values, color=f"C{k}", linewidth=1.2, marker=".",
+                                  markersize=3, clip_on=False)
+                handles.setdefault(method, line)
+            top = 1.0 if quantity == "precision" else max(float(mean.loc[quantity].max()), 0.01)
+            ax.set_ylim(-0.04 * top, 1.04 * top)
             ax.set_title(f"{cls}: {quantity}", fontsize=9)
             if i == len(quantities) - 1:
-                ax.set_xlabel("iteration")
+                ax.set_xlabel("iteration", fontsize=8)
             if j == 0:
                 ax.set_ylabel("fraction of unlabelled pixels" if quantity == "coverage" else "fraction correct", fontsize=8)
+            ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="best")
+    labels = [f"{method_label(m)} (max coverage {_fraction(max_cover.get(m, np.nan))})" for m in handles]
+    fig.legend(list(handles.values()), labels, loc="lower center", ncol=min(len(labels), 4), fontsize=7,
+               frameon=False)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05 if len(labels) <= 4 else 0.08, 1, 1))
     return save_figure(fig, out_stem)
 
 
@@ -89,17 +151,21 @@ def make_pseudo_label_figures(results_dir: Path, out_dir: Path, tables_dir: Path
         return FigureOutcome(name, "", reason="needs training logs with pseudo-label columns (pl_cover_*); none found")
     if tables_dir is not None:
         write_csv(df, Path(tables_dir) / "pseudo_label_logs.csv")
-    paths, settings = [], []
+    paths, captions = [], []
     for (dataset, ratio), group in df.groupby(["dataset", "ratio"], sort=True):
         label = setting_label(dataset, ratio)
         stem = Path(out_dir) / f"{name}_{dataset}_r{ratio:g}"
-        seeds = group.groupby("method")["seed"].nunique()
-        n_seeds = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}"
-        paths += pseudo_label_figure(group, f"Pseudo-labels on the unlabelled batches, {label} "
-                                     f"(mean over {n_seeds} seeds)", stem)
-        settings.append(label)
-    caption = ("Pseudo-label coverage (fraction of unlabelled pixels whose pseudo-label passes the method's filter, "
-               "per pseudo-label class) and precision (fraction of those that are right, from the labels the cache "
-               "holds for the unlabelled patients, never used in training), logged every `log_every` iterations, "
-               "mean over seeds: " + ", ".join(settings) + ".")
-    return FigureOutcome(name, caption, paths)
+        seeds = seeds_text(group["seed"])
+        written = pseudo_label_figure(group, f"Pseudo-labels on the unlabelled batches, {label} ({seeds})", stem)
+        paths += written
+        precision = group[group["quantity"] == "precision"]
+        pooled = precision.groupby(["method", "class_name", "iteration"])["pixels"].sum(min_count=1)
+        hidden, unknown = int((pooled < MIN_PRECISION_PIXELS).sum()), int(pooled.isna().sum())
+        counts = (f"precision points backed by fewer than {MIN_PRECISION_PIXELS} pseudo-labelled pixels (estimated "
+                  f"from coverage and run.yaml) are not drawn: {hidden} of {len(pooled)}"
+                  + (f"; {unknown} point(s) have no count (no run.yaml) and are drawn" if unknown else ""))
+        captions.append(f"Pseudo-label coverage (fraction of unlabelled pixels whose pseudo-label passes the "
+                        f"method's filter, per pseudo-label class) and precision (fraction of those that are right, "
+                        f"from the labels the cache holds for the unlabelled patients, never used in training), "
+                        f"{label}, {seeds}, logged every `log_every` iterations; {counts}.")
+    return FigureOutcome(name, " ".join(captions), paths, png_captions=captions)

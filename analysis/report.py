@@ -20,7 +20,7 @@ from pathlib import Path
 
 from analysis import stats
 from analysis.collect import SETTING_COLUMNS, CollectError, check_table, read_tidy_table
-from analysis.comparison import compare_methods, statistics_markdown, write_statistics
+from analysis.comparison import DEFAULT_EXCLUDE, compare_methods, statistics_markdown, write_statistics
 from analysis.formatting import Column, DisplayTable, to_markdown
 from analysis.html import markdown_to_html
 from analysis.io import write_text
@@ -70,9 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the overlap metric (dice, jaccard, ...) is in percent, 0-100 (default: fractions)")
     parser.add_argument("--rope", type=float, default=None,
                         help="half-width of the region of practical equivalence of the Bayesian test, in the "
-                             "reported unit (default: 1 point for overlaps; required for other metrics)")
-    parser.add_argument("--exclude", nargs="*", default=[], help="methods left out of the ranking (e.g. suponly)")
-    parser.add_argument("--variant", default="default", help="variant compared when the table has several")
+                             "reported unit (default: 1 point for overlaps, 1 mm / 1 px for Hausdorff distances "
+                             "in mm / px; other metrics have none and the Bayesian test is skipped without it)")
+    parser.add_argument("--exclude", nargs="*", default=list(DEFAULT_EXCLUDE),
+                        help="methods left out of the ranking (default: suponly, as the paper's Table 2 and the "
+                             "run report; --exclude with no name ranks every method)")
+    parser.add_argument("--variant", default="default",
+                        help="the variant compared when the table has a variant column (default: default); the "
+                             "report lists the rows of other variants it left out")
     parser.add_argument("--paired-adjustment", choices=sorted(stats.ADJUSTMENTS), default="holm",
                         help="adjustment of the per-case Wilcoxon p-values (default holm)")
     parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
@@ -93,16 +98,23 @@ def run_report(args) -> Path:
     has_cases = bool(table.attrs.get("has_cases", True))
     table, quality = check_table(table, (args.metric,), blocks=blocks)
     table, quality.replacements = prepare_metrics(table, [spec], blocks)
-    result = compare_methods(table, spec, args.control, alpha=args.alpha, exclude=tuple(args.exclude),
+    exclude = tuple(args.exclude)
+    if exclude == DEFAULT_EXCLUDE and args.control in exclude:  # the default never removes the control
+        exclude = ()
+    result = compare_methods(table, spec, args.control, alpha=args.alpha, exclude=exclude,
                              variant=args.variant, paired_adjustment=args.paired_adjustment, n_boot=args.bootstrap,
                              seed=args.seed, blocks=blocks, per_case=has_cases, bayes_samples=args.bayes_samples)
     out = Path(args.out)
+    selection = result.selection.sentences(args.variant)
+    for sentence in selection:
+        print(sentence)
     written = write_statistics(result, out, out)
     files = ", ".join(f"`{p.name}`" for key, paths in written.items() for p in paths if p.suffix in (".csv", ".pdf"))
     text = "\n".join([
         f"# Statistical comparison on `{args.metric}`: {method_label(args.control)} as control",
         "",
-        f"Source: `{args.results}` ({len(table)} rows after checks). Significance level α = {args.alpha:g}. "
+        f"Source: `{args.results}` ({len(table)} rows after checks). " + " ".join(selection)
+        + f" Significance level α = {args.alpha:g}. "
         f"Blocks: {', '.join(blocks)}. Metric `{args.metric}`: {spec.direction}"
         + (f", {'percent' if spec.percent else 'fractions'} in the table, reported in {spec.unit}"
            if spec.kind == "overlap" else "") + ". Rules: docs/analysis.md.",
@@ -112,7 +124,7 @@ def run_report(args) -> Path:
         quality_markdown(quality),
         "## Friedman ranks, z against the control, Finner-adjusted p",
         "",
-        statistics_markdown(result, bayes_figure_path="bayes_signed_rank.png"),
+        statistics_markdown(result, bayes_figure_path="bayes_signed_rank.png" if "bayes_figure" in written else None),
         "## Critical-difference diagram",
         "",
         f"![Mean ranks (1 = best); methods joined by a bar are not separated by the Nemenyi test at α = {args.alpha:g}.](cd_diagram.png)",

@@ -25,10 +25,12 @@ import yaml
 from analysis import stats
 from analysis.artefacts import ArtefactError, find_artefacts
 from analysis.collect import METRIC_COLUMNS, SETTING_COLUMNS, CollectError, collect_run
-from analysis.comparison import compare_methods, statistics_markdown, write_statistics
+from analysis.aggregate import case_values
+from analysis.comparison import (BOOTSTRAP_COLUMNS, DEFAULT_EXCLUDE, bootstrap_table, compare_methods,
+                                 statistics_markdown, write_statistics)
 from analysis.figure_inputs import FigureOptions, FigureOutcome, make_fig3, make_fig4, make_fig5, make_fig6, make_fig7
 from analysis.formatting import Column, DisplayTable, Value, to_markdown
-from analysis.html import markdown_to_html
+from analysis.html import heading_id, markdown_to_html
 from analysis.io import write_csv, write_text
 from analysis.naming import method_label, setting_label
 from analysis.protocol_chain import make_protocol_chain, protocol_steps
@@ -36,6 +38,7 @@ from analysis.pseudo_label_curves import make_pseudo_label_figures
 from analysis.paper import REFERENCE_DIR, compare_metrics, compare_statistics, load_reference
 from analysis.policy import prepare_metrics, resolve_metric
 from analysis.report import quality_markdown
+from analysis.scope import scope_lines
 from analysis.tables import bcl_vs_infonce, class_tables, metric_summaries, table1, table3, table4
 
 
@@ -51,7 +54,7 @@ class Options:
     control: str = "spcl"
     alpha: float = stats.DEFAULT_ALPHA
     hd95: str = "mm"
-    exclude: tuple[str, ...] = ("suponly",)  # the paper ranks k = 7 methods, without SupOnly
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
     paired_adjustment: str = "holm"
     n_boot: int = 2000
     rope: float = 1.0  # Dice points, for the Bayesian signed-rank test
@@ -89,7 +92,8 @@ def _figure_block(outcome: FigureOutcome, out: Path) -> str:
         return f"*{outcome.name}: not produced: {outcome.reason}.*\n"
     pngs = [p for p in outcome.paths if p.suffix == ".png"]
     files = ", ".join(f"`{_rel(p, out)}`" for p in outcome.paths)
-    images = "\n\n".join(f"![{outcome.caption}]({_rel(png, out)})" for png in pngs)
+    captions = outcome.png_captions if len(outcome.png_captions) == len(pngs) else [outcome.caption] * len(pngs)
+    images = "\n\n".join(f"![{caption}]({_rel(png, out)})" for caption, png in zip(captions, pngs))
     return f"{images}\n\nFiles: {files}.\n"
 
 
@@ -156,6 +160,9 @@ def analyse(opts: Options) -> Path:
     write_csv(table, tables_dir / "cases.csv")
     sections: list[Section] = []
     not_produced: list[str] = []
+    sections.append(Section("What this run can and cannot show",
+                            "\n".join(f"- {line}" for line in scope_lines(table, opts.results_dir, opts.control,
+                                                                           opts.exclude)) + "\n"))
 
     sections.append(Section("Input checks", f"{len(table)} per-case rows from "
                              f"{table['source_file'].nunique()} file(s); collected table: `tables/cases.csv`.\n\n"
@@ -178,21 +185,27 @@ def analyse(opts: Options) -> Path:
         written = write_statistics(comparison, tables_dir, figures_dir)
         friedman_table = comparison.table
         cd_png = next(p for p in written["cd_diagram"] if p.suffix == ".png")
-        bayes_png = next(p for p in written["bayes_figure"] if p.suffix == ".png")
-        body = (statistics_markdown(comparison, bayes_figure_path=_rel(bayes_png, out))
+        bayes_png = next((p for p in written.get("bayes_figure", []) if p.suffix == ".png"), None)
+        body = (statistics_markdown(comparison, bayes_figure_path=_rel(bayes_png, out) if bayes_png else None)
                 + f"\n![Critical-difference diagram: mean Dice ranks over the settings (1 = best); methods joined by a "
                   f"bar are not separated by the Nemenyi test at α = {opts.alpha:g}.]({_rel(cd_png, out)})\n\n"
                   "Files: " + ", ".join(f"`{_rel(p, out)}`" for paths in written.values() for p in paths) + ".\n")
         sections.append(Section("Table 2: statistical analysis (Friedman, z against the control, Finner)", body))
-        boot = comparison.bootstrap
+        # every method of the main comparison, the unranked ones (SupOnly) included
+        main = table[table["variant"] == "default"].assign(dice=lambda d: d["dice"] * dice.scale)
+        boot = bootstrap_table(case_values(main, "dice", SETTING_COLUMNS), "dice", SETTING_COLUMNS, opts.n_boot,
+                               opts.figures.seed)
+        write_csv(boot, tables_dir / "bootstrap_ci.csv")
         rows = [f"{r.block} / {method_label(r.method)}" for r in boot.itertuples()]
         cells = [[str(r.n_cases), str(r.n_seeds), Value(r.mean), f"[{r.ci_low:.2f}, {r.ci_high:.2f}]"] for r in boot.itertuples()]
         sections.append(Section("Bootstrap confidence intervals of mean Dice (%)",
                                 "95% percentile bootstrap over test cases crossed with seeds "
-                                f"({opts.n_boot} resamples).\n\n"
+                                f"({opts.n_boot} resamples; with one seed, over test cases only), every method of "
+                                "the main comparison.\n\n"
                                 + to_markdown(DisplayTable("Setting / method", rows,
                                                            [Column("cases"), Column("seeds"), Column("mean Dice"),
-                                                            Column("95% CI")], cells))))
+                                                            Column("95% CI")], cells))
+                                + "Files: `tables/bootstrap_ci.csv`.\n"))
 
     ablations = [("Table 3: SPCL components", table3(table, hd95_column)),
                  ("Table 4: subclass relation", table4(table, hd95_column)),
@@ -264,7 +277,8 @@ def _report_text(opts: Options, sections: list[Section], not_produced: list[str]
              f"α = {opts.alpha:g} (the paper's). Friedman ranking without: "
              f"{', '.join(method_label(m) for m in opts.exclude) or 'none'}. HD95 unit: {opts.hd95}. "
              "How to read this report: docs/analysis.md.", "", "## Contents", ""]
-    lines += [f"- {s.title}" for s in sections] + ["- Not produced", "- Run configuration", ""]
+    titles = [s.title for s in sections] + ["Not produced", "Run configuration"]
+    lines += [f"- [{title}](#{heading_id(title)})" for title in titles] + [""]
     for s in sections:
         lines += [f"## {s.title}", "", s.body.rstrip(), ""]
     lines += ["## Not produced", ""]
@@ -308,7 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tsne-iter", type=int, default=500)
     parser.add_argument("--n-jobs", type=int, default=1, help="openTSNE threads; the embedding depends on it")
     parser.add_argument("--seed", type=int, default=0, help="t-SNE, subsampling and bootstrap seed")
-    parser.add_argument("--prediction-cases", type=int, default=3, help="rows of Fig. 6")
+    parser.add_argument("--prediction-cases", type=int,
+                        help="cases of Fig. 6 (config: evaluation.prediction_cases, the cases whose predictions the "
+                             "evaluation saves; default 3)")
     parser.add_argument("--reference-dir", type=Path, default=REFERENCE_DIR)
     return parser
 
@@ -323,14 +339,16 @@ def options_from_args(args) -> Options:
     figs = FigureOptions(
         tsne_methods=tuple(args.tsne_methods or fig_cfg.get("tsne_methods") or FigureOptions.tsne_methods),
         tsne_points=int(args.tsne_points or fig_cfg.get("tsne_points_per_panel") or FigureOptions.tsne_points),
-        tsne_iter=args.tsne_iter, n_jobs=args.n_jobs, seed=args.seed, prediction_cases=args.prediction_cases,
+        tsne_iter=args.tsne_iter, n_jobs=args.n_jobs, seed=args.seed,
+        prediction_cases=int(args.prediction_cases or (config.get("evaluation") or {}).get("prediction_cases")
+                             or FigureOptions.prediction_cases),
     )
     return Options(
         results_dir=args.results_dir, out=args.out, config=config,
         config_path=config_path if config else None,
         control=args.control or config.get("control") or "spcl", alpha=args.alpha,
         hd95=args.hd95 or ("px" if paper_mode else "mm"),
-        exclude=tuple(args.exclude) if args.exclude is not None else ("suponly",),
+        exclude=tuple(args.exclude) if args.exclude is not None else DEFAULT_EXCLUDE,
         paired_adjustment=args.paired_adjustment, n_boot=args.bootstrap, rope=args.rope,
         bayes_samples=args.bayes_samples, reference_dir=args.reference_dir, figures=figs,
     )

@@ -17,6 +17,15 @@ effect size, and percentile bootstrap intervals over cases crossed with seeds.
 
 Bayesian: the Bayesian signed-rank test with a region of practical equivalence (Benavoli et al.
 2017, JMLR 18(77):1-36), from `baycomp`, as P(control better), P(equivalent), P(control worse).
+Two guards around baycomp (see `bayesian_signed_rank`): the differences and the ROPE are integers
+in units of a decimal quantum at the tie tolerance, because baycomp compares pair sums with 2 x ROPE
+by `>` and `==` and binary noise would otherwise decide (1.06 + 0.94 > 2.0 in float64); and a
+decision needs at least BAYES_MIN_BLOCKS blocks. With N blocks and the prior's pseudo-observation,
+P(better) is capped by a value that depends on N alone once every difference exceeds 2 x ROPE
+(0.964 at N = 2, whatever the sizes of the differences). BAYES_MIN_BLOCKS is the smallest N at which
+the frequentist counterpart, the one-sided signed-rank test on the same blocks, can reach the level
+1 - BAYES_DECISION at all (smallest one-sided p = 2^-N: 0.0625 at N = 4, 0.031 at N = 5), so a
+Bayesian decision never rests on fewer blocks than a signed-rank rejection at the matching level.
 
 Ties. Two values of one comparison are tied when they differ by at most TIE_RTOL times the
 largest absolute value compared (`tie_groups`). Decimal data stored in binary floating point
@@ -51,6 +60,14 @@ WILCOXON_METHOD = (
 BAYES_PRIOR = 0.5  # strength of the Dirichlet-process prior pseudo-observation at 0 (baycomp's default)
 BAYES_SAMPLES = 50000  # posterior samples (baycomp's default)
 BAYES_DECISION = 0.95  # a posterior probability at least this high decides
+
+
+def min_blocks_for(threshold: float) -> int:
+    """Fewest blocks at which a one-sided signed-rank test can reach p <= 1 - threshold (2^-N)."""
+    return int(np.ceil(np.log2(1.0 / (1.0 - threshold)) - 1e-12)) if threshold < 1 else 10**9
+
+
+BAYES_MIN_BLOCKS = min_blocks_for(BAYES_DECISION)  # 5 at the 0.95 threshold
 
 
 class StatsInputError(ValueError):
@@ -346,13 +363,26 @@ class BayesianSignedRank:
     p_worse: float
     n_blocks: int
     rope: float
+    identical: bool = False  # every difference is zero at the tie tolerance
 
     def decision(self, threshold: float = BAYES_DECISION) -> str:
-        """'better', 'equivalent', 'worse' (a probability >= threshold) or 'undecided'."""
+        """'no difference' (identical samples), 'too few blocks' (fewer than min_blocks_for(threshold)),
+        else 'better', 'equivalent', 'worse' (a probability >= threshold) or 'undecided'."""
+        if self.identical:
+            return "no difference"
+        if self.n_blocks < min_blocks_for(threshold):
+            return "too few blocks"
         for name, p in (("better", self.p_better), ("equivalent", self.p_equivalent), ("worse", self.p_worse)):
             if p >= threshold:
                 return name
         return "undecided"
+
+
+def decimal_quantum(scale: float, rtol: float = TIE_RTOL) -> float:
+    """The largest power of ten not above rtol x scale (1 for scale 0): the grid differences are
+    rounded to before baycomp, so decimal data (fewer decimals than the grid) land on it exactly."""
+    tol = rtol * float(scale)
+    return 10.0 ** np.floor(np.log10(tol)) if tol > 0 else 1.0
 
 
 def bayesian_signed_rank(control, other, rope: float, higher_is_better: bool = True, prior: float = BAYES_PRIOR,
@@ -361,8 +391,15 @@ def bayesian_signed_rank(control, other, rope: float, higher_is_better: bool = T
 
     baycomp's SignedRankTest: a Dirichlet process posterior on the distribution of the differences,
     with a prior pseudo-observation at 0 of strength `prior`; `rope` is the half-width of the region
-    of practical equivalence in the values' unit. For a lower-is-better metric both samples are
+    of practical equivalence in the values' unit. For a lower-is-better metric the differences are
     negated, so "better" always means better for the metric.
+
+    The differences and the ROPE are passed to baycomp as integers in units of
+    `decimal_quantum(largest |value|)`, so that a pair sum equal to 2 x ROPE in decimal is equal in
+    the test too (baycomp counts such a pair half in and half out). Identical samples (every
+    difference zero at that grid) are returned without sampling: P(equivalent) = 1 with a ROPE,
+    P(better) = P(worse) = 0.5 without one (the posterior is symmetric; baycomp's argmax would
+    split its float-noise ties unevenly), and `decision()` is 'no difference'.
     """
     from baycomp import SignedRankTest
 
@@ -375,10 +412,20 @@ def bayesian_signed_rank(control, other, rope: float, higher_is_better: bool = T
         raise StatsInputError("the Bayesian signed-rank test needs finite values")
     if rope < 0:
         raise StatsInputError(f"the ROPE must be >= 0, got {rope}")
+    quantum = decimal_quantum(max(np.abs(x).max(), np.abs(y).max()))
     sign = 1.0 if higher_is_better else -1.0
-    # baycomp: the first sample "left" is better when its values are larger (differences y - x < -rope)
-    probs = SignedRankTest.probs(sign * x, sign * y, rope=rope, prior=prior, nsamples=nsamples, random_state=seed)
-    if rope > 0:
+    # baycomp: the first sample "left" is better when the differences y - x lie below -ROPE
+    diff = np.rint(sign * (y - x) / quantum)
+    rope_q = float(np.rint(rope / quantum))
+    if rope > 0 and rope_q == 0:
+        raise StatsInputError(f"the ROPE {rope:g} is below the tie tolerance of these values ({quantum:g}); "
+                              "use --rope 0 for no equivalence region")
+    if not diff.any():
+        better, within = (0.0, 1.0) if rope_q > 0 else (0.5, 0.0)
+        return BayesianSignedRank(better, within, better, int(x.size), float(rope), identical=True)
+    probs = SignedRankTest.probs(np.zeros_like(diff), diff, rope=rope_q, prior=prior, nsamples=nsamples,
+                                 random_state=seed)
+    if rope_q > 0:
         left, within, right = (float(v) for v in probs)
     else:
         left, right = (float(v) for v in probs)

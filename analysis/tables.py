@@ -101,7 +101,7 @@ def table1(df: pd.DataFrame, hd95_column: str = "hd95_mm") -> TableResult:
     columns, keys = [], []
     for dataset, ratio in settings:
         for metric in ("dice", "jaccard", "hd95"):
-            columns.append(Column(METRIC_LABELS[metric], setting_label(dataset, ratio), HIGHER_IS_BETTER[metric]))
+            columns.append(Column(_label(metric, hd95_column), setting_label(dataset, ratio), HIGHER_IS_BETTER[metric]))
             keys.append((dataset, float(ratio), metric))
     cells = [[values.get((d, r, m, DEFAULT_VARIANT, metric), _missing_value()) for d, r, metric in keys]
              for m in methods]
@@ -116,7 +116,17 @@ def table1(df: pd.DataFrame, hd95_column: str = "hd95_mm") -> TableResult:
     data = data.sort_values(["dataset", "ratio", "metric"], kind="stable").reset_index(drop=True)
     title = ("Table 1: Dice (%), Jaccard (%) and HD95 per setting, averaged over classes and test cases"
              + (" and seeds" if n_seeds > 1 else "") + ". Bold: best; underlined: second best.")
-    return TableResult("table1", title, data, display)
+    return TableResult("table1", title, _with_unit(data, hd95_column), display)
+
+
+def _label(metric: str, hd95_column: str) -> str:
+    """Column label with HD95's unit: 'HD95 (mm)' or 'HD95 (px)'."""
+    return f"HD95 ({hd95_column.split('_')[-1]})" if metric == "hd95" else METRIC_LABELS[metric]
+
+
+def _with_unit(data: pd.DataFrame, hd95_column: str) -> pd.DataFrame:
+    """The written CSV names HD95 by its column (hd95_mm or hd95_px), so the unit travels with it."""
+    return data.assign(metric=data["metric"].replace({"hd95": hd95_column})) if "metric" in data else data
 
 
 def _spread_note(n_seeds: int, hd95_column: str) -> str:
@@ -133,7 +143,7 @@ def _ablation_table(df, hd95_column, rows, name, title, extra_columns=None, dist
     for dataset, ratio in sort_settings(present[["dataset", "ratio"]].itertuples(index=False, name=None)):
         here = df[(df["dataset"] == dataset) & (df["ratio"] == ratio)]
         values = _lookup(metric_summaries(here, hd95_column))
-        metric_cols = [Column(METRIC_LABELS[m], setting_label(dataset, ratio), HIGHER_IS_BETTER[m])
+        metric_cols = [Column(_label(m, hd95_column), setting_label(dataset, ratio), HIGHER_IS_BETTER[m])
                        for m in ("dice", "jaccard", "hd95")]
         cells, records, missing = [], [], []
         for row in rows:
@@ -151,7 +161,8 @@ def _ablation_table(df, hd95_column, rows, name, title, extra_columns=None, dist
         notes = [f"Not run: {', '.join(missing)}."] if missing else []
         display = DisplayTable("Run", [r[0] for r in rows], prefix_cols + metric_cols, cells, notes)
         results.append(TableResult(f"{name}_{setting_slug(dataset, ratio)}",
-                                   f"{title} ({setting_label(dataset, ratio)}).", pd.DataFrame(records), display))
+                                   f"{title} ({setting_label(dataset, ratio)}).",
+                                   _with_unit(pd.DataFrame(records), hd95_column), display))
     return results
 
 
@@ -196,11 +207,12 @@ def class_tables(df: pd.DataFrame, hd95_column: str = "hd95_mm") -> list[TableRe
         classes = list(dict.fromkeys(main.loc[(main["dataset"] == dataset) & (main["ratio"] == ratio), "class_name"]))
         methods = sort_methods(here["method"])
         values = {(r.method, r.class_name, r.metric): Value(r.mean, r.sd) for r in here.itertuples()}
-        columns = [Column(METRIC_LABELS[m], c, HIGHER_IS_BETTER[m]) for c in classes for m in ("dice", "hd95")]
+        columns = [Column(_label(m, hd95_column), c, HIGHER_IS_BETTER[m]) for c in classes for m in ("dice", "hd95")]
         cells = [[values.get((m, c, metric), _missing_value()) for c in classes for metric in ("dice", "hd95")]
                  for m in methods]
         display = DisplayTable("Method", [method_label(m) for m in methods], columns, cells)
         results.append(TableResult(f"classes_{setting_slug(dataset, ratio)}",
                                    f"Per-class Dice (%) and HD95, {setting_label(dataset, ratio)}.",
-                                   here.drop(columns="variant").reset_index(drop=True), display))
+                                   _with_unit(here.drop(columns="variant").reset_index(drop=True), hd95_column),
+                                   display))
     return results

@@ -100,10 +100,11 @@ def test_markdown_to_html_covers_report_markup(tmp_path):
     from PIL import Image
 
     Image.new("RGB", (4, 4)).save(tmp_path / "f.png")
-    md = ("# Title\n\nSome **bold** and `code` <script>.\n\n| A | B |\n|:---|---:|\n| <u>x</u> | **1 \\| 2** |\n\n"
+    md = ("# Title\n\nSome **bold** and `code` <script>, [a link](#title).\n\n| A | B |\n|:---|---:|\n| <u>x</u> | **1 \\| 2** |\n\n"
           "- item one\n- item two\n\n![A caption](f.png)\n\n```yaml\nkey: <v>\n```\n| stray pipe line\n")
     html = markdown_to_html(md, title="T", base_dir=tmp_path)
-    assert "<h1>Title</h1>" in html and "<strong>bold</strong>" in html and "<code>code</code>" in html
+    assert '<h1 id="title">Title</h1>' in html and '<a href="#title">a link</a>' in html
+    assert "<strong>bold</strong>" in html and "<code>code</code>" in html
     assert "&lt;script&gt;" in html and "<u>x</u>" in html and "<strong>1 | 2</strong>" in html
     assert '<td class="num">' in html and "<li>item two</li>" in html
     assert 'src="data:image/png;base64,' in html and "<figcaption>A caption</figcaption>" in html
@@ -202,3 +203,32 @@ def test_cd_diagram_with_names_too_long_for_a_column_widens_instead_of_overlappi
     assert {t.get_fontsize() for t in fig.axes[0].texts} == {5.0}
     assert_laid_out_without_overlaps(fig)
     plt.close(fig)
+
+
+def test_constant_features_are_named_not_embedded(tmp_path):
+    from analysis.figure_inputs import FigureOptions, make_fig4
+    from analysis.synthetic import write_synthetic_run
+
+    data = features(np.random.default_rng(0), per_group=10, spread=0.2)  # 80 points
+    constant = dict(data, features=np.ones_like(data["features"]))
+    assert figures.tsne_problem(constant["features"][:60]) == \
+        "all 60 feature vectors are identical (collapsed features): nothing to embed"
+    assert "60 feature vectors are zero" in figures.tsne_problem(np.zeros((60, 4)))
+    assert figures.tsne_problem(data["features"]) is None
+    with pytest.raises(ValueError, match="identical"):  # not a NaN embedding
+        figures.tsne_embedding(constant["features"], seed=0, n_jobs=1, n_iter=50)
+    results = write_synthetic_run(tmp_path / "run", methods=("bus", "bass", "spcl"), n_cases=3, features_per_group=8,
+                                  settings=(("phantom", 10.0),), sweep=None, ablation_setting=None)
+    paths = sorted(find_artefacts(results).features.items())
+    (bass_run, bass_file), = [(r, p) for r, p in paths if r.method == "bass"]
+    loaded = dict(np.load(bass_file))
+    np.savez(bass_file, **dict(loaded, features=np.zeros_like(loaded["features"])))
+    opts = FigureOptions(tsne_points=40, tsne_iter=50)
+    outcome = make_fig4(find_artefacts(results), tmp_path / "figs", opts)
+    assert outcome.produced  # BUS and SPCL are embedded, BASS's panel says why
+    assert "BASS: not embedded, all " in outcome.caption and "are zero (collapsed features)" in outcome.caption
+    for run, path in paths:
+        loaded = dict(np.load(path))
+        np.savez(path, **dict(loaded, features=np.zeros_like(loaded["features"])))
+    outcome = make_fig4(find_artefacts(results), tmp_path / "figs2", opts)
+    assert not outcome.produced and outcome.reason.startswith("no panel can be embedded: BUS: all ")

@@ -35,8 +35,10 @@ def test_rope_and_percent_rules():
     dice = resolve_metric("dice")
     assert (dice.rope, dice.scale, dice.unit) == (1.0, 100.0, "percentage points")  # 1 Dice point, fractions x 100
     assert resolve_metric("dice", percent=True).scale == 1.0
-    with pytest.raises(StatsInputError, match="needs a region of practical equivalence for 'hd95_mm'.*--rope"):
-        resolve_metric("hd95_mm")
+    # documented defaults: a Hausdorff distance in mm or pixels gets 1 (about one pixel); others none
+    assert (resolve_metric("hd95_mm").rope, resolve_metric("hd95_px").rope, resolve_metric("HD_vox").rope) == (1, 1, 1)
+    assert resolve_metric("hd95").rope is None and resolve_metric("asd_mm").rope is None  # unknown unit; not a HD
+    assert resolve_metric("jaccard").rope == 1.0 and resolve_metric("score", higher_is_better=True).rope is None
     assert resolve_metric("hd95_mm", rope=2).unit == "mm"
     with pytest.raises(StatsInputError, match="--percent applies to the overlap metrics"):
         resolve_metric("hd95", percent=True, rope=1)

@@ -49,7 +49,8 @@ def test_cli_writes_friedman_table_cd_diagram_and_report(tmp_path):
     assert "## Friedman ranks" in text and "![" in text
     # z_a = 1.8333 / 0.8165 = 2.245, p = 0.02477, Finner (m = 2, first) 1 - (1 - p)^2 = 0.04888;
     # z_b = 1.429, p = 0.153 = its Finner p (last of m = 2)
-    assert "After Finner's adjustment, c ranks significantly better (p_Finner ≤ 0.1) than a (0.04888)." in text
+    assert ("After Finner's adjustment, c ranks significantly better (p_Finner ≤ 0.1) than a (0.04888) on this table "
+            "(3 settings × 1 seed × 6 test cases; settings as blocks).") in text
     assert "The difference between c and b (p_Finner = 0.153) is not significant at α = 0.1." in text
 
 
@@ -73,14 +74,16 @@ def test_python_m_analysis_report_reproduces_paper_table2_from_table1_with_perce
     assert "Blocks (dataset, ratio): 6 — SCD 10%, SCD 20%, ACDC 5%, ACDC 10%, M&Ms 2.5%, M&Ms 5%" in text
     # the paper: "significantly superior to all other methods except BASS"
     assert ("After Finner's adjustment, SPCL ranks significantly better (p_Finner ≤ 0.1) than ABD (0.07318), "
-            "BUS (0.02414), DGCL (0.004227), ADMT (0.0005483), UGPCL (1.746e-05).") in text
+            "BUS (0.02414), DGCL (0.004227), AD-MT (0.0005483), UGPCL (1.746e-05) on this table (6 settings × 1 seed; settings as blocks).") in text
     assert "The difference between SPCL and BASS (p_Finner = 0.285) is not significant at α = 0.1." in text
     assert "not run — the table has no `case_id` column" in text
     bayes = pd.read_csv(out / "bayes_signed_rank.csv").set_index("method")
     # SPCL - BASS is 0.89 to 1.06 Dice points in every setting: mostly inside the 1-point ROPE
     assert bayes.loc["bass", "bayes"] == "undecided" and 0.8 < bayes.loc["bass", "p_equivalent"] < 0.95
     assert (bayes.drop("bass")["bayes"] == "better").all() and bayes["agree"].all()
-    assert "The Bayesian test and Finner's post-hoc (α = 0.1) agree for every method" in text
+    assert ("The Bayesian test (settings as blocks) and Finner's post-hoc (settings as blocks, α = 0.1) agree for "
+            "every method") in text
+    assert (bayes["view"] == "settings").all() and (bayes["n_blocks"] == 6).all()
     assert (out / "bayes_signed_rank.png").is_file() and (out / "cd_diagram.pdf").is_file()
 
 
@@ -117,11 +120,22 @@ def test_full_run_produces_every_table_and_figure(tmp_path):
     text = (out / "REPORT.md").read_text()
     assert "Every table and figure was produced." in text
     assert "Not ranked (as in the paper's Table 2): SupOnly." in text
+    # what the run can show comes first, from the run itself
+    scope = text.split("## What this run can and cannot show")[1].split("\n## ")[0]
+    assert "- Data: the synthetic cardiac phantom only." in scope
+    assert "- Settings: 2 (Phantom 10%, Phantom 20%)." in scope and "uses the test cases as blocks" in scope
+    assert "- Seeds: 1 per setting (the paper: 3 runs). With one training seed" in scope
+    assert "- Test cases: 5 per setting" in scope
+    assert "Bayesian (test cases as blocks)" in text
+    boot = pd.read_csv(out / "tables" / "bootstrap_ci.csv")
+    assert set(boot["method"]) == {"suponly", "bus", "bass", "spcl"}  # SupOnly too, though not ranked
+    assert "- [What this run can and cannot show](#what-this-run-can-and-cannot-show)" in text
     assert "No cell of this run matches a published cell" in text
     assert "run_name: phantom" in text  # the resolved config
     html = (out / "REPORT.html").read_text()
     # 5 paper figures, CD, Bayesian, pseudo-label curves of the two settings
     assert html.count("data:image/png;base64,") == 9 and "<table>" in html
+    assert '<a href="#run-configuration">Run configuration</a>' in html and '<h2 id="run-configuration">' in html
 
 
 def test_full_run_without_figure_inputs_says_why(tmp_path):
@@ -207,12 +221,13 @@ def test_eight_block_nan_example_ranks_a_first_in_every_test(tmp_path):
     assert pooled["p"] == pytest.approx(2.0**-31, rel=1e-12) and pooled["p_method"] == "exact"
     assert paired.loc[("ACDC 5%", "c"), "p"] == pytest.approx(0.125)  # 4 non-zero of 5: 2 / 2^4
     text = (out / "report.md").read_text()
-    assert "After Finner's adjustment, a ranks significantly better (p_Finner ≤ 0.1) than c (0.004678)." in text
+    assert ("After Finner's adjustment, a ranks significantly better (p_Finner ≤ 0.1) than c (0.004678) on this table "
+            "(8 settings × 1 seed × 5 test cases; settings as blocks).") in text
     assert "Per case (all blocks), a is significantly better than c" in text
     assert "8 undefined value(s) of the analysed metric(s) were replaced by the case's worst value" in text
     # C loses only 0.4 mm per block: within a 1 mm ROPE, which the report sets against Finner's verdict
     assert ("Disagreement on c: Finner's post-hoc finds a significantly better (p_Finner = 0.004678 ≤ 0.1), but the "
-            "Bayesian test finds a practically equivalent to it (P = 1.000 ≥ 0.95).") in text
+            "Bayesian test (settings as blocks, N = 8) finds a practically equivalent to it (P = 1.000 ≥ 0.95).") in text
 
 
 def inf_table(worst=None) -> pd.DataFrame:
@@ -309,3 +324,71 @@ def test_demsar_table6_through_the_cli_with_blocks_as_labels(tmp_path):
     omnibus = pd.read_csv(out / "omnibus.csv").set_index("statistic")["value"]
     assert round(omnibus["friedman_chi2"], 2) == 9.28 and round(omnibus["iman_davenport_f"], 2) == 3.69
     assert round(omnibus["nemenyi_cd"], 3) == 1.254
+
+
+def two_setting_table(with_cases: bool) -> pd.DataFrame:
+    """2 settings x 3 methods (a control, b, suponly) x 6 cases; 'a' is 8 and 19 points above 'b'."""
+    rows = []
+    for ratio, gap in ((10, 0.08), (20, 0.19)):
+        for i in range(6):
+            for method, value in (("a", 0.70 + gap), ("b", 0.70), ("suponly", 0.72)):
+                value += (0.01 * i if method == "a" else 0.0)  # distinct per-case differences
+                rows.append({"dataset": "phantom", "ratio": ratio, "method": method, "case_id": f"p{i}",
+                             "dice": value})
+    table = pd.DataFrame(rows)
+    return table if with_cases else table.groupby(["dataset", "ratio", "method"], as_index=False)["dice"].mean()
+
+
+def test_two_blocks_give_no_bayesian_decision_and_say_why(tmp_path):
+    code, out = run_cli(tmp_path, two_setting_table(with_cases=False), "--control", "a", name="two")
+    assert code == 0
+    bayes = pd.read_csv(out / "bayes_signed_rank.csv").set_index("method")
+    # 8 and 19 points both beyond 2 x ROPE: P(better) = Beta(0.5, 2).cdf(1/sqrt 2) = 0.964 whatever the gaps
+    assert bayes.loc["b", "p_better"] == pytest.approx(0.964, abs=0.02)
+    assert (bayes.loc["b", "bayes"], bayes.loc["b", "view"], bayes.loc["b", "n_blocks"]) == ("too few blocks", "settings", 2)
+    text = (out / "report.md").read_text()
+    assert ("Bayesian (settings as blocks): no decision for b (N = 2): fewer than 5 blocks, where the posterior "
+            "probabilities say more about N than about the differences.") in text
+    assert "practically better" not in text
+    # with cases the test runs on the 12 test cases instead, and every sentence says so
+    code, out = run_cli(tmp_path, two_setting_table(with_cases=True), "--control", "a", name="cases")
+    assert code == 0
+    bayes = pd.read_csv(out / "bayes_signed_rank.csv").set_index("method")
+    assert (bayes.loc["b", "view"], bayes.loc["b", "n_blocks"], bayes.loc["b", "bayes"]) == ("cases", 12, "better")
+    text = (out / "report.md").read_text()
+    assert "test cases as blocks (N = 12 cases pooled over the 2 settings" in text
+    assert "Bayesian (test cases as blocks): a is practically better than b (P = " in text and ", N = 12)" in text
+
+
+def test_cli_reports_the_rows_it_left_out_and_ranks_like_the_run_report(tmp_path, capsys):
+    table = two_setting_table(with_cases=True).assign(variant="default")
+    ablation = table[table["method"] == "a"].assign(variant="no_bcl")
+    code, out = run_cli(tmp_path, pd.concat([table, ablation]), "--control", "a", name="rows")
+    assert code == 0
+    printed = capsys.readouterr().out
+    # 36 + 12 rows; 12 of another variant, 12 SupOnly rows not ranked (the run report's default)
+    assert "Compared: 24 of 48 rows (variant `default`, the ranked methods)." in printed
+    assert "Left out, other variants: `no_bcl` (12 rows) — compare one of them with `--variant NAME`." in printed
+    assert "Left out, not ranked: SupOnly (12 rows) — rank them too with `--exclude` and no name." in printed
+    assert "Left out, not ranked: SupOnly (12 rows)" in (out / "report.md").read_text()
+    assert set(pd.read_csv(out / "friedman.csv")["method"]) == {"a", "b"}
+    code, out = run_cli(tmp_path, pd.concat([table, ablation]), "--control", "a", "--exclude", name="all")
+    assert code == 0 and set(pd.read_csv(out / "friedman.csv")["method"]) == {"a", "b", "suponly"}
+    assert "Compared: 36 of 48 rows (variant `default`)." in capsys.readouterr().out
+
+
+def test_distance_and_unknown_metrics_without_rope_still_get_the_friedman_report(tmp_path):
+    table = two_setting_table(with_cases=True)
+    hd = table.assign(hd95_mm=100 * (1 - table["dice"])).drop(columns="dice")
+    code, out = run_cli(tmp_path, hd, "--control", "a", "--metric", "hd95_mm", name="hd")
+    assert code == 0 and (out / "friedman.csv").is_file()
+    text = (out / "report.md").read_text()
+    assert "region of practical equivalence (ROPE) ±1 mm" in text
+    assert "in hd95_mm mm" not in text and "improvement = how much better a is, in mm" in text
+    crisp = table.rename(columns={"dice": "crispness"})
+    code, out = run_cli(tmp_path, crisp, "--control", "a", "--metric", "crispness", "--higher-is-better", name="cr")
+    assert code == 0 and (out / "friedman.csv").is_file() and not (out / "bayes_signed_rank.png").exists()
+    text = (out / "report.md").read_text()
+    assert ("**Bayesian signed-rank test**: skipped — `crispness` has no default region of practical equivalence "
+            "(ROPE). Add one in units of crispness with `--rope HALF_WIDTH`") in text
+    assert "crispness units of crispness" not in text

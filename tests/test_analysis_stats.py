@@ -273,7 +273,8 @@ def test_bayesian_signed_rank_by_hand():
     better = stats.bayesian_signed_rank(two, two - 5.0, rope=1.0, nsamples=20000, seed=2)
     assert better.p_better == pytest.approx(st.beta(0.5, 2).cdf(1 / np.sqrt(2)), abs=0.01)  # 4 SE of 20000 draws
     assert better.p_equivalent == pytest.approx(1 - better.p_better) and better.p_worse == 0.0
-    assert better.decision() == "better" and better.decision(0.99) == "undecided"
+    # ... which is the same for any two differences beyond 2 x ROPE: two blocks decide nothing
+    assert better.decision() == "too few blocks" and better.decision(0.75) == "better"  # N >= 2 suffices at 0.75
     # a lower-is-better metric: the smaller control is the better one
     hd = stats.bayesian_signed_rank(two - 5.0, two, rope=1.0, higher_is_better=False, nsamples=20000, seed=2)
     assert (hd.p_better, hd.p_equivalent, hd.p_worse) == (better.p_better, better.p_equivalent, better.p_worse)
@@ -281,3 +282,51 @@ def test_bayesian_signed_rank_by_hand():
         stats.bayesian_signed_rank(control, control - 5.0, rope=1.0, nsamples=500, seed=3)  # seeded
     with pytest.raises(stats.StatsInputError, match="finite values"):
         stats.bayesian_signed_rank(control, np.r_[control[:-1], np.nan], rope=1.0)
+
+
+def test_bayesian_minimum_blocks_is_the_signed_rank_minimum():
+    # the smallest one-sided signed-rank p with N blocks is 2^-N: 1/16 > 0.05 >= 1/32, 1/8 > 0.1 >= 1/16
+    assert (stats.min_blocks_for(0.95), stats.min_blocks_for(0.9), stats.min_blocks_for(0.75)) == (5, 4, 2)
+    assert stats.BAYES_MIN_BLOCKS == 5
+    control = np.array([80.0, 82.0, 85.0, 79.0, 90.0])
+    four = stats.bayesian_signed_rank(control[:4], control[:4] - 5.0, rope=1.0, nsamples=2000)
+    five = stats.bayesian_signed_rank(control, control - 5.0, rope=1.0, nsamples=2000)
+    assert four.decision() == "too few blocks" and five.decision() == "better"
+
+
+def test_bayesian_signed_rank_rounds_to_the_decimal_grid():
+    assert stats.decimal_quantum(90.0) == 1e-8 and stats.decimal_quantum(0.9) == 1e-10
+    assert stats.decimal_quantum(0.0) == 1.0
+    # every difference is exactly 0.01 = ROPE in decimal; in binary 0.51 - 0.50 and 80.11 - 80.10 are
+    # not 0.01, and baycomp alone calls one table 'better' (0.957) and the other undecided (0.513).
+    # On the grid each pair sum equals 2 x ROPE and counts half: both tables are the same test.
+    a = np.array([0.51, 0.62, 0.73, 0.84, 0.45, 0.66])
+    c = np.array([80.11, 70.21, 60.31, 50.41, 40.51, 30.61])
+    first = stats.bayesian_signed_rank(a, a - 0.01, rope=0.01, nsamples=3000)
+    second = stats.bayesian_signed_rank(c, c - 0.01, rope=0.01, nsamples=3000)
+    assert (first.p_better, first.p_equivalent, first.p_worse) == (second.p_better, second.p_equivalent,
+                                                                    second.p_worse)
+    # theta_better = half the mass of the data pairs, (1 - w0)^2 / 2 < theta_rope: equivalent in every draw
+    assert first.p_equivalent == 1.0 and first.decision() == "equivalent"
+
+
+def test_bayesian_signed_rank_paper_table1_spcl_against_bass():
+    # SPCL - BASS in the paper's Table 1: 1.06, 0.89, 0.97, 0.94, 0.97, 1.01 Dice points. With a 1-point
+    # ROPE, 1.06 + 0.94 = 2 x ROPE exactly (1.06 + 0.94 is 2.0000000000000142 in binary).
+    t1 = pd.read_csv(Path(__file__).resolve().parents[1] / "results" / "reference" / "table1.csv")
+    dice = t1.pivot_table(index=["dataset", "ratio"], columns="method", values="dice")
+    test = stats.bayesian_signed_rank(dice["spcl"].to_numpy(), dice["bass"].to_numpy(), rope=1.0, seed=0)
+    assert test.n_blocks == 6
+    assert test.p_equivalent == pytest.approx(0.92, abs=0.01) and test.p_worse == 0.0
+    assert test.decision() == "undecided"
+
+
+def test_bayesian_signed_rank_identical_methods():
+    values = np.array([80.0, 82.0, 85.0, 79.0, 90.0, 88.0])
+    no_rope = stats.bayesian_signed_rank(values, values.copy(), rope=0.0)
+    assert (no_rope.p_better, no_rope.p_equivalent, no_rope.p_worse) == (0.5, 0.0, 0.5)
+    assert no_rope.identical and no_rope.decision() == "no difference"
+    # equal up to float noise (fractions x 100) is identical too
+    noisy = stats.bayesian_signed_rank(values / 100 * 100, values * 1.0, rope=1.0)
+    assert (noisy.p_better, noisy.p_equivalent, noisy.p_worse) == (0.0, 1.0, 0.0)
+    assert noisy.decision() == "no difference"

@@ -32,13 +32,15 @@ def test_table1_values_marks_and_ties():
     assert dice.loc["spcl", "mean"] == pytest.approx(90.0) and dice.loc["abd", "mean"] == pytest.approx(80.0)
     assert dice.loc[["spcl", "bass"], "mark"].tolist() == ["best", "best"]  # a tie shares the bold
     assert dice.loc["bus", "mark"] == "second" and dice.loc["abd", "mark"] == ""
-    hd = t1.data[t1.data["metric"] == "hd95"].set_index("method")
+    assert set(t1.data["metric"]) == {"dice", "jaccard", "hd95_mm"}  # the CSV keeps HD95's unit
+    assert "HD95 (mm)" in [c.name for c in t1.display.columns]
+    hd = t1.data[t1.data["metric"] == "hd95_mm"].set_index("method")
     assert hd.loc["bass", "mark"] == "best"  # lower is better
     assert hd.loc[["bus", "abd"], "mark"].tolist() == ["second", "second"]
     md = to_markdown(t1.display)
     assert "| BASS | **90.00** | **45.00** | **1.00** |" in md
     assert "| BUS | <u>85.00</u> | <u>42.50</u> | <u>2.00</u> |" in md
-    assert "HD95↓" in md and "Values: one seed; HD95 in mm." in md
+    assert "HD95 (mm)↓" in md and "Values: one seed; HD95 in mm." in md
     tex = to_latex(t1.display, caption="c", label="tab:t1")
     assert r"\textbf{90.00}" in tex and r"\underline{85.00}" in tex and r"\multicolumn{3}{c}{ACDC 5\%}" in tex
 
