@@ -26,11 +26,13 @@ if not workflow.overwrite_configfiles:
     configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
-# Snakemake's YAML loader (PyYAML, YAML 1.1) reads `1e-4` as a string: read it as the number it
-# is, in the config file and in --config alike (methods/config_yaml.py).
-from methods.config_yaml import exponent_numbers
+# Snakemake's YAML loader (PyYAML, YAML 1.1) reads `1e-4` as a string, and a nested --config value
+# (`profile_overrides={train: {iterations: 20}}`) with every scalar a string: read them as the
+# numbers they are, in the config file and in --config alike (methods/config_yaml.py).
+from methods.config_yaml import exponent_numbers, typed_command_line
 
-config.update(exponent_numbers(dict(config)))
+config.update(exponent_numbers(typed_command_line(dict(config),
+                                                  getattr(workflow.config_settings, "config_args", None))))
 
 validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
 

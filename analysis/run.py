@@ -116,7 +116,8 @@ def _numerics_note(table: pd.DataFrame) -> str:
     if "precision" not in table or "memory_format" not in table:
         return ""
     paths = table["precision"].astype(str) + "+" + table["memory_format"].astype(str)
-    per_path = {p: sorted({f"{method_label(r.method)}/{r.variant}/s{r.seed}" for r in rows.itertuples()})
+    per_path = {p: sorted({f"{method_label(r.method)}/{r.variant}/s{r.seed} at {setting_label(r.dataset, r.ratio)}"
+                           for r in rows.itertuples()})
                 for p, rows in table.groupby(paths)}
     if len(per_path) == 1:
         (path, runs), = per_path.items()
@@ -142,7 +143,7 @@ def _paper_section(diff: pd.DataFrame, summary_note: str) -> str:
                                         Column("reproduced − published")], cells)
     mean_abs = diff.groupby(["table", "quantity"])["difference"].agg(lambda d: d.abs().mean())
     summary = "; ".join(f"{t} {q}: mean |Δ| = {v:.2f}" for (t, q), v in mean_abs.items())
-    return summary_note + f"{summary}.\n\n" + to_markdown(table) + "Files: `tables/paper_comparison.csv`.\n"
+    return summary_note + f"{summary}.\n\n" + to_markdown(table) + "\nFiles: `tables/paper_comparison.csv`.\n"
 
 
 def analyse(opts: Options) -> Path:
@@ -205,7 +206,7 @@ def analyse(opts: Options) -> Path:
                                 + to_markdown(DisplayTable("Setting / method", rows,
                                                            [Column("cases"), Column("seeds"), Column("mean Dice"),
                                                             Column("95% CI")], cells))
-                                + "Files: `tables/bootstrap_ci.csv`.\n"))
+                                + "\nFiles: `tables/bootstrap_ci.csv`.\n"))
 
     ablations = [("Table 3: SPCL components", table3(table, hd95_column)),
                  ("Table 4: subclass relation", table4(table, hd95_column)),

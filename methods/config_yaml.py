@@ -4,7 +4,9 @@ PyYAML follows YAML 1.1, whose float needs a dot and a signed exponent: `1e-4`, 
 load as *strings*, so `weight_decay: 1e-4` would pass the start-up checks and stop every training
 job. Every config load path (run configs and their profiles, `--set`, the workflow config and its
 profiles) goes through `load_yaml`, or `exponent_numbers` for a mapping another loader built
-(Snakemake's `--configfile` and `--config`).
+(Snakemake's `--configfile` and `--config`). Snakemake reads a nested `--config` value
+(`profile_overrides={train: {iterations: 20}}`) with YAML's base loader, which leaves every scalar
+a string ('20'); `typed_command_line` reads those values again as a config file would.
 """
 
 from __future__ import annotations
@@ -41,3 +43,31 @@ def exponent_numbers(value: Any) -> Any:
     if isinstance(value, str) and EXPONENT_FLOAT.match(value):
         return float(value)
     return value
+
+
+def typed_command_line(config: dict, config_args: list[str] | None) -> dict:
+    """`config` with the nested values of Snakemake's `--config KEY=VALUE` arguments read by
+    `load_yaml` (numbers as numbers, quoted text as text) and merged over what the config file set
+    for KEY, as Snakemake merges them. Top-level scalars are left to Snakemake, which already tries
+    int and float first. Arguments that are not `KEY=VALUE` YAML are left as Snakemake read them."""
+    typed = dict(config)
+    for entry in config_args or []:
+        key, sep, text = entry.partition("=")
+        if not sep:
+            continue
+        try:
+            value = load_yaml(text)
+        except yaml.YAMLError:
+            continue
+        if isinstance(value, (dict, list)):
+            typed[key] = _merge(typed.get(key), value)
+    return typed
+
+
+def _merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = _merge(base.get(k), v)
+        return out
+    return over

@@ -53,3 +53,21 @@ def test_a_count_in_exponent_notation_must_be_whole(tmp_path):
                                        "train: {iterations: 1.5e0}\n")
     with pytest.raises(ConfigError, match=r"train: iterations must be a whole number, got 1.5"):
         load_run_config(tmp_path / "run.yaml", out_dir=str(tmp_path / "out"))
+
+
+def test_nested_command_line_values_are_read_as_a_config_file_reads_them():
+    """Snakemake reads `--config profile_overrides={train: {iterations: 20}}` with every scalar a
+    string; the workflow reads the argument again, merging it over what the config file set."""
+    from methods.config_yaml import typed_command_line
+
+    as_snakemake_read = {"profile_overrides": {"train": {"iterations": "20", "lr": "0.02", "tag": "x"},
+                                               "network": {"encoder": "resnet18"}},
+                         "seeds": ["0", "1"], "run_name": "2024"}
+    typed = typed_command_line(as_snakemake_read, [
+        "profile_overrides={train: {iterations: 20, lr: 0.02, tag: '7'}}", "seeds=[0, 1]", "run_name=2024",
+        "not an assignment", "broken={a: [}"])
+    assert typed["profile_overrides"] == {"train": {"iterations": 20, "lr": 0.02, "tag": "7"},
+                                          "network": {"encoder": "resnet18"}}
+    assert typed["seeds"] == [0, 1]
+    assert typed["run_name"] == "2024"  # a top-level scalar stays as Snakemake parsed it
+    assert typed_command_line({"a": 1}, None) == {"a": 1}

@@ -154,13 +154,14 @@ def test_the_deferred_projection_equals_the_eager_one_and_carries_its_gradient()
 def test_the_report_names_the_numeric_path_and_warns_when_runs_mix_paths():
     from analysis.run import _numerics_note
 
-    rows = pd.DataFrame({"method": ["spcl", "spcl", "suponly"], "variant": "default", "seed": [0, 0, 0],
-                         "precision": "bf16", "memory_format": "channels_last"})
-    assert _numerics_note(rows).strip() == "Numeric path: every run (2) trained and evaluated in bf16, channels_last."
-    rows.loc[2, ["precision", "memory_format"]] = ["fp32", "contiguous"]
+    rows = pd.DataFrame({"dataset": "phantom", "ratio": [10.0, 10.0, 20.0, 10.0], "method": ["spcl", "spcl", "spcl", "suponly"],
+                         "variant": "default", "seed": 0, "precision": "bf16", "memory_format": "channels_last"})
+    # three runs: SPCL at two ratios (its two rows at 10 % are one run) and SupOnly
+    assert _numerics_note(rows).strip() == "Numeric path: every run (3) trained and evaluated in bf16, channels_last."
+    rows.loc[3, ["precision", "memory_format"]] = ["fp32", "contiguous"]
     note = _numerics_note(rows)
-    assert "**Mixed numeric paths**" in note and "bf16, channels_last: 1 runs (SPCL/default/s0)" in note
-    assert "fp32, contiguous: 1 runs (SupOnly/default/s0)" in note
+    assert "**Mixed numeric paths**" in note and "bf16, channels_last: 2 runs (SPCL/default/s0 at Phantom 10%" in note
+    assert "fp32, contiguous: 1 runs (SupOnly/default/s0 at Phantom 10%)" in note
     assert _numerics_note(rows.drop(columns=["precision"])) == ""  # a table from elsewhere, without the record
 
 

@@ -237,11 +237,16 @@ def test_exponent_notation_in_the_workflow_config_reaches_the_run_as_a_number(tm
     assert "weight_decay: 1e-4" in text
     (tmp_path / "exp.yaml").write_text(text)
     run_yaml = "results/tiny/runs/phantom/r20/meanteacher/default/s0/run.yaml"
+    # nested --config values: Snakemake's own parser leaves every scalar a string ('20', '0.02')
     result = snakemake(tmp_path, tmp_path / "exp.yaml", "--config", "method_config={meanteacher: {ema_decay: 9.9e-1}}",
+                       "profile_overrides={train: {iterations: 20, lr: 0.02, weight_decay: 1e-4}, data: {img_size: 32}}",
                        targets=(run_yaml,))
     assert result.returncode == 0, result.stdout[-3000:]
     run_cfg = yaml.safe_load((tmp_path / run_yaml).read_text())
     assert run_cfg["train"]["weight_decay"] == 1e-4 and isinstance(run_cfg["train"]["weight_decay"], float)
+    assert run_cfg["train"]["iterations"] == 20 and isinstance(run_cfg["train"]["iterations"], int)
+    assert run_cfg["train"]["lr"] == 0.02 and run_cfg["data"]["img_size"] == 32
+    assert run_cfg["network"]["encoder"] == "tu-test_resnet"  # the file's overrides are kept beside them
     assert run_cfg["method_config"] == {"ema_decay": 0.99}
 
 
