@@ -1,28 +1,22 @@
-"""Atomic file writing: a crash never leaves a half-written table, figure or report behind."""
+"""Atomic file writing: a crash never leaves a half-written table, figure or report behind, and
+every file is created as any other the user writes (the umask applies; methods/atomic.py)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 
+from methods.atomic import atomic_path as methods_atomic_path
+
 
 @contextmanager
 def atomic_path(path: Path):
-    """Yield a temporary path in the target's folder; rename it onto `path` on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Yield a temporary path in the target's folder, with the target's suffix (matplotlib picks
+    the format by it); rename it onto `path` on success, remove it on any error."""
+    with methods_atomic_path(path, keep_suffix=True) as tmp:
+        yield tmp
 
 
 def write_text(text: str, path: Path) -> Path:

@@ -18,12 +18,15 @@ from pathlib import Path
 from typing import Iterator
 
 
-def temporary_sibling(path: str | Path) -> Path:
-    """Create and return an empty file beside `path` whose name no other process uses."""
+def temporary_sibling(path: str | Path, keep_suffix: bool = False) -> Path:
+    """Create and return an empty file beside `path` whose name no other process uses; with
+    `keep_suffix` it ends in `path`'s suffix (writers that choose the format by the file name,
+    such as matplotlib's `savefig`, need it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix if keep_suffix else ".tmp"
     while True:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{suffix}")
         try:
             os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
             return tmp
@@ -32,9 +35,9 @@ def temporary_sibling(path: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
     """Yield a private temporary path; on success rename it to `path`, on any error remove it."""
-    tmp = temporary_sibling(path)
+    tmp = temporary_sibling(path, keep_suffix)
     try:
         yield tmp
         os.replace(tmp, path)

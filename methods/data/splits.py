@@ -39,12 +39,11 @@ Two rules:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from methods.atomic import atomic_path
 from methods.data.cache import CachedDataset
 
 SPLIT_KEYS = ("dataset", "seed", "labelled_count", "train_labelled", "train_unlabelled", "val", "test")
@@ -282,16 +281,9 @@ def write_split(split: dict, path: str | Path) -> Path:
     """Validate and write `split` as JSON, atomically (temporary file + rename)."""
     path = Path(path)
     validate_split(split, path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(split, stream, indent=1)
-            stream.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary, temporary.open("w") as stream:  # the umask applies
+        json.dump(split, stream, indent=1)
+        stream.write("\n")
     return path
 
 
