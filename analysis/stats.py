@@ -15,6 +15,9 @@ Rank-based comparison of k methods over N blocks (Demšar 2006, JMLR 7:1-30; Gar
 Per-case statistics: Wilcoxon signed-rank with the matched-pairs rank-biserial correlation as
 effect size, and percentile bootstrap intervals over cases crossed with seeds.
 
+Rank agreement (`rank_agreement`): Kendall's tau-b between the harness's mean ranks and another
+ranking of the same methods (the paper's), with the exact one-sided permutation p of agreement.
+
 Bayesian: the Bayesian signed-rank test with a region of practical equivalence (Benavoli et al.
 2017, JMLR 18(77):1-36), from `baycomp`, as P(control better), P(equivalent), P(control worse).
 Two guards around baycomp (see `bayesian_signed_rank`): the differences and the ROPE are integers
@@ -461,3 +464,42 @@ def bootstrap_mean_ci(
     low, high = np.quantile(means, [tail, 1.0 - tail])
     return float(np.nanmean(v)), float(low), float(high)
 
+
+
+# ---------------------------------------------------------------------------------- rank agreement
+@dataclass
+class RankAgreement:
+    """Kendall's tau-b between two rankings of the same methods, with its exact permutation p."""
+
+    tau: float
+    p_value: float  # one-sided: P(tau >= observed) over all n! pairings of the two rankings
+    n_methods: int
+    methods: tuple[str, ...]
+
+
+def rank_agreement(ours: dict[str, float], reference: dict[str, float]) -> RankAgreement:
+    """How far the mean ranks `ours` agree with `reference` (e.g. the paper's ranks), over the
+    methods both rank: Kendall's tau-b (scipy.stats.kendalltau; ties allowed) and the one-sided
+    exact permutation p of agreement, enumerating every pairing (scipy.stats.permutation_test with
+    n_resamples=inf; at most 8! = 40320 for the paper's eight methods)."""
+    from scipy.stats import kendalltau, permutation_test
+
+    methods = tuple(m for m in ours if m in reference)
+    n = len(methods)
+    if n < 3:
+        raise StatsInputError(f"rank agreement needs at least 3 methods ranked in both, got {n} ({list(methods)})")
+    if n > 10:
+        raise StatsInputError(f"the exact permutation p enumerates n! pairings; {n} methods are too many")
+    x = np.array([float(ours[m]) for m in methods])
+    y = np.array([float(reference[m]) for m in methods])
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise StatsInputError("rank agreement needs finite ranks")
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        raise StatsInputError("rank agreement needs rankings that are not all tied")
+
+    def statistic(a, b):
+        return kendalltau(a, b).statistic
+
+    test = permutation_test((x, y), statistic, permutation_type="pairings", n_resamples=np.inf,
+                            alternative="greater")
+    return RankAgreement(float(statistic(x, y)), float(test.pvalue), n, methods)

@@ -330,3 +330,19 @@ def test_bayesian_signed_rank_identical_methods():
     noisy = stats.bayesian_signed_rank(values / 100 * 100, values * 1.0, rope=1.0)
     assert (noisy.p_better, noisy.p_equivalent, noisy.p_worse) == (0.0, 1.0, 0.0)
     assert noisy.decision() == "no difference"
+
+
+def test_rank_agreement_kendall_tau_and_its_exact_permutation_p():
+    # one swapped pair among 4: 5 concordant, 1 discordant pair -> tau = (5 - 1) / 6; the pairings
+    # with tau >= 2/3 are those with at most one inversion: 1 + 3 of 4! = 24 -> p = 4 / 24
+    one_swap = stats.rank_agreement({"a": 1, "b": 2, "c": 3, "d": 4}, {"d": 3, "c": 4, "b": 2, "a": 1, "e": 9})
+    assert one_swap.tau == pytest.approx(4 / 6) and one_swap.p_value == pytest.approx(4 / 24)
+    assert one_swap.methods == ("a", "b", "c", "d") and one_swap.n_methods == 4  # matched by name, "e" unranked here
+    same = stats.rank_agreement(dict(zip("abcde", [1.5, 2.0, 3.25, 4.0, 5.0])), dict(zip("abcde", range(5))))
+    assert same.tau == pytest.approx(1.0) and same.p_value == pytest.approx(1 / 120)
+    reversed_ = stats.rank_agreement(dict(zip("abcd", [1, 2, 3, 4])), dict(zip("abcd", [4, 3, 2, 1])))
+    assert reversed_.tau == pytest.approx(-1.0) and reversed_.p_value == pytest.approx(1.0)
+    with pytest.raises(stats.StatsInputError, match="at least 3 methods"):
+        stats.rank_agreement({"a": 1, "b": 2}, {"a": 1, "b": 2})
+    with pytest.raises(stats.StatsInputError, match="not all tied"):
+        stats.rank_agreement({"a": 1, "b": 1, "c": 1}, {"a": 1, "b": 2, "c": 3})
