@@ -37,6 +37,7 @@ Pretrained weights (`encoder_weights`) are optional:
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import warnings
@@ -74,14 +75,9 @@ class Deferred:
         return self._value
 
     def __getitem__(self, index) -> "Deferred":
-        return Deferred.of(lambda: self.get()[index], self)
-
-    @classmethod
-    def of(cls, fn, like: "Deferred") -> "Deferred":
-        made = cls.__new__(cls)
-        made._fn, made._value = fn, None
-        made._grad, made._device_type, made._autocast, made._dtype = like._grad, like._device_type, like._autocast, like._dtype
-        return made
+        part = copy.copy(self)  # the same captured autocast state and grad mode
+        part._fn, part._value = (lambda: self.get()[index]), None
+        return part
 
 
 class _NetFields(NamedTuple):

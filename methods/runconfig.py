@@ -44,6 +44,7 @@ from methods.atomic import write_text_atomic
 from methods.config_yaml import load_yaml
 from methods.augment import AugmentConfig
 from methods.nets import NetworkProfile
+from methods.precision import AMP_CHOICES, CHANNELS_LAST_CHOICES
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "config" / "profiles"
 
@@ -123,10 +124,10 @@ class TrainConfig:
     select_every: int = 1000
 
     def validate(self) -> None:
-        if self.amp not in ("auto", "bf16", "off"):
-            raise ValueError(f"amp must be one of ['auto', 'bf16', 'off'], got {self.amp!r}")
-        if self.channels_last not in ("auto", "on", "off"):
-            raise ValueError(f"channels_last must be one of ['auto', 'on', 'off'], got {self.channels_last!r}")
+        if self.amp not in AMP_CHOICES:
+            raise ValueError(f"amp must be one of {list(AMP_CHOICES)}, got {self.amp!r}")
+        if self.channels_last not in CHANNELS_LAST_CHOICES:
+            raise ValueError(f"channels_last must be one of {list(CHANNELS_LAST_CHOICES)}, got {self.channels_last!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be one of ['auto', 'cpu', 'cuda'], got {self.device!r}")
         if self.iterations < 1 or self.checkpoint_every < 1 or self.log_every < 1:

@@ -315,13 +315,9 @@ def test_runs_per_gpu_is_refused_at_start_up_below_one_or_beyond_the_gpu_memory(
     cfg.update(gpus_per_job=1, runs_per_gpu=0)
     result = snakemake(tmp_path, write_yaml(cfg, tmp_path / "zero.yaml"), "-n")
     assert result.returncode != 0 and "runs_per_gpu" in result.stdout and "Job stats:" not in result.stdout
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    smi = bin_dir / "nvidia-smi"
-    smi.write_text('#!/bin/sh\ncase "$1" in\n  --query-gpu=index) printf "0\\n1\\n" ;;\n'
-                   '  --query-gpu=index,uuid,memory.total) printf "0, GPU-a, 81559\\n1, GPU-b, 40960\\n" ;;\nesac\n')
-    smi.chmod(0o755)
-    path = os.pathsep.join([str(bin_dir), _env()["PATH"]])
+    from test_gpu_slots import fake_nvidia_smi
+
+    path = os.pathsep.join([fake_nvidia_smi(tmp_path)["PATH"], _env()["PATH"]])
     cfg.update(runs_per_gpu=5, gpu_mem_mb_per_run=10000)
     result = snakemake(tmp_path, write_yaml(cfg, tmp_path / "five.yaml"), "-n",
                        env={"PATH": path, "CUDA_VISIBLE_DEVICES": None})

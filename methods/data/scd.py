@@ -288,8 +288,9 @@ def _dicom_float(ds, keyword: str, path: Path, count: int) -> list[float]:
 
 
 def _rescale(ds, keyword: str, absent: float, path: Path) -> np.float32:
-    """RescaleSlope or RescaleIntercept; a tag present with an empty value (pydicom reads None;
-    some scanners write it so, see ImagingDataCommons/highdicom issue 418) counts as absent."""
+    """RescaleSlope or RescaleIntercept; a tag present with a zero-length value (which DICOM PS3.5
+    Sec. 7.1 lets an element have, some scanners write it so, and pydicom reads as None) counts as
+    absent."""
     value = ds.get(keyword)
     if value is None or (isinstance(value, str) and not value.strip()):
         return np.float32(absent)
