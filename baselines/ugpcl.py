@@ -427,6 +427,11 @@ class UGPCL(GeneratorStateMixin, Method):
     def predictor(self) -> nn.Module:
         return self.net
 
+    def warm_start_networks(self) -> dict[str, nn.Module]:
+        """The supervised warm start (methods/warm_start.py) sets the encoder, CNN decoder and head
+        inside `net`; the attention decoder and UGPCL's heads keep their own initialisation."""
+        return {"net": self.net}
+
     def augment_overrides(self) -> dict:
         """The official ACDC config removes the dataset rotation; UGPCL rotates in its own step."""
         return {} if self.cfg.common_rotation else {"rotate_deg": 0.0}

@@ -74,6 +74,7 @@ from methods.provenance import append_session, machine_record, now_utc
 from methods.pseudo_label_logs import PseudoLabelMeter
 from methods.runconfig import RunConfig, TrainConfig, write_yaml_atomic
 from methods.runlock import run_lock
+from methods.warm_start import warm_start
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +229,7 @@ class Trainer:
         # the run's identity as the engine checks it: the config and the numeric path it resolved to
         self.config_dict = {**cfg.to_dict(), "numerics": self.numerics.as_dict()}
         self.iteration = 0  # completed iterations
+        self.init_record: dict | None = None  # what train.init_from set (methods/warm_start.py)
         self.pl_meter = (PseudoLabelMeter(self.class_names, self.data.has_diagnostic_labels)
                          if cfg.train.pseudo_label_logs else None)
         self._pending: list[tuple[int, float, dict[str, Any]]] = []
@@ -249,6 +251,7 @@ class Trainer:
             "data_info": self.data.info,
             "evaluated_network": str(self.method.evaluated_network),
             "augment": dataclasses.asdict(self.augment_cfg),  # as applied, after the method's overrides
+            "init_from": self.init_record,
         }
 
     def _rng_state(self) -> dict:
@@ -297,6 +300,7 @@ class Trainer:
         if self.selector is not None:
             self.selector.load_state_dict(ckpt.get("selection"))
         self.iteration = int(ckpt["iteration"])
+        self.init_record = (ckpt.get("meta") or {}).get("init_from")
         return True
 
     # ---- one step ---------------------------------------------------------------------------------
@@ -353,6 +357,10 @@ class Trainer:
         resumed = self.try_resume()  # first: a refused checkpoint leaves the folder untouched
         if resumed:
             log.info("resumed from %s at iteration %d", self.ckpt_path, self.iteration)
+        elif tc.init_from:
+            self.init_record = warm_start(self.method, tc.init_from, self.config_dict)
+            log.info("warm start from %s (%s, iteration %d): %s", tc.init_from, self.init_record["method"],
+                     self.init_record["iteration"], ", ".join(self.init_record["networks"]))
         write_yaml_atomic(self.run_dir / "config.yaml", self.config_dict)
         csv_log = CsvLog(self.run_dir / "log.csv", resume_from=self.iteration if resumed else 0)
         writer = _tensorboard_writer(self.run_dir)

@@ -122,6 +122,9 @@ class TrainConfig:
     # mean Dice on the test cases; uses the test labels, so never a default)
     selection: str = "last"
     select_every: int = 1000
+    # a final.pt whose evaluated network starts every segmentation network of this run (the
+    # supervised warm-start regime, methods/warm_start.py); "" = the profile's initialisation
+    init_from: str = ""
 
     def validate(self) -> None:
         if self.amp not in AMP_CHOICES:
@@ -183,7 +186,8 @@ class RunConfig:
             "data": dataclasses.asdict(self.data),
             "network": self.network.to_dict(),
             "augment": dataclasses.asdict(self.augment),
-            "train": dataclasses.asdict(self.train),
+            # init_from only where set: a run without a warm start keeps the identity it always had
+            "train": {k: v for k, v in dataclasses.asdict(self.train).items() if k != "init_from" or v},
             "evaluation": dataclasses.asdict(self.evaluation),
         }
 
