@@ -14,6 +14,7 @@ import copy
 import os
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
@@ -33,14 +34,15 @@ def _expand_root(d):
     root = d.get("root")
     if root:
         expanded = os.path.expanduser(os.path.expandvars(root))
-        if "$" in expanded:
+        if "$" in expanded or not expanded.strip():
             raise WorkflowError(f"config error: dataset {d['name']!r}: root {root!r} names an environment "
-                                "variable that is not set; export it (e.g. SPCL_BENCH_ACDC=/path/to/ACDC/database) "
+                                "variable that is not set or empty; export it (e.g. SPCL_BENCH_ACDC=/path/to/ACDC/database) "
                                 "or write the path")
         d["root"] = expanded
     return d
 
 
+ROOTS_AS_WRITTEN = {d["name"]: d.get("root") for d in config["datasets"]}
 DATASETS = {d["name"]: _expand_root(d) for d in config["datasets"]}
 
 DATA_SOURCES = {
@@ -71,6 +73,34 @@ def _fail(msg):
     raise WorkflowError(f"config error: {msg}")
 
 
+def _root_named(name):
+    """The root as this machine resolved it, and as the config wrote it where that differs
+    (`${SPCL_BENCH_ACDC}`), so that the message names what to fix."""
+    written, root = ROOTS_AS_WRITTEN[name], DATASETS[name].get("root")
+    return f"{root!r}" + (f" (from {written!r})" if written and written != root else "")
+
+
+def _check_acdc_paper_patients(name, root):
+    """At start-up, not hours later in `prepare`: the paper split needs all 100 ACDC training
+    patients (the SSL4MIS lists) under root."""
+    from methods.data.acdc import patient_folders
+    from methods.data.types import DatasetFormatError
+    from methods.data.splits import ACDC_SSL4MIS_TEST, ACDC_SSL4MIS_TRAIN, ACDC_SSL4MIS_VAL, acdc_id
+
+    try:
+        found = set(patient_folders(Path(root)))
+    except DatasetFormatError as exc:
+        found, why = set(), f" ({exc})"
+    else:
+        why = ""
+    wanted = {acdc_id(n) for n in ACDC_SSL4MIS_TRAIN + ACDC_SSL4MIS_VAL + ACDC_SSL4MIS_TEST}
+    missing = sorted(wanted - found)
+    if missing:
+        _fail(f"dataset {name!r}: root {_root_named(name)} lacks {len(missing)} of the {len(wanted)} ACDC training "
+              f"patients the paper split needs (first: {', '.join(missing[:5])}){why}. Point it at the "
+              f"release's database/ folder (patientNNN/Info.cfg underneath). {DATA_SOURCES['acdc']}")
+
+
 def _check_config():
     from methods.api import list_methods
 
@@ -90,7 +120,9 @@ def _check_config():
         if d["format"] != "phantom":
             root = d.get("root")
             if not root or not os.path.isdir(root):
-                _fail(f"dataset {name!r}: root {root!r} does not exist. {DATA_SOURCES[d['format']]}")
+                _fail(f"dataset {name!r}: root {_root_named(name)} does not exist. {DATA_SOURCES[d['format']]}")
+            if d["format"] == "acdc" and (d.get("split") or {}).get("preset") == "paper":
+                _check_acdc_paper_patients(name, root)
         labelled = [r["labelled"] for r in d["ratios"]]
         if len(set(map(pct_label, (r["percent"] for r in d["ratios"])))) != len(labelled):
             _fail(f"dataset {name!r}: duplicate label ratios")
@@ -149,15 +181,44 @@ def _labelled(dataset, pct):
     _fail(f"dataset {dataset!r} has no ratio {pct}")
 
 
+def _spcl_default_thresholds():
+    """SPCL's (gamma_s, gamma_t) as the default runs train them (its config, then method_config)."""
+    from methods.api import get_method, resolve_variant
+
+    cfg = resolve_variant(get_method("spcl"), "default", (config.get("method_config") or {}).get("spcl"))
+    return float(cfg.gamma_s), float(cfg.gamma_t)
+
+
+def _sweep_seeds():
+    return list((config.get("sweep") or {}).get("seeds") or config["seeds"])
+
+
+def _sweep_reuses_default(sweep):
+    """The default SPCL runs stand for the sweep's cell at the default thresholds when they exist
+    for every sweep seed at the sweep's setting (analysis/figure_inputs.py reads them so)."""
+    return ("spcl" in config["methods"] and set(_sweep_seeds()) <= set(config["seeds"])
+            and any(d["name"] == sweep["dataset"] for d in config["datasets"]))
+
+
 def _sweep_variants():
     sweep = config.get("sweep") or {}
+    if not sweep:
+        return {}
+    default = _spcl_default_thresholds() if _sweep_reuses_default(sweep) else None
     return {
         f"sweep_gs{gs:g}_gt{gt:g}": {"gamma_s": float(gs), "gamma_t": float(gt)}
         for gs in sweep.get("gamma_s", []) for gt in sweep.get("gamma_t", [])
+        if (float(gs), float(gt)) != default
     }
 
 
 SWEEP_VARIANTS = _sweep_variants()
+
+# The supervised warm-start regime (methods/warm_start.py): one SupOnly run of N iterations per
+# (dataset, ratio, seed) under variant WARM_START_VARIANT, never evaluated, whose final.pt starts
+# every network of every run of that split and seed.
+WARM_START_ITERS = int((config.get("warm_start") or {}).get("iterations") or 0)
+WARM_START_VARIANT = "warm_start"
 
 # The protocol decomposition (config/experiments/protocol_decomposition.yaml, analysis/protocol_chain.py):
 # variant "protocol_<step>" = the default method config under that step's run-config overrides.
@@ -188,7 +249,7 @@ def _all_runs():
                         runs.append(Run(abl["dataset"], pct_label(abl["percent"]), m, v, s))
     sweep = config.get("sweep") or {}
     for v in SWEEP_VARIANTS:
-        for s in config["seeds"]:
+        for s in _sweep_seeds():
             runs.append(Run(sweep["dataset"], pct_label(sweep["percent"]), "spcl", v, s))
     proto = config.get("protocols") or {}
     for v in PROTOCOL_STEPS:
@@ -252,9 +313,23 @@ def load_profile(name=None):
 PROFILE = load_profile()
 
 
+def warm_start_run(dataset, pct, seed):
+    return Run(dataset, pct, "suponly", WARM_START_VARIANT, int(seed))
+
+
+def warm_start_checkpoint(wc):
+    """The final.pt a run starts from ([] outside the warm-start regime and for the warm start itself)."""
+    if not WARM_START_ITERS or (wc.method, wc.variant) == ("suponly", WARM_START_VARIANT):
+        return []
+    return [f"{run_dir(warm_start_run(wc.dataset, wc.pct, wc.seed))}/final.pt"]
+
+
 def run_config(wc):
     """The resolved run config (methods.train's RUN.yaml) for one training run."""
     run = Run(wc.dataset, wc.pct, wc.method, wc.variant, int(wc.seed))
+    is_warm_start = (run.method, run.variant) == ("suponly", WARM_START_VARIANT)
+    if is_warm_start and not WARM_START_ITERS:
+        _fail(f"run {run.key}: variant {WARM_START_VARIANT!r} exists only with warm_start.iterations")
     cfg = copy.deepcopy(protocol_config(PROTOCOL_STEPS[run.variant]) if run.variant in PROTOCOL_STEPS else PROFILE)
     overrides = dict((config.get("method_config") or {}).get(run.method, {}))
     cfg["method"] = run.method
@@ -264,6 +339,11 @@ def run_config(wc):
         overrides.update(SWEEP_VARIANTS[run.variant])
     if run.variant in PROTOCOL_STEPS:
         cfg["variant_base"] = "default"
+    if is_warm_start:
+        cfg["variant_base"] = "default"
+        cfg.setdefault("train", {})["iterations"] = WARM_START_ITERS
+    for path in warm_start_checkpoint(wc):
+        cfg.setdefault("train", {})["init_from"] = path
     cfg["method_config"] = overrides
     cfg["seed"] = run.seed
     cfg["out_dir"] = run_dir(run)

@@ -17,6 +17,7 @@ rule evaluate:
         paper="--paper-compatible" if EVAL.get("paper_compatible", False) else "",
         cases=EVAL.get("prediction_cases", 2),
         per_class=EVAL.get("features_per_class", 200),
+        role=EVAL.get("role", "test"),
     log:
         f"{R}/logs/evaluate/{RUN_PATTERN}.log",
     threads: RUN_JOB.threads
@@ -25,6 +26,6 @@ rule evaluate:
     shell:
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} {GPU_SLOTS} --gpus {resources.gpu} -- "
         "python -m methods.evaluate --checkpoint {input.ckpt} --cache {input.cache} --split {input.split} "
-        "--out {output.csv} {params.paper} --predictions-dir {output.predictions} "
+        "--out {output.csv} --role {params.role} {params.paper} --predictions-dir {output.predictions} "
         "--prediction-cases {params.cases} --features {output.features} "
         "--features-per-class {params.per_class} > {log} 2>&1"

@@ -50,6 +50,7 @@ rule train:
         cfg=f"{R}/runs/{RUN_PATTERN}/run.yaml",
         cache=f"{R}/data/{{dataset}}/cache",
         split=f"{R}/data/{{dataset}}/splits/r{{pct}}_s{{seed}}.json",
+        warm_start=warm_start_checkpoint,
     output:
         f"{R}/runs/{RUN_PATTERN}/final.pt",
     log:
