@@ -30,7 +30,7 @@ def _mean(df: pd.DataFrame, by: list[str], metric: str) -> pd.DataFrame:
 def case_values(df: pd.DataFrame, metric: str, blocks=SETTING_COLUMNS) -> pd.DataFrame:
     """One row per (blocks, method, variant, seed, case_id): the mean over classes (and over any
     column that is not part of that key)."""
-    return _mean(df, _run_columns(blocks) + ["seed", "case_id"], metric)
+    return _mean(df, list(dict.fromkeys(_run_columns(blocks) + ["seed", "case_id"])), metric)  # blocks may hold case_id
 
 
 def _run_columns(blocks) -> list[str]:

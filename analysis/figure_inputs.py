@@ -137,9 +137,45 @@ def make_fig7(art: Artefacts, out_dir: Path, opts: FigureOptions) -> FigureOutco
 
 
 # --------------------------------------------------------------------------- Fig. 5
+def sweep_variant(gamma_s: float, gamma_t: float) -> str:
+    return f"sweep_gs{gamma_s:g}_gt{gamma_t:g}"
+
+
+def sweep_rows(df: pd.DataFrame, default_cell: tuple[float, float] | None = None,
+               seeds: list[int] | None = None) -> pd.DataFrame:
+    """The sweep's rows of SPCL. The workflow trains no sweep run at SPCL's default thresholds when
+    the default runs exist (workflow/rules/common.smk): with `default_cell` = those thresholds, the
+    default runs of the sweep's settings and `seeds` stand for that cell, relabelled as its variant."""
+    spcl = df[df["method"] == "spcl"]
+    sweeps = spcl[spcl["variant"].str.match(SWEEP_VARIANT.pattern)]
+    if sweeps.empty or default_cell is None:
+        return sweeps
+    name = sweep_variant(*default_cell)
+    settings = set(sweeps[["dataset", "ratio"]].itertuples(index=False, name=None))
+    have = set(sweeps[sweeps["variant"] == name][["dataset", "ratio"]].itertuples(index=False, name=None))
+    wanted = settings - have
+    in_sweep = np.array([s in wanted for s in spcl[["dataset", "ratio"]].itertuples(index=False, name=None)], dtype=bool)
+    default = spcl[(spcl["variant"] == "default").to_numpy() & in_sweep]
+    if seeds is not None:
+        default = default[default["seed"].isin(list(seeds))]
+    return pd.concat([sweeps, default.assign(variant=name)], ignore_index=True)
+
+
+def sweep_default_cell(config: dict) -> tuple[tuple[float, float] | None, list[int] | None]:
+    """(SPCL's default thresholds as the workflow config sets them, the sweep's seeds) from a
+    resolved workflow config; (None, None) without a sweep section."""
+    sweep = config.get("sweep") or {}
+    if not sweep:
+        return None, None
+    spcl = (config.get("method_config") or {}).get("spcl") or {}
+    cell = (float(spcl.get("gamma_s", PAPER_THRESHOLDS[0])), float(spcl.get("gamma_t", PAPER_THRESHOLDS[1])))
+    return cell, list(sweep.get("seeds") or config.get("seeds") or []) or None
+
+
 def sweep_grids(df: pd.DataFrame, with_spread: bool = False) -> list[tuple]:
     """Per setting with sweep runs: gamma_s x gamma_t grid of mean Dice (%) over seeds; with
-    `with_spread`, also the grid of the SD over seeds (NaN for one seed) and the number of seeds."""
+    `with_spread`, also the grid of the SD over seeds (NaN for one seed) and the number of seeds.
+    `df`: the sweep's rows (`sweep_rows`)."""
     sweeps = df[(df["method"] == "spcl") & df["variant"].str.match(SWEEP_VARIANT.pattern)]
     if sweeps.empty:
         return []

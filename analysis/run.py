@@ -28,7 +28,8 @@ from analysis.collect import METRIC_COLUMNS, SETTING_COLUMNS, CollectError, coll
 from analysis.aggregate import case_values
 from analysis.comparison import (BOOTSTRAP_COLUMNS, DEFAULT_EXCLUDE, bootstrap_table, compare_methods,
                                  statistics_markdown, write_statistics)
-from analysis.figure_inputs import FigureOptions, FigureOutcome, make_fig3, make_fig4, make_fig5, make_fig6, make_fig7
+from analysis.figure_inputs import (FigureOptions, FigureOutcome, make_fig3, make_fig4, make_fig5, make_fig6, make_fig7,
+                                    sweep_default_cell, sweep_rows)
 from analysis.formatting import Column, DisplayTable, Value, to_markdown
 from analysis.html import heading_id, markdown_to_html
 from analysis.io import write_csv, write_text
@@ -36,6 +37,7 @@ from analysis.naming import method_label, setting_label
 from analysis.protocol_chain import make_protocol_chain, protocol_steps
 from analysis.pseudo_label_curves import make_pseudo_label_figures
 from analysis.paper import REFERENCE_DIR, compare_metrics, compare_statistics, load_reference
+from analysis.paper_claims import check_claims, claims_frame, rank_agreement_text
 from analysis.policy import prepare_metrics, resolve_metric
 from analysis.report import quality_markdown
 from analysis.scope import scope_lines
@@ -162,8 +164,9 @@ def analyse(opts: Options) -> Path:
     sections: list[Section] = []
     not_produced: list[str] = []
     sections.append(Section("What this run can and cannot show",
-                            "\n".join(f"- {line}" for line in scope_lines(table, opts.results_dir, opts.control,
-                                                                           opts.exclude)) + "\n"))
+                            "\n".join(f"- {line}" for line in scope_lines(
+                                table, opts.results_dir, opts.control, opts.exclude,
+                                role=(opts.config.get("evaluation") or {}).get("role", "test"))) + "\n"))
 
     sections.append(Section("Input checks", f"{len(table)} per-case rows from "
                              f"{table['source_file'].nunique()} file(s); collected table: `tables/cases.csv`.\n\n"
@@ -230,7 +233,7 @@ def analyse(opts: Options) -> Path:
     outcomes = [
         make_fig3(artefacts, figures_dir),
         make_fig4(artefacts, figures_dir, opts.figures),
-        make_fig5(table, figures_dir),
+        make_fig5(sweep_rows(table, *sweep_default_cell(opts.config)), figures_dir),
         make_fig6(artefacts, figures_dir, opts.figures),
         make_fig7(artefacts, figures_dir, opts.figures),
         make_pseudo_label_figures(opts.results_dir, figures_dir, tables_dir),
@@ -251,6 +254,8 @@ def analyse(opts: Options) -> Path:
             not_produced.append(f"{chain_fig.name}: {chain_fig.reason}")
 
     reference = load_reference(opts.reference_dir)
+    sections.append(Section("Ranking against the paper", _ranking_against_paper(
+        table, dice, opts, reference, comparison if friedman_table is not None else None, tables_dir, not_produced)))
     diff = compare_metrics(metric_summaries(table, hd95_column), reference)
     note = ""
     if friedman_table is not None:
@@ -269,6 +274,54 @@ def analyse(opts: Options) -> Path:
     report = write_text(text, out / "REPORT.md")
     write_text(markdown_to_html(text, title="spcl-bench report", base_dir=out), out / "REPORT.html")
     return report
+
+
+def _ranking_against_paper(table, dice, opts: Options, reference, comparison, tables_dir: Path,
+                           not_produced: list[str]) -> str:
+    """Table 2 per case (the volumes of every setting as blocks), the rank agreement with the
+    paper's Table 1 at the run's settings, and one verdict per claim of the paper."""
+    lines = []
+    cases_table, cases_scope = None, ""
+    try:
+        per_case = compare_methods(table, dice, opts.control, alpha=opts.alpha, exclude=opts.exclude,
+                                   blocks=(*SETTING_COLUMNS, "case_id"), per_case=False, n_boot=opts.n_boot,
+                                   seed=opts.figures.seed, bayes_samples=opts.bayes_samples)
+    except stats.StatsInputError as err:
+        not_produced.append(f"Table 2 per case: {err}")
+        lines.append(f"*Table 2 per case: not produced: {err}.*\n")
+    else:
+        cases_table, cases_scope = per_case.table, per_case.scope
+        write_csv(cases_table, tables_dir / "table2_cases.csv")
+        rows = [method_label(m) for m in cases_table["method"]]
+        cells = [[f"{r.rank:.2f}", "" if pd.isna(r.z) else f"{r.z:.2f}", "" if pd.isna(r.p) else f"{r.p:.3g}",
+                  "" if pd.isna(r.p_finner) else f"{r.p_finner:.3g}"] for r in cases_table.itertuples()]
+        lines += [f"**Table 2 per case**: Friedman mean ranks with every test volume of every setting as a block "
+                  f"(the volume's Dice averaged over seeds; {per_case.scope}), z against "
+                  f"{method_label(opts.control)}, Finner's adjustment. The paper's version (settings as blocks) is "
+                  "Table 2 above; this one has the power that two to six settings lack, and speaks about these "
+                  "volumes.", "",
+                  to_markdown(DisplayTable("Method", rows, [Column("mean rank"), Column("z"), Column("p"),
+                                                           Column("p Finner")], cells)),
+                  "Files: `tables/table2_cases.csv`.", ""]
+    rankings = []
+    if comparison is not None:
+        rankings.append((comparison.table, [(d, float(r)) for d, r in comparison.matrix.index],
+                         "settings as blocks, as the paper"))
+    if cases_table is not None:
+        rankings.append((cases_table, sorted({(d, float(r)) for d, r, _ in per_case.matrix.index}),
+                         "volumes as blocks"))
+    texts = [rank_agreement_text(ranked.set_index("method")["rank"], reference["table1"], settings, view)[0]
+             for ranked, settings, view in rankings]
+    lines += [text for text in dict.fromkeys(texts)] + [""]  # "not computed" once, not per ranking
+    claims = check_claims(table, opts.control, cases_table, cases_scope,
+                          sweep_table=sweep_rows(table, *sweep_default_cell(opts.config)), n_boot=opts.n_boot,
+                          seed=opts.figures.seed)
+    write_csv(claims_frame(claims), tables_dir / "paper_claims.csv")
+    lines += ["**The paper's claims**, one verdict each (rules: `analysis/paper_claims.py`; a difference holds "
+              "when its whole 95 % interval is on one side of zero):", ""]
+    lines += [f"- {c.sentence()}" for c in claims]
+    lines += ["", "Files: `tables/paper_claims.csv`.", ""]
+    return "\n".join(lines)
 
 
 def _report_text(opts: Options, sections: list[Section], not_produced: list[str]) -> str:

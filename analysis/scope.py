@@ -24,26 +24,38 @@ PAPER_SEEDS = 3  # the paper reports means over three runs
 
 def training_regime(results_dir: Path) -> dict[str, set]:
     """Distinct values of a few settings over the default-variant runs' run.yaml files."""
-    out: dict[str, set] = {"iterations": set(), "encoder_weights": set(), "encoder": set(), "img_size": set()}
+    out: dict[str, set] = {"iterations": set(), "encoder_weights": set(), "encoder": set(), "img_size": set(),
+                           "warm_start": set()}
     for path in sorted(Path(results_dir).glob("runs/**/default/s*/run.yaml")):
-        try:
-            cfg = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError:
-            continue  # the training itself validates its run.yaml; here it only describes the run
+        cfg = _read_yaml(path)
         train, network, data = cfg.get("train") or {}, cfg.get("network") or {}, cfg.get("data") or {}
         out["iterations"].add(train.get("iterations"))
         out["encoder_weights"].add(str(network.get("encoder_weights")))
         out["encoder"].add(f"{network.get('arch')} / {network.get('encoder')}")
         out["img_size"].add(data.get("img_size"))
+        # the supervised warm start (methods/warm_start.py): the iterations of the run it starts from
+        init = train.get("init_from")
+        source = _read_yaml(Path(init).parent / "run.yaml") if init else {}
+        out["warm_start"].add(((source.get("train") or {}).get("iterations"), source.get("method"))
+                              if init else ("none", None))
     return {k: {v for v in vals if v is not None} for k, vals in out.items()}
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}  # the training itself validates its run.yaml; here it only describes the run
 
 
 def _join(values) -> str:
     return ", ".join(str(v) for v in sorted(values, key=str))
 
 
-def scope_lines(table: pd.DataFrame, results_dir: Path, control: str, exclude=("suponly",)) -> list[str]:
-    """Bullet sentences (without the '- ') saying what this run can and cannot show."""
+def scope_lines(table: pd.DataFrame, results_dir: Path, control: str, exclude=("suponly",),
+                role: str = "test") -> list[str]:
+    """Bullet sentences (without the '- ') saying what this run can and cannot show; `role` is the
+    patients the runs were scored on (the workflow's evaluation.role)."""
     main = table[table["variant"] == "default"]
     if main.empty:
         return ["The run has no default-variant results: there is no main comparison."]
@@ -79,14 +91,27 @@ def scope_lines(table: pd.DataFrame, results_dir: Path, control: str, exclude=("
                     "Means are over seeds and the ± SD and the bootstrap intervals include the seed spread."))
     n_cases = sorted(set(cases))
     case_text = str(n_cases[0]) if len(n_cases) == 1 else f"{n_cases[0]}–{n_cases[-1]}"
-    lines.append(f"Test cases: {case_text} per setting; per-case tests pair these cases and answer whether the "
-                 "control is better on them, not on another test set.")
+    if role == "val":
+        lines.append(f"Validation cases: {case_text} per setting. Every run was scored on the split's validation "
+                     "patients (evaluation.role: val), not on the test patients: this report is for choosing "
+                     "settings, and its numbers are not test results.")
+    else:
+        lines.append(f"Test cases: {case_text} per setting; per-case tests pair these cases and answer whether the "
+                     "control is better on them, not on another test set.")
     regime = training_regime(results_dir)
     if regime["iterations"]:
         weights = regime["encoder_weights"]
         init = ("random initialisation (no pretrained encoder weights)" if weights <= {"None", "null"}
                 else f"encoder weights {_join(weights)}")
         below = max(int(i) for i in regime["iterations"]) < PAPER_ITERATIONS
+        warm = regime["warm_start"]
+        if warm and ("none", None) not in warm:
+            init = ("the supervised warm-start regime, not the paper's initialisation: every network of every run "
+                    "starts from the SupOnly network of the same split and seed after "
+                    + _join(f"{it} iterations" for it, _ in warm) + " (methods/warm_start.py), so SupOnly's row "
+                    "trained that many iterations more than the others")
+        elif len(warm) > 1:
+            init = f"{init}; some runs start from a supervised warm start and others do not (mixed regimes)"
         lines.append(f"Training: {_join(regime['iterations'])} iterations (the paper: {PAPER_ITERATIONS}), "
                      f"{_join(regime['encoder'])} at {_join(regime['img_size'])} px, {init}"
                      + ("; a short schedule, so the methods are compared before they converge." if below else "."))
