@@ -4,7 +4,7 @@ Paper: H. Chi et al., "Adaptive Bidirectional Displacement for Semi-Supervised M
 Segmentation", CVPR 2024. Official code: https://github.com/chy-upc/ABD
 (`code/train_ACDC_Cross_Teaching.py`, `code/utils/displacement.py`, `code/dataloaders/dataset.py`).
 
-Algorithm per iteration (reference notes, baselines.md section 5.2):
+Algorithm per iteration (`code/train_ACDC_Cross_Teaching.py`, `code/utils/displacement.py`):
 1. Weak view = the harness batch; strong view = grey cutout (p 0.5; the box is relabelled as
    background, as published) + ColorJitter(0.8, 0.8, 0.8, 0.2). Model 1 sees the weak view,
    model 2 the strong view; both on labelled + unlabelled images in one forward each.
@@ -24,9 +24,10 @@ Algorithm per iteration (reference notes, baselines.md section 5.2):
 5. Model 1 (weak-view student) is evaluated.
 
 Deviations:
-- Both students are the harness backbone (`net_factory()`), as the reference recommends; the
-  official model 2 is an ImageNet-pretrained Swin-UNet at 224 px. The official UNet + Swin-UNet
-  pair is recorded in `NATIVE_SCHEDULE` as the native setting.
+- Both students are the harness backbone (`net_factory()`), so that the displacement strategies,
+  not a second architecture, are what ABD adds over the other methods; the official model 2 is an
+  ImageNet-pretrained Swin-UNet at 224 px. The official UNet + Swin-UNet pair is recorded in
+  `NATIVE_SCHEDULE` as the native setting.
 - One optimiser for both students (the engine's); the official two SGD optimisers have identical
   hyper-parameters, which makes them the same update.
 - The strong view is made on the device from the weak batch; images are mapped to [0, 1] per

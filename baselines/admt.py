@@ -6,7 +6,7 @@ Official code: https://github.com/ZhenZHAO/AD-MT (`code/train_post_2d_aut.py`,
 `code/train_utils.py`, `code/dataloaders/{dataset_2d,mixaugs}.py`, `cfgs/config_2d_aut.yml`), read
 at commit 03ef84c (2024-07-29; `train_post_2d_aut.py` last changed in ba09bf2, 2024-01-18).
 
-Algorithm per iteration (reference notes, baselines.md section 4.2):
+Algorithm per iteration (`code/train_post_2d_aut.py` and `code/train_utils.py` at that commit):
 1. Random period alternation (RPA): a flag says which teacher is *active*; it flips after a
    period drawn from U{1..50} iterations, redrawn at every flip (`AlternationState`).
 2. Both teachers predict the weak unlabelled view (active teacher in train mode, the other in

@@ -4,8 +4,8 @@ segmentation on the shared mean-teacher skeleton.
 Paper: Choe et al., "Open Set Domain Adaptation for Semantic Segmentation" (BUS), CVPR 2024.
 Official repository: https://github.com/KHU-AGI/BUS (README only); the code read is the full
 upload of the same project at https://github.com/OmGovind15/BUS, commit b9a67f7
-(`mmseg/models/uda/dacs.py`, `mmseg/models/decode_heads/hrda_head.py::losses`). Reference notes:
-shared/reference/baselines.md, section 6.
+(`mmseg/models/uda/dacs.py`: the DECON masks; `mmseg/models/decode_heads/hrda_head.py::losses`:
+the DECON loss; `configs/mic/gtaHR2csHR_mic_hrda_512.py`: DECON=True, kernel_size=3, crop_size=32).
 
 What BUS's contrast does in open-set DA: on the mixed target image, the binary mask of the
 "unknown" class is eroded and dilated (cv2, 3x3 kernel, one iteration) at input resolution and

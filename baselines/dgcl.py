@@ -2,8 +2,9 @@
 
 Paper: Wang et al., "Hunting Sparsity: Density-Guided Contrastive Learning for Semi-Supervised
 Semantic Segmentation", CVPR 2023. Official code: https://github.com/Gavinwxy/DGCL
-(`train_semi.py`, `dgcl/dgcl.py`); SPCL's code is a fork of it. Reference notes:
-shared/reference/baselines.md, section 3.
+(`train_semi.py`, `dgcl/dgcl.py`, `dgcl/models/decoder.py`, the configs
+`experiments/{pascal/732,cityscapes/372}/dgcl/config.yaml`); SPCL's code is a fork of it
+(github.com/Jrstud203/SPCL, commit 23c6a8a, `dgcl/`).
 
 One semi-supervised iteration as implemented (after the skeleton's warm-up, EMA, CutMix and the
 3-way student forward, see methods/meanteacher.py):

@@ -2,7 +2,7 @@
 
 Paper: SPCL (ICASSP 2026), Tables 1 and 3, first rows ("SupOnly": 77.52 / 85.05 Dice on ACDC at
 5% / 10% labels). Official code: SPCL's `train_spcl.py`, whose warm-up branch is exactly this
-method (reference/baselines.md section 8): labelled images only through the student,
+method (the branch taken while `epoch < sup_only_epoch`): labelled images only through the student,
 L = 0.5 (CE + Dice), same augmentation, optimiser, schedule and iterations as the semi-supervised
 methods.
 

@@ -16,7 +16,8 @@ degrees of a multiple of 90 and images are resampled once, as in the official pi
 `common_rotation: true` keeps the common rotation on top (about a quarter of the images then
 turn by more than 20 degrees, up to 40, and are resampled twice).
 
-Algorithm per iteration (reference notes, baselines.md section 2.2; no teacher):
+Algorithm per iteration (`codes/trainers/ugpcl_trainer.py`, `codes/losses/pixel_contras_loss.py`;
+no teacher):
 1. Every image (labelled and unlabelled) is turned by rot90(k), k ~ U{0..3}, then by a random
    angle in [-20, 20] degrees (nearest); labels turn with their images; k is the label of a
    rotation-prediction head on the deepest encoder feature (CE, weight 0.1).

@@ -1,4 +1,4 @@
-"""Time SPCL's contrastive part alone, at the issue's sizes, with the method's own code.
+"""Time SPCL's contrastive part alone, at the paper profile's sizes, with the method's own code.
 
     python benchmarks/spcl_contrastive.py [--preset spcl|spcl_official] [--repeats 10] [--device cpu]
 

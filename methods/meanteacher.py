@@ -1,7 +1,7 @@
 """Mean teacher: the shared skeleton that SPCL, DGCL, BUS and BASS extend.
 
-Follows SPCL's official training loop (`train_spcl.py`, see docs/methods.md and the reference
-notes, baselines.md sections 1.2 and 9):
+Follows SPCL's official training loop (github.com/Jrstud203/SPCL, commit 23c6a8a, `train_spcl.py`;
+docs/methods.md, "The mean-teacher skeleton", compares the two element by element):
 
 - supervised-only warm-up for `warmup_iters` iterations (-1 = one official "epoch" = as many
   iterations as there are labelled slices); during it the teacher runs on the labelled images in

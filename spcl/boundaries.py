@@ -4,11 +4,11 @@ Both operators run on the device on a whole batch of label maps [B, H, W] (all c
 CPU round-trip) and return one boolean map `boundary` [B, H, W]; because the classes partition the
 pixels, B_c = boundary & (y == c) and I_c = ~boundary & (y == c) for every class, background included.
 
-`thick` (the official code, baselines.md 1.3 #1): skimage `find_boundaries(y, mode='thick')` with its
-default 4-neighbourhood: a pixel is a boundary pixel iff one of its 4 neighbours inside the image has
-another label (the image border is not a boundary, as skimage's reflecting morphology). Intersected
-with class c this is the one-pixel inner ring of every region of c. Implemented with shifted
-comparisons of neighbouring pixels.
+`thick` (the official `train_spcl.py`, commit 23c6a8a; row #1 of spcl/method.py's table): skimage
+`find_boundaries(y, mode='thick')` with its default 4-neighbourhood: a pixel is a boundary pixel
+iff one of its 4 neighbours inside the image has another label (the image border is not a
+boundary, as skimage's reflecting morphology). Intersected with class c this is the one-pixel inner
+ring of every region of c. Implemented with shifted comparisons of neighbouring pixels.
 
 `canny` (the paper: {B_c} = Canny(y)): Canny applied to each class's binary mask y_c separately, so
 that B_c lies inside y_c (the paper's I_c = y_c - B_c needs B_c to be a subset of y_c) and the

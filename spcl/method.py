@@ -1,7 +1,7 @@
 """SPCL: intra-class subdivision pixel contrastive learning (registered as `spcl` and `spcl_official`).
 
 Paper: J. Zhao, X. Yang, "Intra-class subdivision for pixel contrastive learning: application to
-semi-supervised cardiac image segmentation", ICASSP 2026 (shared/reference/spcl-paper.txt, Sec. 2).
+semi-supervised cardiac image segmentation", ICASSP 2026 (Sec. 2, Eqs. 1-5).
 Official code: github.com/Jrstud203/SPCL (commit 23c6a8a; `train_spcl.py`, `dgcl/bcl/spcl.py`).
 
 SPCL extends the mean-teacher skeleton (`methods.meanteacher`: warm-up, EMA teacher, 0.95
@@ -15,9 +15,10 @@ pseudo-labels, CutMix, L_sup + 0.3 L_unsup) with, per semi-supervised step (docs
   4. L_spcl = (1 - a) L_icl + a L_bcl, a ramped to `alpha_max`; the method adds lambda_c L_spcl (Eq. 5);
   5. after the optimiser step, each image's reliable-pixel centroids enter the FIFO banks.
 
-The 14 places where the official code differs from the paper (baselines.md 1.3), and what the two
-presets do. `spcl` follows the paper where the text is explicit and the code where it is silent;
-`spcl_official` follows the code throughout. Every row is a plain config field.
+The 14 places where the official code differs from the paper's Sec. 2 and 3.1 (or fills in what
+the text leaves open), and what the two presets do; docs/spcl.md cites the rows as #1-#14. `spcl`
+follows the paper where the text is explicit and the code where it is silent; `spcl_official`
+follows the code throughout. Every row is a plain config field.
 
 | #  | topic | `spcl` | `spcl_official` |
 |----|-------|--------|-----------------|
@@ -43,11 +44,11 @@ Read-out at feature resolution (both presets), as the official code: the teacher
 (pseudo-labels, confidences, entropies) and the student's confidences are the softmax of the class
 logits *at feature resolution* (`feature_resolution_logits`: the network's segmentation head without
 its upsampling, applied to the decoder features; the official `pred` at 1/4 resolution), and
-ground-truth labels are nearest-downsampled from the input size (official `label_l_small`). Until
-issue 15 the probabilities were nearest-downsampled from smp's x4 upsampled logits, which
-upsample with `align_corners=True`: feature pixel i was read at 0.988 i (H = 256), a shift growing
-to -0.74 px across the image (the review measured at the paper profile: 0.9 % of pseudo-labels,
-1.5 % of hard-pixel flags and 26 % of the unlabelled thick-boundary pixels moved). With the U-Net
+ground-truth labels are nearest-downsampled from the input size (official `label_l_small`).
+Nearest-downsampling smp's x4 upsampled logits instead would not be the same: smp upsamples with
+`align_corners=True`, so feature pixel i would be read at 0.988 i (H = 256), a shift growing to
+-0.74 px across the image (at the paper profile that moves 0.9 % of pseudo-labels, 1.5 % of
+hard-pixel flags and 26 % of the unlabelled thick-boundary pixels; docs/spcl.md). With the U-Net
 profile logits and features share the input resolution and nothing changes.
 
 Deliberate differences from the official code in both presets:
@@ -185,7 +186,7 @@ class SPCLConfig(MeanTeacherConfig):
 
 @dataclass
 class SPCLOfficialConfig(SPCLConfig):
-    """`spcl_official`: every documented behaviour of the official code (baselines.md 1.2-1.3)."""
+    """`spcl_official`: every documented behaviour of the official code (the table's right column)."""
 
     boundary: str = "thick"
     reliability: str = "entropy"

@@ -12,7 +12,7 @@ from analysis.stats import StatsInputError
 def test_known_names_keep_their_direction_and_distances_are_lower_is_better():
     for name in ("dice", "Dice", "dsc", "jaccard", "iou"):
         assert known_direction(name) is True, name
-    # issue 13: hausdorff95, 95hd and msd were ranked as higher-is-better
+    # distances under their other common spellings too (HD95 as hausdorff95 or 95hd, ASD as msd)
     for name in ("hausdorff95", "95hd", "msd", "hd95", "hd95_mm", "hd95_px", "asd_mm", "assd", "HD_vox", "masd"):
         assert known_direction(name) is False, name
     assert known_direction("score") is None and known_direction("hd95x") is None

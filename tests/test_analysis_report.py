@@ -203,7 +203,7 @@ def nan_trap() -> pd.DataFrame:
 
 def test_eight_block_nan_example_ranks_a_first_in_every_test(tmp_path):
     table = nan_trap()
-    skipping = table.groupby("method")["hd95"].mean()  # pandas skips NaN: the trap of issue 13
+    skipping = table.groupby("method")["hd95"].mean()  # pandas skips NaN: c's failure would win
     assert skipping["c"] == pytest.approx(4.0) and skipping["a"] == pytest.approx(14.8)
     code, out = run_cli(tmp_path, table, "--control", "a", "--metric", "hd95", "--rope", "1")
     assert code == 0

@@ -186,8 +186,8 @@ def test_bootstrap_interval_properties():
 
 
 # --------------------------------------------------------------------------- ties at a tolerance
-# Issue 13: differences equal in decimal but not in binary (0.825 - 0.775 != 0.375 - 0.325 in
-# float64) were ranked as unequal and gave r = -0.095; the same table in integers gives +0.143.
+# Differences equal in decimal but not in binary (0.825 - 0.775 != 0.375 - 0.325 in float64) must
+# tie: ranked as unequal they give r = -0.095; the same table in integers gives +0.143.
 FLOAT_CONTROL = [0.500, 0.825, 0.375, 0.500, 0.700, 0.300]
 FLOAT_OTHER = [0.525, 0.775, 0.325, 0.550, 0.650, 0.350]
 

@@ -124,7 +124,7 @@ def test_ugpcl_turns_the_common_rotation_off_so_angles_stay_within_20_degrees():
     assert (aug.rotate_deg, aug.hflip, aug.jitter) == (0.0, 0.5, 0.8)  # the official flip and jitter stay
     angles = _composed_angles(common_rotation=False)
     assert angles.max() <= 20.0 and angles.max() > 19.9  # official: rot90 k + U(-20, 20), nothing else
-    # stacked (the behaviour before issue 15): a + b with a, b ~ U(-20, 20) exceeds 20 in absolute
+    # stacked (`common_rotation: true`): a + b with a, b ~ U(-20, 20) exceeds 20 in absolute
     # value with probability 2 * (1/2 * 1/2 * 1/2) = 1/4, up to 40
     stacked = _composed_angles(common_rotation=True)
     assert abs((stacked > 20.0).float().mean().item() - 0.25) < 0.03 and 35.0 < stacked.max() <= 40.0

@@ -179,10 +179,10 @@ def test_feature_resolution_read_out_has_no_align_corners_shift():
     logits = net.segmentation_head(features)  # [1, 1, 256, 256], as SegNet returns them
     ours = feature_resolution_logits(net, logits, features)
     assert torch.equal(ours, features)  # pixel j reads j: no shift
-    old = torch.nn.functional.interpolate(logits, size=(64, 64), mode="nearest")  # the read-out before issue 15
+    nearest = torch.nn.functional.interpolate(logits, size=(64, 64), mode="nearest")  # from the upsampled logits
     # nearest picks input pixel 4j, which align_corners=True maps back to 4j * 63 / 255 = 0.988 j
-    assert torch.allclose(old[0, 0, 0], torch.arange(64.0) * 4 * 63 / 255, atol=1e-4)
-    assert (features - old).abs().max().item() == pytest.approx(63 * 3 / 255, abs=1e-4)  # 0.741 px at j = 63
+    assert torch.allclose(nearest[0, 0, 0], torch.arange(64.0) * 4 * 63 / 255, atol=1e-4)
+    assert (features - nearest).abs().max().item() == pytest.approx(63 * 3 / 255, abs=1e-4)  # 0.741 px at j = 63
     same = torch.randn(2, 4, 16, 16)
     assert feature_resolution_logits(None, same, torch.randn(2, 8, 16, 16)) is same  # U-Net: already there
 

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from methods.api import Batch, ConfigError
-# the whole-slice helpers stay importable from here, where they lived before the region stage
+# the whole-slice resize helpers are re-exported: importable from here as from methods.data.region
 from methods.data.region import Region, RegionSpec, make_region, resize_images, resize_labels, resize_to_native  # noqa: F401
 from methods.data.splits import load_split
 from methods.data.types import Case

@@ -22,7 +22,9 @@ Two rules:
   - ACDC: train = the 70 patients of SSL4MIS `train.list`, test = SSL4MIS val ∪ test (30).
     Published labelled patients = the first N of the SSL4MIS train order
     (3: 099 038 050; 7: + 100 058 021 049).
-  - M&Ms (inferred, not published, see reference/datasets.md §2.4): train = Training/Labeled
+  - M&Ms (inferred: the paper, Sec. 3.1, gives only the counts, 170 training and 150 test
+    subjects, and SPCL's `dgcl/dataset/sae_dataset.py` the labelled volume indices; the
+    preprocessed tree and its id lists are not published): train = Training/Labeled
     (vendors A, B) + Validation of vendors C and D (170); test = Validation of vendors A, B +
     Testing (150). Labelled = SPCL's volume indices [1, 75, 150, 160] (4) and
     [1, 2, 75, 76, 150, 151, 160, 161] (8) into the training list sorted by (vendor, code),

@@ -24,8 +24,8 @@ they must hold the same number of slices. Patient ids come from the file names.
 
 Frames. SSL4MIS renames the two annotated frames frame01 and frame02 in frame order; in every
 ACDC patient ED comes before ES, so frame01 is ED and frame02 is ES (patient090, whose ED is raw
-frame 04, is frame01 too: SSL4MIS issue #14). A copy that keeps the raw frame numbers (WSL4MIS)
-is read the same way: the lower number is ED. With `spacing_from` the mapping is checked against
+frame 04 in its Info.cfg, is frame01 too). A copy that keeps the raw frame numbers (WSL4MIS) is
+read the same way: the lower number is ED. With `spacing_from` the mapping is checked against
 each patient's Info.cfg, and the label against the raw ground truth of that frame.
 
 Spacing. The h5 files carry none. `spacing_from=<raw ACDC root>` takes it from the raw image

@@ -77,7 +77,7 @@ def _raw(value):
 
 
 def _check_resource_overrides():
-    """A profile's set-resources replaced the config's resources silently (issue 14): refuse it."""
+    """A profile's set-resources would replace the config's resources silently: refuse it."""
     settings = workflow.resource_settings
     problems = []
     for rule_name, res in (settings.overwrite_resources or {}).items():
