@@ -1,22 +1,60 @@
 """Display names and orderings shared by tables, figures and the report.
 
-Registry names are the contract (results schema); display names are cosmetic. Unknown methods
-and datasets keep their own names and sort after the known ones, so a new baseline needs no edit.
+Registry names are the contract (results schema); display names are cosmetic. A method names
+itself (`Method.display_name`, methods/api.py): `method_label` asks the registry, and is the only
+place in the analysis that does. A method this interpreter does not know (results copied from a
+machine with a plug-in this one lacks) keeps its registry name. What no method can say for itself
+stays here: the paper's row order of Table 1 and where other methods go in it, and the datasets'
+display names and order.
 """
 
 from __future__ import annotations
 
-METHOD_DISPLAY = {
-    "suponly": "SupOnly", "ugpcl": "UGPCL", "dgcl": "DGCL", "admt": "AD-MT", "abd": "ABD",
-    "bus": "BUS", "bass": "BASS", "spcl": "SPCL",
-}
-METHOD_ORDER = tuple(METHOD_DISPLAY)  # Table 1's row order in the paper
+import warnings
+
+#: Table 1's rows in the paper (Zhao & Yang, ICASSP 2026), top to bottom: the baselines, then
+#: SPCL, the proposed method, last
+PAPER_METHOD_ORDER = ("suponly", "ugpcl", "dgcl", "admt", "abd", "bus", "bass", "spcl")
+#: methods always shown last, in this order: SPCL, last as in the paper, then the preset that
+#: follows its official code. Every method in neither list (the mean-teacher skeleton, a plug-in)
+#: goes between the paper's baselines and these, by registry name.
+LAST_METHODS = ("spcl", "spcl_official")
 DATASET_DISPLAY = {"scd": "SCD", "acdc": "ACDC", "mnms": "M&Ms", "phantom": "Phantom"}
 DATASET_ORDER = tuple(DATASET_DISPLAY)  # Table 1's column order in the paper
 
+_PAPER_BASELINES = tuple(m for m in PAPER_METHOD_ORDER if m not in LAST_METHODS)
+_registry_warned = False
+
+
+def _registered_methods() -> dict:
+    """Registry name -> Method class of every method this interpreter can load, or what loaded of
+    them. Imported here, not at module level, so importing the analysis does not import every
+    method (and a third-party package's entry points) until a label is needed. A plug-in that fails
+    to import must not stop the analysis: it is a warning, and the methods that did load keep their
+    display names (discovery runs once, so the second call returns what registered)."""
+    global _registry_warned
+    from methods.api import list_methods
+
+    try:
+        return list_methods()
+    except Exception as exc:  # noqa: BLE001 - any import error of any plug-in
+        if not _registry_warned:
+            _registry_warned = True
+            warnings.warn(f"loading the registered methods failed ({type(exc).__name__}: {exc}); "
+                          "methods that did not load are shown by their registry names",
+                          RuntimeWarning, stacklevel=3)
+        try:
+            return list_methods()
+        except Exception:  # noqa: BLE001
+            return {}
+
 
 def method_label(method: str) -> str:
-    return METHOD_DISPLAY.get(method, method)
+    """The method's own `display_name` ('AD-MT'), or its registry name when it is not registered
+    here."""
+    cls = _registered_methods().get(method)
+    label = getattr(cls, "display_name", "") if cls is not None else ""
+    return label if isinstance(label, str) and label else str(method)
 
 
 def dataset_label(dataset: str) -> str:
@@ -38,7 +76,14 @@ def setting_slug(dataset: str, ratio: float) -> str:
 
 
 def method_sort_key(method: str) -> tuple:
-    return (METHOD_ORDER.index(method), "") if method in METHOD_ORDER else (len(METHOD_ORDER), method)
+    """The paper's baselines in its order, then every other method by registry name, then
+    LAST_METHODS. By registry name, not display name, so the order is the same whether or not the
+    method is registered in this interpreter."""
+    if method in _PAPER_BASELINES:
+        return (0, _PAPER_BASELINES.index(method), "")
+    if method in LAST_METHODS:
+        return (2, LAST_METHODS.index(method), "")
+    return (1, 0, str(method))
 
 
 def setting_sort_key(setting: tuple) -> tuple:

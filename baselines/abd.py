@@ -202,6 +202,7 @@ class ABD(GeneratorStateMixin, Method):
 
     Config = ABDConfig
     embeds_projection = False  # ABD trains no projection head: t-SNE shows decoder features
+    display_name = "ABD"
     description = "ABD (CVPR'24), cross-teaching: two students, weak/strong views, ABD-I + ABD-R 4x4 patch displacement"
     NATIVE_SCHEDULE = NATIVE_SCHEDULE
     variants = {"native": {"schedule": "native"}}

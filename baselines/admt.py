@@ -195,6 +195,7 @@ class ADMT(Method):
 
     Config = ADMTConfig
     embeds_projection = False  # AD-MT trains no projection head: t-SNE shows decoder features
+    display_name = "AD-MT"
     description = "AD-MT (ECCV'24): two alternately updated EMA teachers (random periods), entropy ensemble, conflict combating"
     NATIVE_SCHEDULE = NATIVE_SCHEDULE
     variants = {"native": {"schedule": "native"}, "ensemble_mean": {"ensemble": "mean"}}  # mean: commit a573afa

@@ -264,6 +264,7 @@ class BASS(MeanTeacher):
 
     Config = BASSConfig
     embeds_projection = True  # the contrast is on the projection head
+    display_name = "BASS"
     description = "BASS (MIDL'24), per class: inner/outer boundary band and easy regions vs fg/bg queries, 4 InfoNCE, x1 (paper)"
     variants = {
         "lrd": {"lrd": True},  # with the low-resolution denoising head

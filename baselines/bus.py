@@ -169,6 +169,7 @@ class BUS(MeanTeacher):
     """BUS's erosion/dilation boundary contrast (CVPR'24), multi-class, on SPCL's skeleton."""
 
     Config = BUSConfig
+    display_name = "BUS"
     description = "BUS (CVPR'24), multi-class: eroded-region anchors to their prototype vs the dilated other-class ring, x0.1"
     variants = {"code_quirks": {"code_quirks": True}}  # the official feature layout (runs of one channel)
 

@@ -144,6 +144,7 @@ class DGCL(MeanTeacher):
 
     Config = DGCLConfig
     embeds_projection = True  # the contrast is on the projection head
+    display_name = "DGCL"
     description = "DGCL (CVPR'23): entropy-filtered CE x0.5 + density-guided InfoNCE to a high-density prototype x0.5"
 
     def __init__(self, cfg, net_factory, num_classes, max_iters, data_info=None):

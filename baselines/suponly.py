@@ -33,6 +33,7 @@ class SupOnly(Method):
     """Supervised-only training of one network on the labelled slices."""
 
     Config = SupOnlyConfig
+    display_name = "SupOnly"
     description = "Supervised only: 0.5 (CE + Dice) on labelled slices, student evaluated (lower bound)"
     evaluated_network = "student"
     uses_unlabelled: ClassVar[bool] = False

@@ -408,6 +408,7 @@ class UGPCL(GeneratorStateMixin, Method):
     """One encoder, a CNN and an attention decoder, uncertainty-masked contrast against a segment queue."""
 
     Config = UGPCLConfig
+    display_name = "UGPCL"
     description = "UGPCL (IJCAI'22): CNN + attention decoders, entropy-masked pixel contrast vs a segment queue, rotation prediction"
     evaluated_network = "cnn_decoder"
     NATIVE_SCHEDULE = NATIVE_SCHEDULE

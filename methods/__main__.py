@@ -1,5 +1,5 @@
-"""`python -m methods list`: the registered methods (one-line descriptions, variants) and the
-network/training profiles in config/profiles/ (network, input size, iterations).
+"""`python -m methods list`: the registered methods (one-line descriptions, display names,
+variants) and the network/training profiles in config/profiles/ (network, input size, iterations).
 
 Also the `spcl-bench` console script: `spcl-bench list`, `spcl-bench train --config RUN.yaml ...`.
 """
@@ -16,7 +16,8 @@ def format_methods() -> str:
     lines = []
     for name, cls in list_methods().items():
         lines.append(f"{name:<14} {cls.description}")
-        lines.append(f"{'':<14} variants: {', '.join(['default', *sorted(cls.variants)])}")
+        variants = ", ".join(["default", *sorted(cls.variants)])
+        lines.append(f"{'':<14} shown as {cls.display_name!r}; variants: {variants}")
     return "\n".join(lines)
 
 

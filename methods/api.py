@@ -10,6 +10,7 @@ state that is not a tensor (e.g. an alternation state machine) goes through
     @register_method("spcl")
     class SPCL(MeanTeacher):
         Config = SPCLConfig                      # dataclass with the paper's defaults
+        display_name = "SPCL"                     # the name tables, figures and reports show
         def training_step(self, batch, it) -> StepOutput: ...
         def on_step_end(self, it): ...            # EMA, memory banks, schedules
         def predictor(self) -> nn.Module: ...     # the network that is evaluated
@@ -73,7 +74,7 @@ class StepOutput:
 
 
 class Method(nn.Module):
-    """Base class of every method. Subclasses set `Config` and `description`.
+    """Base class of every method. Subclasses set `Config`, `description` and `display_name`.
 
     Constructor arguments (always passed by the engine as keywords):
       cfg:         an instance of `Config` (built with `build_config`, unknown keys rejected)
@@ -87,8 +88,15 @@ class Method(nn.Module):
     """
 
     Config: ClassVar[type] = None  # type: ignore[assignment]
+    #: the short description: one line on what this implementation trains (losses, weights, how it
+    #: reads its paper), shown by `python -m methods list`; the module docstring holds the long one
     description: ClassVar[str] = ""
+    #: the registry name: the key of run configs, results CSVs and folders (set by @register_method)
     name: ClassVar[str] = ""
+    #: the name tables, figures and reports show ("AD-MT", "Mean teacher"): one line, unique among
+    #: the registered methods. A class that does not set it shows its registry name (set by
+    #: @register_method; it is never inherited, so a subclass of SPCL is not labelled "SPCL").
+    display_name: ClassVar[str] = ""
     #: which network `predictor()` returns, recorded in the results CSV ("student", "teacher", ...)
     evaluated_network: ClassVar[str] = "student"
     #: False for methods that never look at unlabelled images (SupOnly): the engine then skips
@@ -193,7 +201,16 @@ def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
         existing = _REGISTRY.get(name)
         if existing is not None and existing.__qualname__ != cls.__qualname__:
             raise ValueError(f"method name {name!r} is already registered by {existing.__module__}.{existing.__qualname__}")
+        label = cls.__dict__.get("display_name", name)
+        if not isinstance(label, str) or not label.strip() or label != label.strip() or "\n" in label:
+            raise ValueError(f"method {name!r}: {cls.__name__}.display_name must be one non-empty line "
+                             f"without surrounding spaces, got {label!r}")
+        for other_name, other in _REGISTRY.items():
+            if other_name != name and other.display_name == label:  # tables could not tell them apart
+                raise ValueError(f"method {name!r}: display name {label!r} is already shown for method "
+                                 f"{other_name!r} ({other.__module__}.{other.__qualname__})")
         cls.name = name
+        cls.display_name = label
         _REGISTRY[name] = cls
         return cls
 

@@ -121,6 +121,7 @@ class MeanTeacher(Method):
 
     Config = MeanTeacherConfig
     embeds_projection = False  # plain mean teacher never trains the projection head
+    display_name = "Mean teacher"
     description = "Mean teacher (SPCL's skeleton): EMA teacher, conf>=0.95 pseudo-labels, CutMix p=0.5, Dice x0.3"
 
     def __init__(self, cfg, net_factory, num_classes, max_iters, data_info=None):

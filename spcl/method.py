@@ -267,6 +267,7 @@ class SPCL(MeanTeacher):
     """Mean teacher + subclass division, reliable-aware sampling, subclass banks, ICL and BCL."""
 
     Config = SPCLConfig
+    display_name = "SPCL"
     description = "SPCL (paper text where explicit): Canny subclasses, conf>=0.95 anchors, ICL tau 0.5 + BCL (Eq. 4)"
     variants = SPCL_VARIANTS
     embeds_projection = True  # the contrastive losses train the projection head: t-SNE (Figs 4, 7) uses it
@@ -523,5 +524,6 @@ class SPCLOfficial(SPCL):
     """SPCL as the official code runs it: thick boundaries, entropy filter, scaled ICL, rescaled BCL."""
 
     Config = SPCLOfficialConfig
+    display_name = "SPCL (official code)"
     description = "SPCL (official code): thick boundaries, entropy-filtered anchors, ICL x7.14, BCL tau 0.07 rescaled"
     variants = SPCL_VARIANTS

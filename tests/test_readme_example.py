@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from analysis.naming import method_label
 from methods import api
 from methods.api import list_methods
 from _tiny_run import assert_logged_and_finite, train_tiny
@@ -36,6 +37,7 @@ def test_readme_baseline_example_registers_and_trains(tiny_cache, tiny_split, tm
     module = types.ModuleType("baselines.entmin_readme_example")
     exec(compile(_example_source(), str(README), "exec"), module.__dict__)
     assert "entmin" in list_methods()
+    assert method_label("entmin") == "EntMin"  # tables, figures and reports name it itself
     rows = train_tiny("entmin", {"warmup_iters": 0}, tiny_cache, tiny_split, tmp_path / "run", iterations=2)
     assert_logged_and_finite(rows, ["loss", "sup", "unsup", "entropy"], 2)
     assert float(rows[-1]["entropy"]) > 0
@@ -50,4 +52,4 @@ def test_readme_baseline_example_appears_in_methods_list_as_a_module(tmp_path):
         "from methods.__main__ import main; main(['list'])" % str(pkg)
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert re.search(r"^entmin\s+Entropy minimisation", out, flags=re.M)
+    assert re.search(r"^entmin\s+Entropy minimisation.*\n\s+shown as 'EntMin'; variants: default$", out, flags=re.M)
