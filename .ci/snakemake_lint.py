@@ -13,6 +13,9 @@ without such a comment, a comment whose lint no longer appears, and a comment wi
 
     python3 .ci/snakemake_lint.py [CONFIG ...]    # the default config, then each CONFIG
 
+It reads Snakemake's plain-text report: `--lint json` prints the same text (Snakemake 9.27's
+command line does not pass the choice on, snakemake/cli.py).
+
 The workflow refuses to parse while a dataset's `root` does not exist (workflow/rules/common.smk),
 and the lint reads no data, so each relative root is stood in for by an empty folder in a temporary
 working directory, where every run of the lint happens (no .snakemake/ in the checkout).
