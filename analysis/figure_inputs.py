@@ -104,7 +104,7 @@ def _tsne(art: Artefacts, out_dir: Path, name: str, wanted: dict[tuple[str, str]
         if len(data["features"]) < 10:
             raise ArtefactError(f"{panel_title}: features.npz holds {len(data['features'])} points; t-SNE needs at least 10")
     problems = {}
-    for label, (panel_title, data) in zip([label for label in order if label in runs], panels):
+    for label, (_title, data) in zip([label for label in order if label in runs], panels):
         idx = figures.subsample(len(data["features"]), opts.tsne_points, opts.seed)
         problem = figures.tsne_problem(data["features"][idx])
         if problem:

@@ -26,8 +26,8 @@ from analysis import stats
 from analysis.artefacts import ArtefactError, find_artefacts
 from analysis.collect import METRIC_COLUMNS, SETTING_COLUMNS, CollectError, collect_run
 from analysis.aggregate import case_values
-from analysis.comparison import (BOOTSTRAP_COLUMNS, DEFAULT_EXCLUDE, bootstrap_table, compare_methods,
-                                 statistics_markdown, write_statistics)
+from analysis.comparison import (DEFAULT_EXCLUDE, bootstrap_table, compare_methods, statistics_markdown,
+                                 write_statistics)
 from analysis.figure_inputs import (FigureOptions, FigureOutcome, make_fig3, make_fig4, make_fig5, make_fig6, make_fig7,
                                     sweep_default_cell, sweep_rows)
 from analysis.formatting import Column, DisplayTable, Value, to_markdown

@@ -267,7 +267,7 @@ def rotate_views(x: Tensor, y: Tensor, k: Tensor, degrees: Tensor) -> tuple[Tens
     Corners are filled with each image's minimum and with label 0."""
     if x.shape[-1] != x.shape[-2]:
         raise ValueError(f"UGPCL's rot90 views need square images, got {tuple(x.shape[-2:])}")
-    b, rows = x.shape[0], torch.arange(x.shape[0], device=x.device)
+    rows = torch.arange(x.shape[0], device=x.device)
     x = torch.stack([torch.rot90(x, r, dims=(2, 3)) for r in range(4)])[k, rows]
     y = torch.stack([torch.rot90(y, r, dims=(1, 2)) for r in range(4)])[k, rows]
     rad = degrees.to(x.dtype) * (math.pi / 180.0)

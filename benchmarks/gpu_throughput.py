@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
 import statistics
 import sys
 import time
@@ -59,11 +58,14 @@ def worker(rank: int, args, combos, barrier, results) -> None:
         augment = CommonAugment(cfg.augment, torch.Generator().manual_seed(rank))
         uses_u = getattr(cls, "uses_unlabelled", True)
 
+        # step() reads this combination's loop variables on purpose: it runs only within this iteration
+        # (B023), and the `del` below, which frees the GPU memory before the next combination, clears
+        # the closure's references too (pyflakes reads the del as leaving the names undefined: F821)
         def step(i: int) -> None:
             b = batches[i % len(batches)]
-            if not uses_u:
+            if not uses_u:  # noqa: B023
                 b = Batch(b.x_l, b.y_l, b.x_u[:0])
-            logs, _ = train_step(method, optimizer, scheduler, augment, b, args.iterations + i, device, numerics)
+            logs, _ = train_step(method, optimizer, scheduler, augment, b, args.iterations + i, device, numerics)  # noqa: B023, F821
             float(logs["loss"])  # the step is done when its loss is on the host
 
         for i in range(args.warmup):

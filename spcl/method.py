@@ -68,7 +68,7 @@ Deliberate differences from the official code in both presets:
   in [W/2, W]; the official `generate_cutout_mask` draws `np.random.randint(W/2 + 1, W)`, i.e.
   [W/2 + 1, W - 1] (dgcl/dataset/augmentation.py). Not changed here: the skeleton is shared by every
   mean-teacher method.
-"""
+"""  # noqa: E501 (the table's rows cannot wrap)
 
 from __future__ import annotations
 

@@ -227,7 +227,7 @@ def test_constant_features_are_named_not_embedded(tmp_path):
     outcome = make_fig4(find_artefacts(results), tmp_path / "figs", opts)
     assert outcome.produced  # BUS and SPCL are embedded, BASS's panel says why
     assert "BASS: not embedded, all " in outcome.caption and "are zero (collapsed features)" in outcome.caption
-    for run, path in paths:
+    for _run, path in paths:
         loaded = dict(np.load(path))
         np.savez(path, **dict(loaded, features=np.zeros_like(loaded["features"])))
     outcome = make_fig4(find_artefacts(results), tmp_path / "figs2", opts)

@@ -93,7 +93,7 @@ def test_bf16_channels_last_is_repeatable_and_resumes_bit_identically(native_bf1
     fp32 = _train(tiny_cache, tiny_split, tmp_path / "fp32", amp="off", channels_last="off")
     fp32.run()
     other = torch.load(tmp_path / "fp32/final.pt", weights_only=True)["method_state"]
-    assert any(not torch.equal(v, other[k]) for k, v in states[0]["method_state"].items() 
+    assert any(not torch.equal(v, other[k]) for k, v in states[0]["method_state"].items()
                if isinstance(v, torch.Tensor) and v.is_floating_point())
     # the record: the checkpoint's config, the run folder's config.yaml and environment.json
     assert states[0]["config"]["numerics"] == {"precision": "bf16", "memory_format": "channels_last"}

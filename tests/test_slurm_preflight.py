@@ -41,7 +41,8 @@ SLURM_COMMANDS = ("sbatch", "srun", "squeue", "scancel", "sinfo", "scontrol", "s
 # one node, 2 CPUs, ~24 GB, two GPUs, default partition 'ci' without a time limit
 SINFO_GPU = "ci*|vm|2|24105|gpu:2|infinite\n"
 SINFO_NO_GPU = "ci*|vm|2|24105|(null)|infinite\n"
-SCONTROL_NO_ACCOUNTING = "Configuration data as of 2026-11-29T22:00:00\nAccountingStorageType   = accounting_storage/none\nMinJobAge               = 300 sec\n"
+SCONTROL_NO_ACCOUNTING = ("Configuration data as of 2026-11-29T22:00:00\n"
+                          "AccountingStorageType   = accounting_storage/none\nMinJobAge               = 300 sec\n")
 SCONTROL_SLURMDBD = "AccountingStorageType   = accounting_storage/slurmdbd\nMinJobAge               = 300 sec\n"
 
 

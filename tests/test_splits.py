@@ -45,7 +45,7 @@ def test_tiny_split_file(tiny_split, tiny_cache):
     assert split["dataset"] == "phantom" and split["labelled_count"] == 2
     assert sorted(sum(roles(split).values(), [])) == cache.patients()
     # both frames of a patient go together
-    for role, patients in roles(split).items():
+    for patients in roles(split).values():
         assert sorted(cache.cases_of(patients)) == sorted(f"{p}_{ph}" for p in patients for ph in ("ED", "ES"))
 
 
@@ -102,7 +102,7 @@ def test_mnms_paper_split_is_vendor_stratified(tmp_path):
     with pytest.raises(SplitError, match="only for \\[4, 8\\]"):
         make_split(cache, 5, seed=0, rule="paper")
     drawn = make_split(cache, 4, seed=3, rule="paper", selection="random")
-    assert sorted(l[0] for l in drawn["train_labelled"]) == ["A", "B", "C", "D"]  # one per vendor
+    assert sorted(entry[0] for entry in drawn["train_labelled"]) == ["A", "B", "C", "D"]  # one per vendor
 
 
 def test_scd_paper_split(tmp_path):

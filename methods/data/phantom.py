@@ -320,7 +320,6 @@ class _SceneGrid:
 
     def tissue(self, sg: dict) -> np.ndarray:
         """Tissue codes of one slice with slice geometry `sg`."""
-        g = self.g
         full = self.background.copy()
         s = sg["s"]
         liver_size = 0.55 + 0.6 * s  # the liver dome rises towards the apical (inferior) slices

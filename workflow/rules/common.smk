@@ -24,8 +24,8 @@ R = os.path.join(config["results_root"], config["run_name"])
 # workflow sees (CUDA_VISIBLE_DEVICES), so that `--resources gpu=N` on an N-GPU machine runs N jobs
 # on N different GPUs; on a CPU machine and inside SLURM jobs it changes nothing (methods/gpu_slots.py).
 # `python -I FILE`: isolated, standard library only, so a job does not import torch twice.
-GPU_SLOTS = ("python -I " + shlex.quote(os.path.join(workflow.basedir, "methods", "gpu_slots.py"))
-             + f" --runs-per-gpu {int(config.get('runs_per_gpu', 1))}")
+GPU_SLOTS = (f"python -I {shlex.quote(os.path.join(workflow.basedir, 'methods', 'gpu_slots.py'))}"
+             f" --runs-per-gpu {int(config.get('runs_per_gpu', 1))}")
 
 
 def _expand_root(d):

@@ -1,4 +1,6 @@
 # Prepare each dataset once (raw folder -> cache), then one split file per (label ratio, seed).
+# lint accepted: "Mixed rules and functions in same snakefile." each function builds the command-line
+# arguments of the rule below it, and stays beside the command it completes
 
 
 def _prepare_args(wc):
@@ -18,6 +20,8 @@ def _prepare_args(wc):
 
 
 rule prepare:
+    # lint accepted: "Specify a conda environment or container for each rule." it runs the project's own
+    # code, in the environment Snakemake runs in (docs/install.md; versions in provenance/versions.txt)
     output:
         directory(f"{R}/data/{{dataset}}/cache"),
     params:
@@ -44,6 +48,8 @@ def _split_args(wc):
 
 
 rule split:
+    # lint accepted: "Specify a conda environment or container for each rule." it runs the project's own
+    # code, in the environment Snakemake runs in (docs/install.md; versions in provenance/versions.txt)
     input:
         cache=f"{R}/data/{{dataset}}/cache",
     output:

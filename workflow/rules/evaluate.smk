@@ -5,6 +5,10 @@ EVAL = config.get("evaluation") or {}
 
 
 rule evaluate:
+    # lint accepted: "Specify a conda environment or container for each rule." it runs the project's own
+    # code, in the environment Snakemake runs in (docs/install.md; versions in provenance/versions.txt)
+    # lint accepted: "Shell command directly uses variable GPU_SLOTS from outside of the rule" as in rule
+    # train (train.smk): where a job runs, not what it computes
     input:
         ckpt=f"{R}/runs/{RUN_PATTERN}/final.pt",
         cache=f"{R}/data/{{dataset}}/cache",

@@ -24,7 +24,7 @@ class JobResources:
     sources: dict = field(default_factory=dict, hash=False, compare=False)
 
     def declare(self):
-        """The `resources:` of a rule (its `threads:` is `self.threads`)."""
+        """A rule's `resources:` (its `threads:` is `self.threads`)."""
         return dict(cpus_per_task=self.threads, gpu=self.gpus, mem_mb=self.mem_mb, runtime=self.runtime_min)
 
 

@@ -10,6 +10,9 @@
 # text before formatting and its params trigger sees only params, so changing one of them reruns
 # no job; the next training process that starts (a new run, or one resumed after a kill) uses the
 # new values, and the engine accepts its checkpoint (it compares the identity only).
+#
+# lint accepted: "Mixed rules and functions in same snakefile." `_run_yaml` is the params function
+# of run_config, kept beside the rule whose output it is
 
 import json as _json
 import shlex as _shlex
@@ -35,6 +38,10 @@ rule run_config:
     # A shell job on purpose: Snakemake spawns every `run:` job as a new Snakemake process that parses
     # the whole workflow again (importing torch and every method), several seconds per run config.
     # A changed config never resumes an old run: the run's checkpoints go with the old run.yaml.
+    # lint accepted: "No log directive defined" the command prints nothing unless rm, printf or mv
+    # fails, and that message reaches the terminal with Snakemake's report of the failed job
+    # lint accepted: "Specify a conda environment or container for each rule." it runs rm, printf and mv
+    # of the shell Snakemake runs in, nothing else
     output:
         f"{R}/runs/{RUN_PATTERN}/run.yaml",
     params:
@@ -46,6 +53,14 @@ rule run_config:
 
 
 rule train:
+    # lint accepted: "Specify a conda environment or container for each rule." it runs the project's own
+    # code, in the environment Snakemake runs in (docs/install.md; versions in provenance/versions.txt)
+    # lint accepted: "Shell command directly uses variable GPU_SLOTS from outside of the rule" the launcher
+    # (common.smk) decides where a job runs, not what it computes; as a params entry it would change
+    # this command's text (rerunning every finished run), and so would each later move of the
+    # checkout (its path) or change of runs_per_gpu
+    # lint accepted: "Shell command directly uses variable TRAIN_BOOKKEEPING from outside of the rule" on
+    # purpose, so that a changed bookkeeping setting reruns no job (the header of this file)
     input:
         cfg=f"{R}/runs/{RUN_PATTERN}/run.yaml",
         cache=f"{R}/data/{{dataset}}/cache",
