@@ -17,8 +17,8 @@ It reads Snakemake's plain-text report: `--lint json` prints the same text (Snak
 command line does not pass the choice on, snakemake/cli.py).
 
 The workflow refuses to parse while a dataset's `root` does not exist (workflow/rules/common.smk),
-and the lint reads no data, so each relative root is stood in for by an empty folder in a temporary
-working directory, where every run of the lint happens (no .snakemake/ in the checkout).
+and the lint reads no data, so each relative root is stood in for by an empty folder (ACDC: with
+empty patient folders) in a temporary working directory, where every run of the lint happens (no .snakemake/ in the checkout).
 """
 
 from __future__ import annotations
@@ -113,12 +113,17 @@ def check(lints: list[Lint], markers: list[Marker]) -> list[str]:
 
 
 def stand_in_roots(configfile: Path, workdir: Path) -> None:
-    """An empty folder in `workdir` for each relative dataset `root` of `configfile`."""
+    """An empty folder in `workdir` for each relative dataset `root` of `configfile`; for an ACDC
+    root, the empty `patientNNN/Info.cfg` files whose presence the start-up check looks for."""
     config = yaml.safe_load(configfile.read_text()) or {}
     for dataset in config.get("datasets") or []:
         root = dataset.get("root")
         if root and not os.path.isabs(os.path.expanduser(os.path.expandvars(root))):
             (workdir / root).mkdir(parents=True, exist_ok=True)
+            if dataset.get("format") == "acdc":
+                for n in range(1, 101):
+                    (workdir / root / f"patient{n:03d}").mkdir(exist_ok=True)
+                    (workdir / root / f"patient{n:03d}" / "Info.cfg").touch()
 
 
 def run_lint(configfile: Path | None) -> list[Lint]:

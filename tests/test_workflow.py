@@ -148,6 +148,12 @@ def raw_roots(tmp_path_factory) -> dict[str, Path]:
     """Tiny ACDC, M&Ms and SCD trees in their release layouts (tests/fixtures_datasets.py)."""
     base = tmp_path_factory.mktemp("raw")
     write_acdc_fixture(base / "ACDC")
+    # the other training patients as bare Info.cfg files: the start-up check of the paper split
+    # looks for all 100 folders, and these tests only plan (no image is read)
+    for n in range(3, 101):
+        stub = base / "ACDC" / "database" / "training" / f"patient{n:03d}"
+        stub.mkdir(parents=True, exist_ok=True)
+        (stub / "Info.cfg").write_text("ED: 1\nES: 3\n")
     write_mnms_fixture(base / "MnMs")
     write_scd_fixture(base / "SCD")
     return {"acdc": base / "ACDC" / "database", "mnms": base / "MnMs", "scd": base / "SCD"}
@@ -209,6 +215,13 @@ def test_the_acdc_experiment_config_plans_its_runs_from_the_data_root_variable(r
     result = snakemake(tmp_path, cfg_path, "-n")
     assert result.returncode != 0 and "names an environment variable that is not set" in result.stdout, result.stdout[-3000:]
     assert "Job stats:" not in result.stdout
+    # a folder without the release's training patients stops at start-up too, naming the variable
+    partial = tmp_path / "partial"
+    write_acdc_fixture(partial)
+    monkeypatch.setenv("SPCL_BENCH_ACDC", str(partial / "database"))
+    result = snakemake(tmp_path, cfg_path, "-n")
+    assert result.returncode != 0 and "Job stats:" not in result.stdout
+    assert "lacks 98 of the 100 ACDC training patients" in result.stdout and "${SPCL_BENCH_ACDC}" in result.stdout
 
 
 def test_a_configfile_replaces_the_default_config(raw_roots, tmp_path):
