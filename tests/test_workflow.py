@@ -107,11 +107,17 @@ def expected_runs(cfg: dict) -> set[tuple[str, str, str, str, int]]:
             for d in cfg["datasets"] for r in d["ratios"] for m in cfg["methods"] for s in cfg["seeds"]}
     abl = cfg.get("ablations") or {}
     if abl:
-        runs |= {(abl["dataset"], pct(abl["percent"]), m, v, s) for m, v in PAPER_ABLATION_RUNS for s in cfg["seeds"]}
+        runs |= {(abl["dataset"], pct(abl["percent"]), m, v, s) for m, v in PAPER_ABLATION_RUNS
+                 for s in abl.get("seeds") or cfg["seeds"]}
     sweep = cfg.get("sweep") or {}
     if sweep:
+        seeds = sweep.get("seeds") or cfg["seeds"]
+        spcl = (cfg.get("method_config") or {}).get("spcl") or {}
+        # the cell at SPCL's default thresholds is the default run itself, when that run exists
+        reused = ((spcl.get("gamma_s", 0.75), spcl.get("gamma_t", 0.95))
+                  if "spcl" in cfg["methods"] and set(seeds) <= set(cfg["seeds"]) else None)
         runs |= {(sweep["dataset"], pct(sweep["percent"]), "spcl", f"sweep_gs{gs:g}_gt{gt:g}", s)
-                 for gs in sweep["gamma_s"] for gt in sweep["gamma_t"] for s in cfg["seeds"]}
+                 for gs in sweep["gamma_s"] for gt in sweep["gamma_t"] for s in seeds if (gs, gt) != reused}
     return runs
 
 
@@ -174,8 +180,9 @@ def test_paper_config_plans_every_training_run_once(raw_roots, tmp_path):
 
     # 3 datasets x 2 ratios x 8 methods x 3 seeds = 144; ablations on ACDC 5% not in that grid:
     # 6 SPCL variants x 3 seeds = 18 (suponly/default and spcl/default are in it); sweep 5 x 4 x 3 = 60
-    assert len(expected_runs(cfg)) == 144 + 18 + 60 == 222
-    assert counts["train"] == 222
+    # less the 3 runs of the cell (0.75, 0.95), which are SPCL's default runs
+    assert len(expected_runs(cfg)) == 144 + 18 + 57 == 219
+    assert counts["train"] == 219
     assert counts["run_config"] == counts["evaluate"] == counts["train"]
     assert counts["prepare"] == 3
     assert counts["split"] == 3 * 2 * 3  # one per (dataset, ratio, seed)
@@ -222,6 +229,36 @@ def test_the_acdc_experiment_config_plans_its_runs_from_the_data_root_variable(r
     result = snakemake(tmp_path, cfg_path, "-n")
     assert result.returncode != 0 and "Job stats:" not in result.stdout
     assert "lacks 98 of the 100 ACDC training patients" in result.stdout and "${SPCL_BENCH_ACDC}" in result.stdout
+
+
+def test_the_acdc_paper_experiment_plans_table_1_the_ablations_the_sweep_and_the_warm_starts(
+        raw_roots, tmp_path, monkeypatch):
+    cfg_path = REPO / "config" / "experiments" / "acdc_paper_cpu.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    monkeypatch.setenv("SPCL_BENCH_ACDC", str(raw_roots["acdc"]))
+    result = snakemake(tmp_path, cfg_path, "-n", "--quiet", "rules")
+    assert result.returncode == 0, result.stdout[-3000:]
+    counts = job_counts(result.stdout)
+    # Table 1: 2 ratios x 8 methods x 3 seeds = 48; ablations at 5 %: 6 SPCL variants x 2 seeds = 12;
+    # sweep 3 x 3 at one seed, less its centre (the default run) = 8
+    assert len(expected_runs(cfg)) == 48 + 12 + 8 == 68
+    assert counts["evaluate"] == 68
+    # one SupOnly warm start per (ratio, seed), trained but never evaluated
+    assert counts["train"] == counts["run_config"] == 68 + 2 * 3
+    assert counts["split"] == 6 and counts["prepare"] == 1 and counts["analysis"] == 1
+    # every run of a split starts from that split's warm start; the warm start from nothing
+    plan = snakemake(tmp_path, cfg_path, "-n", "--printshellcmds")
+    assert plan.returncode == 0, plan.stdout[-3000:]
+    warm = "results/acdc_paper_cpu/runs/acdc/r5/suponly/warm_start/s1/final.pt"
+    assert f"{warm}" in plan.stdout
+    done = snakemake(tmp_path, cfg_path, targets=("results/acdc_paper_cpu/runs/acdc/r5/bass/default/s1/run.yaml",
+                                                  "results/acdc_paper_cpu/runs/acdc/r5/suponly/warm_start/s1/run.yaml"))
+    assert done.returncode == 0, done.stdout[-3000:]
+    run = yaml.safe_load((tmp_path / "results/acdc_paper_cpu/runs/acdc/r5/bass/default/s1/run.yaml").read_text())
+    source = yaml.safe_load((tmp_path / "results/acdc_paper_cpu/runs/acdc/r5/suponly/warm_start/s1/run.yaml").read_text())
+    assert run["train"]["init_from"] == warm and run["train"]["iterations"] == 1500
+    assert "init_from" not in source["train"] and source["train"]["iterations"] == 3000
+    assert source["method"] == "suponly" and source["data"]["split"] == run["data"]["split"]
 
 
 def test_a_configfile_replaces_the_default_config(raw_roots, tmp_path):
