@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.collect import is_case_csv
+from analysis.collect import FAILED_RECORD, is_case_csv
 
 RUN_PATH = re.compile(r"(?P<dataset>[^/]+)/r(?P<ratio>[0-9.]+)/(?P<method>[^/]+)/(?P<variant>[^/]+)/s(?P<seed>[0-9]+)$")
 
@@ -97,6 +97,8 @@ def find_artefacts(results_dir: Path, exclude: tuple[Path, ...] = ()) -> Artefac
             if any(path.resolve().is_relative_to(e) for e in excluded):
                 continue
             if name == "predictions" and not path.is_dir():
+                continue
+            if (path.parent / FAILED_RECORD).exists():  # a failed run's outputs hold nothing to draw
                 continue
             run = identify(path.parent)
             if run is None:

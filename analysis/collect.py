@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +71,27 @@ def find_case_csvs(root: Path, exclude: tuple[Path, ...] = ()) -> list[Path]:
             continue
         if is_case_csv(path):
             found.append(path)
+    return found
+
+
+#: written by `python -m methods.evaluate` in place of the per-case rows when the run's training
+#: stopped (a non-finite loss): {"run": ..., "reason": ...}; the report lists it under "Not produced"
+FAILED_RECORD = "failed.json"
+
+
+def failed_runs(root: Path, exclude: tuple[Path, ...] = ()) -> list[tuple[str, str]]:
+    """(folder relative to root, reason) of every run recorded as failed under root."""
+    root = Path(root)
+    excluded = [Path(e).resolve() for e in exclude]
+    found = []
+    for path in sorted(root.rglob(FAILED_RECORD)):
+        if any(path.resolve().is_relative_to(e) for e in excluded):
+            continue
+        try:
+            reason = str(json.loads(path.read_text()).get("reason", "no reason recorded"))
+        except (OSError, ValueError, AttributeError) as err:
+            reason = f"unreadable failure record ({err})"
+        found.append((str(path.parent.relative_to(root)), reason))
     return found
 
 

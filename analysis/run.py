@@ -24,7 +24,7 @@ import yaml
 
 from analysis import stats
 from analysis.artefacts import ArtefactError, find_artefacts
-from analysis.collect import METRIC_COLUMNS, SETTING_COLUMNS, CollectError, collect_run
+from analysis.collect import METRIC_COLUMNS, SETTING_COLUMNS, CollectError, collect_run, failed_runs
 from analysis.aggregate import case_values
 from analysis.comparison import (DEFAULT_EXCLUDE, bootstrap_table, compare_methods, statistics_markdown,
                                  write_statistics)
@@ -162,7 +162,8 @@ def analyse(opts: Options) -> Path:
                                                   fix="per-case CSVs hold fractions (docs/architecture.md)")
     write_csv(table, tables_dir / "cases.csv")
     sections: list[Section] = []
-    not_produced: list[str] = []
+    not_produced: list[str] = [f"run `{where}`: training stopped: {why}"
+                               for where, why in failed_runs(opts.results_dir, exclude=(out,))]
     sections.append(Section("What this run can and cannot show",
                             "\n".join(f"- {line}" for line in scope_lines(
                                 table, opts.results_dir, opts.control, opts.exclude,

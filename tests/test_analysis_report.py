@@ -161,6 +161,10 @@ def test_full_run_reports_a_missing_cell_and_nan(tmp_path):
     results = write_synthetic_run(tmp_path / "holes", n_cases=5, artefacts=False, sweep=None, ablation_setting=None,
                                   methods=("abd", "bass", "spcl"), seeds=(0, 1))
     (results / "eval" / "phantom" / "r20" / "abd" / "default" / "s1" / "metrics.csv").unlink()
+    # a run whose training stopped: methods.evaluate leaves the header only and a failure record
+    failed = results / "eval" / "phantom" / "r10" / "abd" / "default" / "s0"
+    pd.read_csv(failed / "metrics.csv").iloc[:0].to_csv(failed / "metrics.csv", index=False)
+    (failed / "failed.json").write_text('{"run": "x", "reason": "loss \'unsup\' is nan at iteration 812"}')
     csv = results / "eval" / "phantom" / "r10" / "bass" / "default" / "s0" / "metrics.csv"
     df = pd.read_csv(csv)
     df.loc[0, "dice"] = np.nan
@@ -169,7 +173,9 @@ def test_full_run_reports_a_missing_cell_and_nan(tmp_path):
     assert run.main(["--results-dir", str(results), "--out", str(out), "--bootstrap", "50",
                      "--bayes-samples", "500"]) == 0
     text = (out / "REPORT.md").read_text()
-    assert "1 (method, setting, seed) cell(s) have no results at all." in text
+    assert "2 (method, setting, seed) cell(s) have no results at all." in text
+    not_produced = text.split("## Not produced", 1)[1]
+    assert "run `eval/phantom/r10/abd/default/s0`: training stopped: loss 'unsup' is nan at iteration 812" in not_produced
     assert "1 metric value(s) are undefined: 1 NaN, 0 infinite" in text
     # the whole-run analysis applies the same rule as analysis.report: a NaN Dice is a failure, 0
     assert ("1 undefined value(s) of the analysed metric(s) were replaced by the case's worst value before any "
