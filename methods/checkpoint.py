@@ -55,7 +55,8 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ) from None
     except (RuntimeError, EOFError, OSError) as exc:
         raise CheckpointError(f"checkpoint {path} is unreadable or truncated: {exc}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format_version") != FORMAT_VERSION or "method_state" not in ckpt:
+    has_state = isinstance(ckpt, dict) and ("method_state" in ckpt or ckpt.get("kind") == "failed")
+    if not has_state or ckpt.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path} is not a spcl-bench checkpoint (format_version {FORMAT_VERSION})")
     return ckpt
 
@@ -120,12 +121,22 @@ def build_method(config: dict, data_info: dict, num_classes: int, device: str | 
     return method.to(device)
 
 
+class RunFailedError(CheckpointError):
+    """final.pt records a run whose training stopped (`train.on_failure: record`); `reason` says why."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"{path}: the run failed and has no weights: {reason}")
+        self.reason = reason
+
+
 def load_trained_method(checkpoint_path: str | Path, device: str | torch.device = "cpu") -> tuple[Method, dict[str, Any]]:
     """Rebuild a trained method from `final.pt` (or a resumable `last.pt`), in eval mode.
 
     Returns the method and the resolved run config dict it was trained with.
     """
     ckpt = read_checkpoint(checkpoint_path, map_location="cpu")
+    if ckpt.get("kind") == "failed":
+        raise RunFailedError(checkpoint_path, str(ckpt.get("reason")))
     config = ckpt["config"]
     meta = ckpt.get("meta", {})
     method = build_method(config, meta.get("data_info", {}), int(meta["num_classes"]), "cpu")

@@ -82,7 +82,12 @@ _AUG_SALT = 0xA06
 
 
 class NonFiniteLossError(FloatingPointError):
-    """A logged loss became NaN or inf; the message names the key and the iteration."""
+    """A logged loss became NaN or inf; the message names the key and the iteration, `reason` says
+    the same in a few words (what a recorded failure keeps)."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def seed_everything(seed: int) -> None:
@@ -328,10 +333,10 @@ class Trainer:
             bad = [k for k, v in values.items() if not np.isfinite(v)]
             if bad:
                 self._pending.clear()
+                reason = f"loss {bad[0]!r} is {values[bad[0]]} at iteration {it} (non-finite keys: {bad})"
                 raise NonFiniteLossError(
-                    f"{self.cfg.method}: loss {bad[0]!r} is {values[bad[0]]} at iteration {it} "
-                    f"(non-finite keys: {bad}); run {self.run_dir}. Stopped; the last checkpoint precedes it."
-                )
+                    f"{self.cfg.method}: {reason}; run {self.run_dir}. Stopped; the last checkpoint precedes it.",
+                    reason)
             rows.append({"iteration": it, "lr": lr, **values})
         self._pending.clear()
         if self.pl_meter is not None:  # diagnostics may be NaN (nothing to count): not guarded
@@ -368,24 +373,38 @@ class Trainer:
                    desc=f"{self.cfg.method}/{self.cfg.variant}", dynamic_ncols=True)
         first_iteration, started, t0 = self.iteration, now_utc(), time.perf_counter()
         try:
-            while self.iteration < tc.iterations:
-                self.step(self.iteration)
-                self.iteration += 1
-                bar.update(1)
-                last = self.iteration == tc.iterations
-                if self.iteration % tc.log_every == 0 or self.iteration % tc.checkpoint_every == 0 or last:
-                    self.flush_logs(csv_log, writer)
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in self._latest.items()}, refresh=False)
-                if self.iteration in self.select_at:
-                    for r in self.selector.consider(self.iteration, self.method):
-                        log.info("selection: %s at iteration %d, test Dice %.4f", r["network"], r["iteration"], r["dice"])
-                if self.iteration % tc.checkpoint_every == 0 and not last:  # the end writes final.pt
-                    self.save_checkpoint()
+            self._loop(csv_log, writer, bar)
+        except NonFiniteLossError as exc:
+            if tc.on_failure != "record":
+                raise
+            self.record_failure(exc.reason)
+            self._finish_session(first_iteration, started, t0, failure=exc.reason)
+            return self.run_dir
         finally:
             bar.close()
             if writer is not None:
                 writer.close()
         self.write_outputs()
+        self._finish_session(first_iteration, started, t0)
+        return self.run_dir
+
+    def _loop(self, csv_log: CsvLog, writer, bar) -> None:
+        tc = self.cfg.train
+        while self.iteration < tc.iterations:
+            self.step(self.iteration)
+            self.iteration += 1
+            bar.update(1)
+            last = self.iteration == tc.iterations
+            if self.iteration % tc.log_every == 0 or self.iteration % tc.checkpoint_every == 0 or last:
+                self.flush_logs(csv_log, writer)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in self._latest.items()}, refresh=False)
+            if self.iteration in self.select_at:
+                for r in self.selector.consider(self.iteration, self.method):
+                    log.info("selection: %s at iteration %d, test Dice %.4f", r["network"], r["iteration"], r["dice"])
+            if self.iteration % tc.checkpoint_every == 0 and not last:  # the end writes final.pt
+                self.save_checkpoint()
+
+    def _finish_session(self, first_iteration: int, started: str, t0: float, failure: str | None = None) -> None:
         seconds = round(time.perf_counter() - t0, 3)  # the per-iteration figure derives from this value
         trained = self.iteration - first_iteration
         append_session(self.run_dir, {
@@ -395,13 +414,22 @@ class Trainer:
             "from_iteration": first_iteration, "to_iteration": self.iteration,
             "seconds": seconds,
             "seconds_per_iteration": round(seconds / trained, 6) if trained else None,
+            **({"failure": failure} if failure else {}),
         })
-        self.ckpt_path.unlink(missing_ok=True)  # final.pt now holds the weights; the resume state is not needed
+        self.ckpt_path.unlink(missing_ok=True)  # final.pt now holds the outcome; the resume state is not needed
         try:
             self.ckpt_path.parent.rmdir()
         except OSError:  # not empty or already gone
             pass
-        return self.run_dir
+
+    def record_failure(self, reason: str) -> None:
+        """`train.on_failure: record`: final.pt of kind "failed" holds the reason and no weights, so
+        the workflow goes on (its evaluation writes a failure record that the report lists); the
+        resume state goes (`_finish_session`), since the same configuration would fail again."""
+        log.error("run failed, recorded in final.pt: %s", reason)
+        save_atomic({"format_version": FORMAT_VERSION, "kind": "failed", "config": self.config_dict,
+                     "iteration": self.iteration, "reason": reason, "meta": self.meta},
+                    self.run_dir / "final.pt")
 
     def is_complete(self) -> bool:
         """final.pt of this very configuration at the last iteration, and no resume state pending."""
@@ -410,6 +438,9 @@ class Trainer:
             return False
         ckpt = read_checkpoint(final)
         check_compatible(ckpt, self.config_dict, final)
+        if ckpt.get("kind") == "failed":  # deterministic: the same configuration would fail again
+            log.warning("%s is recorded as failed: %s (delete it to train again)", final, ckpt.get("reason"))
+            return True
         return int(ckpt["iteration"]) == self.cfg.train.iterations
 
     def write_outputs(self) -> None:

@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -51,8 +52,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from methods.api import ConfigError, Method
-from methods.atomic import write_bytes_atomic
-from methods.checkpoint import load_trained_method
+from methods.atomic import atomic_path, write_bytes_atomic
+from methods.checkpoint import RunFailedError, load_trained_method
 from methods.data.loaders import as_region, cases_of_role, open_cache, read_split
 from methods.data.region import Region, region_from_data_config
 from methods.data.types import Case
@@ -557,6 +558,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def write_failure_record(exc: "RunFailedError", args) -> None:
+    """For a run recorded as failed: the per-case CSV with its header only, `failed.json` beside it
+    (what analysis.collect.failed_runs reads), and empty feature and prediction outputs, so that
+    every output the workflow declares exists and holds nothing to draw."""
+    out = Path(args.out)
+    write_csv_atomic(pd.DataFrame(columns=list(RESULT_COLUMNS)), out)
+    record = {"run": str(Path(args.checkpoint).parent), "reason": exc.reason}
+    with atomic_path(out.parent / "failed.json") as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+    if args.features:
+        with atomic_path(Path(args.features)) as tmp, tmp.open("wb") as f:
+            np.savez(f, failed=np.array(exc.reason))
+    if args.predictions_dir:
+        Path(args.predictions_dir).mkdir(parents=True, exist_ok=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     prediction_cases = _parse_prediction_cases(args.prediction_cases)
@@ -580,6 +597,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             features_seed=args.features_seed,
             progress=sys.stderr.isatty(),
         )
+    except RunFailedError as exc:  # the workflow goes on: empty outputs and the reason, for the report
+        write_failure_record(exc, args)
+        print(f"not evaluated: {exc}", file=sys.stderr)
+        return 0
     except (ConfigError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

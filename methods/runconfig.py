@@ -61,6 +61,7 @@ BOOKKEEPING_KEYS: frozenset[tuple[str, ...]] = frozenset({
     ("train", "log_every"),
     ("train", "progress"),
     ("train", "pseudo_label_logs"),
+    ("train", "on_failure"),
 })
 
 
@@ -122,6 +123,9 @@ class TrainConfig:
     # mean Dice on the test cases; uses the test labels, so never a default)
     selection: str = "last"
     select_every: int = 1000
+    # a non-finite loss: "raise" (stop with an error; checkpoints kept) or "record" (the workflow:
+    # final.pt records the failure and its reason, so the other runs and the report go on)
+    on_failure: str = "raise"
     # a final.pt whose evaluated network starts every segmentation network of this run (the
     # supervised warm-start regime, methods/warm_start.py); "" = the profile's initialisation
     init_from: str = ""
@@ -139,6 +143,8 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.selection not in ("last", "best_on_test"):
             raise ValueError(f"selection must be 'last' or 'best_on_test', got {self.selection!r}")
+        if self.on_failure not in ("raise", "record"):
+            raise ValueError(f"on_failure must be 'raise' or 'record', got {self.on_failure!r}")
         if self.select_every < 1:
             raise ValueError(f"select_every must be >= 1, got {self.select_every}")
 

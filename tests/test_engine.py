@@ -4,6 +4,7 @@ import csv
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -104,6 +105,43 @@ def test_the_nan_guard_names_the_loss_and_the_iteration(tiny_cache, tiny_split, 
     with pytest.raises(NonFiniteLossError, match=r"'contrast' is nan at iteration 1"):
         trainer.run()
     assert not (tmp_path / "nan/checkpoints/last.pt").exists()  # nothing saved from non-finite state
+
+
+def test_a_failed_run_is_recorded_and_its_evaluation_says_why(tiny_cache, tiny_split, tmp_path):
+    """`train.on_failure: record` (the workflow's setting): final.pt holds the reason and no weights,
+    running again does nothing, and `methods.evaluate` writes empty outputs and failed.json."""
+    cfg = run_config(tiny_cache, tiny_split, tmp_path / "nan", method="suponly", log_every=1, checkpoint_every=1,
+                     iterations=3, on_failure="record")
+    trainer = Trainer(cfg)
+    step = trainer.method.training_step
+
+    def poisoned(batch, it):
+        out = step(batch, it)
+        if it == 2:
+            out.logs["sup"] = torch.tensor(float("inf"))
+        return out
+
+    trainer.method.training_step = poisoned
+    assert trainer.run() == tmp_path / "nan"
+    final = torch.load(tmp_path / "nan/final.pt", weights_only=False)
+    assert final["kind"] == "failed" and "method_state" not in final
+    assert "'sup' is inf at iteration 2" in final["reason"]
+    assert not (tmp_path / "nan/checkpoints").exists()  # the same configuration would fail again
+    session = json.loads((tmp_path / "nan/environment.json").read_text())["sessions"][-1]
+    assert "'sup' is inf" in session["failure"]
+    assert Trainer(cfg).is_complete()  # the same command again trains nothing
+
+    from methods.evaluate import main as evaluate_main
+
+    out = tmp_path / "eval" / "metrics.csv"
+    code = evaluate_main(["--checkpoint", str(tmp_path / "nan/final.pt"), "--cache", str(tiny_cache), "--split",
+                          str(tiny_split), "--out", str(out), "--features", str(tmp_path / "eval/features.npz"),
+                          "--predictions-dir", str(tmp_path / "eval/predictions")])
+    assert code == 0
+    assert len(pd.read_csv(out)) == 0 and "dice" in pd.read_csv(out).columns
+    record = json.loads((tmp_path / "eval/failed.json").read_text())
+    assert "'sup' is inf at iteration 2" in record["reason"]
+    assert (tmp_path / "eval/predictions").is_dir() and (tmp_path / "eval/features.npz").is_file()
 
 
 def test_a_run_resumes_under_changed_bookkeeping_settings_to_the_same_weights(tiny_cache, tiny_split, tmp_path):

@@ -29,8 +29,11 @@ def _run_yaml(wc):
 
 
 # The same for every run: the profile's bookkeeping (profile + profile_overrides); out_dir is --out.
+# A run whose loss turns non-finite is recorded as failed (final.pt of kind "failed") rather than
+# stopping the workflow: the other runs go on and the report lists it under "Not produced".
 TRAIN_BOOKKEEPING = " ".join(
-    _shlex.quote(f"--set={name}={_json.dumps(value)}") for name, value in _bookkeeping_settings(PROFILE).items()
+    _shlex.quote(f"--set={name}={_json.dumps(value)}")
+    for name, value in {"train.on_failure": "record", **_bookkeeping_settings(PROFILE)}.items()
 )
 
 
