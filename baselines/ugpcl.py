@@ -430,7 +430,7 @@ class UGPCL(GeneratorStateMixin, Method):
         return self.net
 
     def warm_start_networks(self) -> dict[str, nn.Module]:
-        """The supervised warm start (methods/warm_start.py) sets the encoder, CNN decoder and head
+        """The supervised warm start (methods/training/warm_start.py) sets the encoder, CNN decoder and head
         inside `net`; the attention decoder and UGPCL's heads keep their own initialisation."""
         return {"net": self.net}
 

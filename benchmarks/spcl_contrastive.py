@@ -66,8 +66,8 @@ def step_ratio(profile: str, steps: int, warmup: int, device: torch.device) -> N
     from step_time import NUM_CLASSES, synthetic_batches
 
     from methods.augment import CommonAugment
-    from methods.engine import autocast_for, build_optimizer, train_step
     from methods.runconfig import load_raw, parse_run_config, profile_path
+    from methods.training.engine import autocast_for, build_optimizer, train_step
 
     raw = load_raw(profile_path(profile))
     raw.setdefault("data", {}).update({"cache": "-", "split": "-", "dataset": "-"})

@@ -147,7 +147,7 @@ class MeanTeacher(Method):
         return self.teacher if self.cfg.eval_network == "teacher" else self.student
 
     def selection_candidates(self) -> dict[str, nn.Module]:
-        """Both networks, as the official script evaluates them (methods/selection.py)."""
+        """Both networks, as the official script evaluates them (methods/training/selection.py)."""
         return {"student": self.student, "teacher": self.teacher}
 
     def train(self, mode: bool = True):

@@ -22,8 +22,8 @@ from methods.api import ConfigError
 from methods.config_yaml import load_yaml
 from methods.data.splits import SplitError
 from methods.data.types import DatasetFormatError
-from methods.engine import NonFiniteLossError, train
 from methods.runconfig import load_run_config
+from methods.training.engine import NonFiniteLossError, train
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -52,12 +52,12 @@ from torch import Tensor, nn
 
 from methods.api import ConfigError, Method
 from methods.atomic import write_bytes_atomic
-from methods.checkpoint import load_trained_method
+from methods.training.checkpoint import load_trained_method
 from methods.data.loaders import as_region, cases_of_role, open_cache, read_split
 from methods.data.region import Region, region_from_data_config
 from methods.data.types import Case
 from methods.meanteacher import downsample_labels
-from methods.metrics import METRIC_NAMES, case_metrics
+from methods.evaluation.metrics import METRIC_NAMES, case_metrics
 from methods.precision import FP32, Numerics, recorded_numerics
 from methods.tensors import class_argmax
 

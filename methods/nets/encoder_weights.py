@@ -2,7 +2,7 @@
 
 Nothing is downloaded: the user places the file, the network profile names it. One entry point,
 `load_encoder_weights(encoder, path, official=...)`, used by `NetFactory` for smp encoders and for
-the official deep-stem ResNet (methods/official_net.py) alike.
+the official deep-stem ResNet (methods/nets/official.py) alike.
 
 Reading (`read_state_dict`):
 - `*.safetensors` through safetensors; anything else through `torch.load(weights_only=True)`
