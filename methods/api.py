@@ -36,12 +36,10 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import Tensor, nn
 
+from methods.errors import ConfigError
+
 ENTRY_POINT_GROUP = "spcl_bench.methods"
 BUILTIN_METHOD_PACKAGES = ("methods.meanteacher", "baselines", "spcl")
-
-
-class ConfigError(ValueError):
-    """A configuration value or key is wrong; the message names the setting."""
 
 
 @dataclass

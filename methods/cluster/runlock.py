@@ -31,9 +31,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from methods.api import ConfigError
 from methods.atomic import temporary_sibling
 from methods.cluster.liveness import describe, holder_alive, this_process
+from methods.errors import ConfigError
 
 LOCK_NAME = "train.lock"
 log = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from methods.api import ConfigError
+from methods.errors import ConfigError
 
 COLUMNS = ["class_name", "pixels", "coverage", "correct", "wrong", "precision"]
 

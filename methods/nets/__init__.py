@@ -47,7 +47,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from methods.api import ConfigError
+from methods.errors import ConfigError
 from methods.nets.encoder_weights import is_weights_path, load_encoder_weights
 
 log = logging.getLogger(__name__)

@@ -43,7 +43,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from methods.api import ConfigError
+from methods.errors import ConfigError
 
 WRAPPERS = ("state_dict", "model")
 WEIGHT_SUFFIXES = (".pth", ".pt", ".pth.tar", ".tar", ".bin", ".ckpt", ".safetensors")

@@ -297,7 +297,7 @@ def load_profile(name=None):
     """The profile with its `extends:` chain merged in (methods.runconfig.load_raw, the resolver the
     engine uses), then `profile_overrides`: every run.yaml is fully resolved, so an edit of a parent
     profile changes the run.yaml of every run that inherits it, and Snakemake reruns them."""
-    from methods.api import ConfigError
+    from methods.errors import ConfigError
     from methods.runconfig import load_raw
 
     name = name or config["profile"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from methods.api import ConfigError
 from methods.data.region.base import (
     CENTRES,
     OFFICIAL_CROP_PX,
@@ -33,6 +32,7 @@ from methods.data.region.base import (
     resize_to_native,
 )
 from methods.data.region.label_centred import LabelCentredRegion
+from methods.errors import ConfigError
 
 __all__ = [
     "CENTRES", "OFFICIAL_CROP_PX", "OFFICIAL_ROW_SHIFT", "REGION_MODES", "SPLIT_KEY", "TEST_CENTRES",

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch import Tensor
 
-from methods.api import ConfigError
+from methods.errors import ConfigError
 from methods.tensors import class_argmax
 
 REGION_MODES = ("whole", "crop", "label_centred")
