@@ -75,9 +75,8 @@ from torch import Tensor, nn
 from baselines._schedule import GeneratorStateMixin, NativeSchedule, check_schedule, native_time, seeded_generator, step_generator
 from methods.api import Batch, Method, StepOutput, register_method
 from methods.losses import sigmoid_rampup
-from methods.meanteacher import downsample_labels
 from methods.nets import NetOutput
-from methods.tensors import class_argmax
+from methods.tensors import class_argmax, downsample_labels
 
 NATIVE_SCHEDULE = NativeSchedule(
     iterations=10000,

@@ -82,7 +82,8 @@ from torch import Tensor, nn
 
 from methods.api import check_choice, register_method
 from methods.losses import sigmoid_rampup
-from methods.meanteacher import MeanTeacher, MeanTeacherConfig, MTContext, downsample_labels
+from methods.meanteacher import MeanTeacher, MeanTeacherConfig, MTContext
+from methods.tensors import downsample_labels
 from spcl.boundaries import BOUNDARY_OPERATORS, import_cv2, subclass_boundaries
 from spcl.losses import (
     BCL_FORMS,
