@@ -1,7 +1,7 @@
 """One GPU per job on a machine with several: `python -I methods/cluster/gpu_slots.py --gpus K -- COMMAND ...`
-(or `python -m methods.cluster.gpu_slots ...`; the rules run the file in isolated mode so that starting a
-job does not import the `methods` package, and with it torch, twice: this file needs the standard
-library only).
+(or `python -m methods.cluster.gpu_slots ...`). The rules run the file by path in isolated mode
+(`-I`: no PYTHONPATH, no user site-packages), so the wrapper starts in a moment whatever the job's
+environment: this file needs the standard library only (tests/test_import_layout.py checks it).
 
 Snakemake's `--resources gpu=N` only counts: it lets N jobs that declare `gpu=1` run at once, but
 each of them sees every GPU of the machine, and every PyTorch process picks GPU 0. Snakemake
