@@ -12,8 +12,8 @@ from snakemake.utils import min_version, validate
 min_version("8.0")
 
 # A restart after a hard kill (SIGKILL, node failure) works with the same command: a lock that no
-# running Snakemake can hold is removed here, before Snakemake checks it (methods/snakemake_lock.py).
-from methods.snakemake_lock import at_startup
+# running Snakemake can hold is removed here, before Snakemake checks it (methods/cluster/snakemake_lock.py).
+from methods.cluster.snakemake_lock import at_startup
 
 at_startup(workflow)
 

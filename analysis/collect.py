@@ -1,6 +1,6 @@
 """Collect the per-case CSVs of a run into one tidy table, and check it.
 
-The per-case schema is the contract with `methods.evaluate` (docs/architecture.md): one row per
+The per-case schema is the contract with `methods.evaluation.evaluate` (docs/architecture.md): one row per
 (dataset, ratio, method, variant, seed, case, foreground class). Problems are reported, never
 dropped silently:
 

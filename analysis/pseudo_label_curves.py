@@ -1,7 +1,7 @@
 """Pseudo-label coverage and precision against iteration, one figure per setting.
 
 Reads the `pl_cover_<class>` / `pl_prec_<class>` columns that the engine writes into each training
-run's `log.csv` (methods/pseudo_label_logs.py) under `runs/<dataset>/r<pct>/<method>/default/s<seed>/`
+run's `log.csv` (methods/training/pseudo_label_logs.py) under `runs/<dataset>/r<pct>/<method>/default/s<seed>/`
 (the workflow's layout), averages them over seeds per (method, iteration), and draws per setting a
 2 x K grid: coverage (top) and precision (bottom) of each foreground class, one line per method.
 Runs without those columns (SupOnly, ABD, pseudo-label-free variants) are left out; a run whose

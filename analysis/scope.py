@@ -33,7 +33,7 @@ def training_regime(results_dir: Path) -> dict[str, set]:
         out["encoder_weights"].add(str(network.get("encoder_weights")))
         out["encoder"].add(f"{network.get('arch')} / {network.get('encoder')}")
         out["img_size"].add(data.get("img_size"))
-        # the supervised warm start (methods/warm_start.py): the iterations of the run it starts from
+        # the supervised warm start (methods/training/warm_start.py): the iterations of the run it starts from
         init = train.get("init_from")
         source = _read_yaml(Path(init).parent / "run.yaml") if init else {}
         out["warm_start"].add(((source.get("train") or {}).get("iterations"), source.get("method"))
@@ -108,7 +108,7 @@ def scope_lines(table: pd.DataFrame, results_dir: Path, control: str, exclude=("
         if warm and ("none", None) not in warm:
             init = ("the supervised warm-start regime, not the paper's initialisation: every network of every run "
                     "starts from the SupOnly network of the same split and seed after "
-                    + _join(f"{it} iterations" for it, _ in warm) + " (methods/warm_start.py), so SupOnly's row "
+                    + _join(f"{it} iterations" for it, _ in warm) + " (methods/training/warm_start.py), so SupOnly's row "
                     "trained that many iterations more than the others")
         elif len(warm) > 1:
             init = f"{init}; some runs start from a supervised warm start and others do not (mixed regimes)"

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from methods.meanteacher import MTContext, downsample_labels
+from methods.meanteacher import MTContext
+from methods.tensors import downsample_labels
 
 IGNORE = 255
 

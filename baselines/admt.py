@@ -218,7 +218,7 @@ class ADMT(Method):
         return self.selection_candidates()[self.cfg.eval_network]
 
     def selection_candidates(self) -> dict[str, nn.Module]:
-        """The student and both teachers (methods/selection.py)."""
+        """The student and both teachers (methods/training/selection.py)."""
         return {"student": self.student, "teacher1": self.teacher1, "teacher2": self.teacher2}
 
     def optimised_parameters(self) -> list[nn.Parameter]:

@@ -109,8 +109,9 @@ from baselines._contrast import (
 )
 from methods.api import Batch, StepOutput, check_choice, register_method
 from methods.ema import make_teacher
-from methods.meanteacher import MeanTeacher, MeanTeacherConfig, MTContext, downsample_labels
+from methods.meanteacher import MeanTeacher, MeanTeacherConfig, MTContext
 from methods.nets import NetOutput
+from methods.tensors import downsample_labels
 
 
 @dataclass

@@ -75,9 +75,8 @@ from torch import Tensor, nn
 from baselines._schedule import GeneratorStateMixin, NativeSchedule, check_schedule, native_time, seeded_generator, step_generator
 from methods.api import Batch, Method, StepOutput, register_method
 from methods.losses import sigmoid_rampup
-from methods.meanteacher import downsample_labels
 from methods.nets import NetOutput
-from methods.tensors import class_argmax
+from methods.tensors import class_argmax, downsample_labels
 
 NATIVE_SCHEDULE = NativeSchedule(
     iterations=10000,
@@ -430,7 +429,7 @@ class UGPCL(GeneratorStateMixin, Method):
         return self.net
 
     def warm_start_networks(self) -> dict[str, nn.Module]:
-        """The supervised warm start (methods/warm_start.py) sets the encoder, CNN decoder and head
+        """The supervised warm start (methods/training/warm_start.py) sets the encoder, CNN decoder and head
         inside `net`; the attention decoder and UGPCL's heads keep their own initialisation."""
         return {"net": self.net}
 

@@ -33,9 +33,9 @@ def worker(rank: int, args, combos, barrier, results) -> None:
 
     from methods.api import Batch, get_method, resolve_variant
     from methods.augment import CommonAugment
-    from methods.engine import build_optimizer, train_step
     from methods.nets import NetFactory
     from methods.runconfig import load_raw, parse_run_config, profile_path
+    from methods.training.engine import build_optimizer, train_step
     from step_time import parse_numerics, synthetic_batches
 
     torch.set_num_threads(args.threads)

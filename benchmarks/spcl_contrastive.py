@@ -66,8 +66,9 @@ def step_ratio(profile: str, steps: int, warmup: int, device: torch.device) -> N
     from step_time import NUM_CLASSES, synthetic_batches
 
     from methods.augment import CommonAugment
-    from methods.engine import autocast_for, build_optimizer, train_step
+    from methods.precision import resolve_numerics
     from methods.runconfig import load_raw, parse_run_config, profile_path
+    from methods.training.engine import build_optimizer, train_step
 
     raw = load_raw(profile_path(profile))
     raw.setdefault("data", {}).update({"cache": "-", "split": "-", "dataset": "-"})
@@ -78,15 +79,16 @@ def step_ratio(profile: str, steps: int, warmup: int, device: torch.device) -> N
     iters = 2 * len(batches)
     cfg.train.iterations = iters
     names = ("meanteacher", "spcl", "spcl_official")
+    numerics = resolve_numerics(device, "auto", "auto")  # the engine's default path on this machine
     runs = {}
     for name in names:
         torch.manual_seed(0)
         cls = get_method(name)
         method = cls(cfg=resolve_variant(cls, "default", None), net_factory=NetFactory(cfg.network, NUM_CLASSES),
                      num_classes=NUM_CLASSES, max_iters=iters, data_info=info).to(device)
+        numerics.format_module(method)
         optimizer, scheduler = build_optimizer(method, cfg.train)
         runs[name] = (method, optimizer, scheduler, CommonAugment(cfg.augment, torch.Generator().manual_seed(0)))
-    autocast = lambda: autocast_for(device, "auto")  # noqa: E731  (bf16 on CUDA, as the engine)
     wall = {n: [] for n in names}
     cpu = {n: [] for n in names}
     for i, batch in enumerate(batches):
@@ -94,7 +96,7 @@ def step_ratio(profile: str, steps: int, warmup: int, device: torch.device) -> N
             method, optimizer, scheduler, augment = runs[name]
             sync(device)
             t0, c0 = time.perf_counter(), time.process_time()
-            logs, _ = train_step(method, optimizer, scheduler, augment, batch, iters // 2 + i, device, autocast)
+            logs, _ = train_step(method, optimizer, scheduler, augment, batch, iters // 2 + i, device, numerics)
             float(logs["loss"])
             sync(device)
             if i >= warmup:

@@ -37,10 +37,10 @@ import torch
 
 from methods.api import Batch, get_method, resolve_variant
 from methods.augment import CommonAugment
-from methods.engine import build_optimizer, train_step
 from methods.nets import NetFactory
 from methods.precision import Numerics, resolve_numerics
 from methods.runconfig import load_raw, parse_run_config, profile_path
+from methods.training.engine import build_optimizer, train_step
 
 NUM_CLASSES = 4
 

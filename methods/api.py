@@ -36,12 +36,10 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import Tensor, nn
 
+from methods.errors import ConfigError
+
 ENTRY_POINT_GROUP = "spcl_bench.methods"
 BUILTIN_METHOD_PACKAGES = ("methods.meanteacher", "baselines", "spcl")
-
-
-class ConfigError(ValueError):
-    """A configuration value or key is wrong; the message names the setting."""
 
 
 @dataclass
@@ -144,7 +142,7 @@ class Method(nn.Module):
         return out.projection if self.embeds_projection else out.features
 
     def selection_candidates(self) -> dict[str, nn.Module]:
-        """Networks, by name, that `train.selection: best_on_test` scores (methods/selection.py).
+        """Networks, by name, that `train.selection: best_on_test` scores (methods/training/selection.py).
         Default: the evaluated network only. A candidate's weights must fit `predictor()`."""
         return {str(self.evaluated_network): self.predictor()}
 
@@ -173,7 +171,7 @@ class Method(nn.Module):
         batch order and on their grid (before any method-side mixing), and which pixels passed the
         method's reliability filter; None when the method did not threshold pseudo-labels in that
         step (warm-up, supervised methods). Read by the engine for its coverage/precision logs
-        only (methods.pseudo_label_logs)."""
+        only (methods.training.pseudo_label_logs)."""
         return None
 
 

@@ -2,7 +2,7 @@
 
 A fixed temporary name (`.log.csv.tmp`) is safe only while one process writes a file. After a
 killed workflow head a second copy of a training job may run beside the first one (on a cluster,
-on another node sharing the folder; `methods/runlock.py` makes the second wait, but a file system
+on another node sharing the folder; `methods/cluster/runlock.py` makes the second wait, but a file system
 without working locks or a hand-started copy can still race). Two writers of one fixed temporary
 name interleave their bytes and rename a mix. Here each write gets `.NAME.<pid>.<random>.tmp`,
 created exclusively (O_EXCL) with the usual permissions (umask applies, unlike `mkstemp`'s 0600),

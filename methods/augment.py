@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from methods.api import ConfigError
+from methods.errors import ConfigError
 
 
 @dataclass

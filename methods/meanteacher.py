@@ -31,7 +31,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from methods.api import Batch, Method, PseudoLabelView, StepOutput, check_choice, register_method
@@ -147,7 +146,7 @@ class MeanTeacher(Method):
         return self.teacher if self.cfg.eval_network == "teacher" else self.student
 
     def selection_candidates(self) -> dict[str, nn.Module]:
-        """Both networks, as the official script evaluates them (methods/selection.py)."""
+        """Both networks, as the official script evaluates them (methods/training/selection.py)."""
         return {"student": self.student, "teacher": self.teacher}
 
     def train(self, mode: bool = True):
@@ -243,10 +242,3 @@ class MeanTeacher(Method):
             self._last_ctx = None
         decay = official_decay(it - self.warmup_iters, self.cfg.ema_decay)
         ema_update(self.teacher, self.student, decay, buffers=self.cfg.teacher_mode == "eval")
-
-
-def downsample_labels(labels: Tensor, size: tuple[int, int]) -> Tensor:
-    """Nearest-neighbour resize of an integer label map [B,H,W] to `size` (feature resolution)."""
-    if tuple(labels.shape[-2:]) == tuple(size):
-        return labels
-    return F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0].long()

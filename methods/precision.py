@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from methods.api import ConfigError
+from methods.errors import ConfigError
 
 AMP_CHOICES = ("auto", "bf16", "off")
 CHANNELS_LAST_CHOICES = ("auto", "on", "off")

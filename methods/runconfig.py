@@ -53,7 +53,7 @@ PROFILE_DIR = Path(__file__).resolve().parents[1] / "config" / "profiles"
 #: diagnostics (their labels travel beside the batch, never into it: tests/test_pseudo_label_logs.py
 #: checks identical weights with and without them). Left out of a run's identity: the workflow's
 #: `run.yaml` (so changing one reruns no training job; workflow/rules/train.smk) and what the engine
-#: compares before it resumes (methods/checkpoint.py). Thread counts are not run-config settings at
+#: compares before it resumes (methods/training/checkpoint.py). Thread counts are not run-config settings at
 #: all (`--threads`, OMP_NUM_THREADS, the workflow's `threads_per_job`).
 BOOKKEEPING_KEYS: frozenset[tuple[str, ...]] = frozenset({
     ("out_dir",),
@@ -74,13 +74,13 @@ class DataConfig:
     img_size: int = 256
     labelled_batch: int = 4
     unlabelled_batch: int = 4
-    # the region stage (methods/data/region.py): "whole" slice, or a "crop" of fov_mm around a
+    # the region stage (methods/data/region/): "whole" slice, or a "crop" of fov_mm around a
     # label-free centre (image | labelled_mean | two_pass) at spacing_mm per pixel
     region: str = "whole"
     spacing_mm: float = 0.0
     fov_mm: float = 0.0
     centre: str = "image"
-    # label_centred (the official SPCL input, methods/data/label_centred.py): window in native
+    # label_centred (the official SPCL input, methods/data/region/label_centred.py): window in native
     # pixels, and what places the test crop ("label": the test label, as the official code)
     crop_px: int = 160
     test_centre: str = "label"
@@ -118,7 +118,7 @@ class TrainConfig:
     # log pseudo-label coverage (and, where the cache has labels for the unlabelled patients,
     # precision) per class every log_every steps; those labels never reach a loss
     pseudo_label_logs: bool = True
-    # which weights final.pt keeps (methods/selection.py): "last" (the harness) or "best_on_test"
+    # which weights final.pt keeps (methods/training/selection.py): "last" (the harness) or "best_on_test"
     # (the official script: every select_every iterations, the best of the method's networks by
     # mean Dice on the test cases; uses the test labels, so never a default)
     selection: str = "last"
@@ -127,7 +127,7 @@ class TrainConfig:
     # final.pt records the failure and its reason, so the other runs and the report go on)
     on_failure: str = "raise"
     # a final.pt whose evaluated network starts every segmentation network of this run (the
-    # supervised warm-start regime, methods/warm_start.py); "" = the profile's initialisation
+    # supervised warm-start regime, methods/training/warm_start.py); "" = the profile's initialisation
     init_from: str = ""
 
     def validate(self) -> None:
@@ -151,7 +151,7 @@ class TrainConfig:
 
 @dataclass
 class EvaluationConfig:
-    """How the test cases are scored (methods/evaluate.py). `grid: native` is the harness (native
+    """How the test cases are scored (methods/evaluation/evaluate.py). `grid: native` is the harness (native
     grid, mm); `official` is the official SPCL test loop (the input window at `grid_size` px,
     metrics in pixels, SPCL's empty-mask rule). Also used by `selection: best_on_test`."""
 

@@ -18,12 +18,12 @@ import sys
 
 import yaml
 
-from methods.api import ConfigError
 from methods.config_yaml import load_yaml
 from methods.data.splits import SplitError
 from methods.data.types import DatasetFormatError
-from methods.engine import NonFiniteLossError, train
+from methods.errors import ConfigError
 from methods.runconfig import load_run_config
+from methods.training.engine import NonFiniteLossError, train
 
 
 def build_parser() -> argparse.ArgumentParser:

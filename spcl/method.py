@@ -36,7 +36,7 @@ follows the code throughout. Every row is a plain config field.
 | 9  | loss only once all 2C banks are full | on (text silent; code) | on |
 | 10 | backbone, input, batch, iterations | the harness profile, not the method | same |
 | 11 | 256 anchors per (class, subclass) from labelled and unlabelled | yes | yes |
-| 12 | evaluation protocol | the harness (methods/evaluate.py) | same |
+| 12 | evaluation protocol | the harness (methods/evaluation/evaluate.py) | same |
 | 13 | temperatures | tau = 0.5 (ICL); BCL none | 0.5 (ICL, balancing NCE), 0.07 (BCL) |
 | 14 | unlabelled pool also loses some unrelated slices (a bug) | not reproduced | not reproduced |
 
@@ -82,7 +82,8 @@ from torch import Tensor, nn
 
 from methods.api import check_choice, register_method
 from methods.losses import sigmoid_rampup
-from methods.meanteacher import MeanTeacher, MeanTeacherConfig, MTContext, downsample_labels
+from methods.meanteacher import MeanTeacher, MeanTeacherConfig, MTContext
+from methods.tensors import downsample_labels
 from spcl.boundaries import BOUNDARY_OPERATORS, import_cv2, subclass_boundaries
 from spcl.losses import (
     BCL_FORMS,

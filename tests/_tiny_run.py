@@ -13,8 +13,8 @@ TINY_NET = {"arch": "unet", "encoder": "resnet18", "decoder_channels": [16, 8, 8
 
 def train_tiny(method: str, method_config: dict, cache, split, out_dir, iterations: int = 2, img_size: int = 32) -> list[dict]:
     """Run `iterations` steps (batch 2 + 2, CPU, every iteration logged); return log.csv rows."""
-    from methods.engine import train
     from methods.runconfig import parse_run_config
+    from methods.training.engine import train
 
     cfg = parse_run_config({
         "method": method, "method_config": method_config, "seed": 0, "out_dir": str(out_dir),

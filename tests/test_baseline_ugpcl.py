@@ -131,8 +131,8 @@ def test_ugpcl_turns_the_common_rotation_off_so_angles_stay_within_20_degrees():
 
 
 def test_the_engine_applies_ugpcls_augment_override(tiny_cache, tiny_split, tmp_path):
-    from methods.engine import Trainer
     from methods.runconfig import parse_run_config
+    from methods.training.engine import Trainer
 
     def trainer(method_config):
         return Trainer(parse_run_config({

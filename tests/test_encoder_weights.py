@@ -1,4 +1,4 @@
-"""`network.encoder_weights: PATH` (methods/encoder_weights.py): checkpoints the user downloaded,
+"""`network.encoder_weights: PATH` (methods/nets/encoder_weights.py): checkpoints the user downloaded,
 loaded into the official deep-stem encoder and into smp encoders; the bad inputs fail loudly.
 
 The official checkpoint is written here from the official `ResNet` definition (key names and shapes
@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from methods.api import ConfigError
-from methods.checkpoint import build_method
-from methods.encoder_weights import is_weights_path, load_encoder_weights, read_state_dict
 from methods.nets import NetFactory, NetworkProfile
-from methods.official_net import U2PL_STEM, DeepStemResNetEncoder
+from methods.nets.encoder_weights import is_weights_path, load_encoder_weights, read_state_dict
+from methods.nets.official import U2PL_STEM, DeepStemResNetEncoder
+from methods.training.checkpoint import build_method
 
 BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 

@@ -10,9 +10,9 @@ import torch
 import yaml
 
 from methods.api import ConfigError
-from methods.checkpoint import CheckpointError, load_method_state, load_trained_method
-from methods.engine import NonFiniteLossError, Trainer
 from methods.runconfig import deep_merge, load_raw, parse_run_config
+from methods.training.checkpoint import CheckpointError, load_method_state, load_trained_method
+from methods.training.engine import NonFiniteLossError, Trainer
 
 # timm's 0.4 M-parameter test ResNet keeps checkpoints small (resnet18 would write 140 MB each)
 NET = {"arch": "unet", "encoder": "tu-test_resnet", "decoder_channels": [16, 8, 8, 8, 8], "proj_hidden": 8, "proj_dim": 8}

@@ -12,7 +12,7 @@ from torch import nn
 
 from methods.api import ConfigError, get_method, resolve_variant
 from methods.data.types import Case
-from methods.evaluate import (
+from methods.evaluation.evaluate import (
     RESULT_COLUMNS,
     BalancedFeatureSampler,
     evaluate_method,
@@ -20,7 +20,7 @@ from methods.evaluate import (
     predict_case,
     thick_boundary,
 )
-from methods.metrics import case_metrics, volume_diagonal
+from methods.evaluation.metrics import case_metrics, volume_diagonal
 from methods.nets import NetFactory, NetOutput, NetworkProfile
 
 CLASSES = ("RV", "MYO", "LV")
@@ -232,8 +232,8 @@ def test_feature_sample_is_class_balanced_normalised_and_seeded(method, tmp_path
 @pytest.fixture(scope="module")
 def trained_run(tiny_cache, tiny_split, tmp_path_factory):
     """A 1-iteration meanteacher run (the real engine) on the shared phantom cache and split."""
-    from methods.engine import train
     from methods.runconfig import parse_run_config
+    from methods.training.engine import train
 
     out = tmp_path_factory.mktemp("eval_e2e") / "run"
     cfg = parse_run_config({

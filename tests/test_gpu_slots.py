@@ -1,4 +1,4 @@
-"""GPU slots (methods/gpu_slots.py): each job started through the wrapper gets its own GPU(s) of the
+"""GPU slots (methods/cluster/gpu_slots.py): each job started through the wrapper gets its own GPU(s) of the
 visible list, waits while none is free, and changes nothing on a CPU machine or inside a SLURM job.
 No GPU needed: a stand-in CUDA_VISIBLE_DEVICES list ("5,7") and a stand-in nvidia-smi. The whole
 workflow with two GPU slots is in tests/test_workflow.py."""
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from methods.gpu_slots import SlotError, check_gpu_memory, slots_active, visible_devices
+from methods.cluster.gpu_slots import SlotError, check_gpu_memory, slots_active, visible_devices
 
-WRAPPER = Path(__file__).resolve().parents[1] / "methods" / "gpu_slots.py"
+WRAPPER = Path(__file__).resolve().parents[1] / "methods" / "cluster" / "gpu_slots.py"
 
 # the job: write the GPUs it was given, then hold them until told to finish
 JOB = 'printf "%s" "${CUDA_VISIBLE_DEVICES-unset}" > "$1.devices"; while [ ! -e "$1.release" ]; do sleep 0.02; done'

@@ -1,4 +1,4 @@
-"""The official SPCL input (`data.region: label_centred`, methods/data/label_centred.py): the
+"""The official SPCL input (`data.region: label_centred`, methods/data/region/label_centred.py): the
 centre rule, the window with edge replication, per-slice min-max, the order-0 zoom and its exact
 inverse, the test-time variants, the official evaluation grid, and bad input."""
 
@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from methods.api import ConfigError
-from methods.data.label_centred import LabelCentredRegion, fill_missing, slice_centres
 from methods.data.region import RegionSpec, make_region
+from methods.data.region.label_centred import LabelCentredRegion, fill_missing, slice_centres
 from methods.data.types import Case
-from methods.evaluate import evaluate_method, official_grid_prediction, predict_case_with_centre
+from methods.evaluation.evaluate import evaluate_method, official_grid_prediction, predict_case_with_centre
 from methods.nets import NetOutput
 
 NAMES = ("RV", "MYO", "LV")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from medpy.metric import binary as medpy_binary
 
-from methods.metrics import METRIC_NAMES, binary_metrics, case_metrics, surface_distances, volume_diagonal
+from methods.evaluation.metrics import METRIC_NAMES, binary_metrics, case_metrics, surface_distances, volume_diagonal
 
 SPACING = (10.0, 1.25, 1.5)  # (z, y, x) mm: cine-MRI-like anisotropy
 SHAPE = (12, 48, 40)

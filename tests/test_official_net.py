@@ -1,4 +1,4 @@
-"""The official SPCL/DGCL DeepLabV3+ (methods/official_net.py) against the official code's facts
+"""The official SPCL/DGCL DeepLabV3+ (methods/nets/official.py) against the official code's facts
 (`dgcl/models/{resnet,decoder}.py`, U2PL `models/base.py`, `configs/spcl/acdc3.yaml`): stem widths,
 ceil-mode pool, multi-grid dilations, decoder layout, parameter counts, shapes at small inputs,
 the 1 -> 3 channel repeat, initialisation, and the `paper_official` profile through `NetFactory`.
@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 from methods.api import ConfigError
 from methods.nets import NetFactory, NetworkProfile
-from methods.official_net import U2PL_STEM, DeepStemResNetEncoder, OfficialDeepLabV3Plus
+from methods.nets.official import U2PL_STEM, DeepStemResNetEncoder, OfficialDeepLabV3Plus
 from methods.runconfig import load_raw, parse_run_config, profile_path
 
 
@@ -211,7 +211,7 @@ def test_methods_that_reach_into_the_network_train_with_it(method, tiny_cache, t
         "train": {"iterations": 2, "device": "cpu", "amp": "off", "progress": False, "log_every": 1,
                   "checkpoint_every": 1000},
     })
-    from methods.engine import train
+    from methods.training.engine import train
 
     with open(train(cfg) / "log.csv", newline="") as f:
         rows = list(csv.DictReader(f))

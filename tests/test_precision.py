@@ -10,11 +10,11 @@ import yaml
 
 from methods import precision
 from methods.api import ConfigError
-from methods.checkpoint import CheckpointError
-from methods.engine import Trainer
-from methods.evaluate import evaluate_checkpoint
+from methods.evaluation.evaluate import evaluate_checkpoint
 from methods.precision import FP32, Numerics, cpu_flags, resolve_numerics
 from methods.runconfig import load_raw, parse_run_config, run_identity
+from methods.training.checkpoint import CheckpointError
+from methods.training.engine import Trainer
 from test_engine import assert_same_state, kill_at_third_iteration, run_config
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from methods.api import PseudoLabelView
-from methods.pseudo_label_logs import PseudoLabelMeter
+from methods.training.pseudo_label_logs import PseudoLabelMeter
 from _tiny_run import TINY_NET
 
 
@@ -61,8 +61,8 @@ def _strip_unlabelled_labels(cache_dir, split_path, out_dir):
 
 
 def _train(cache, split, out_dir, iterations=4):
-    from methods.engine import train
     from methods.runconfig import parse_run_config
+    from methods.training.engine import train
 
     cfg = parse_run_config({
         "method": "meanteacher", "method_config": {"warmup_iters": 1, "conf_threshold": 0.3}, "seed": 0,

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from methods.pseudo_labels import confident_label_quality, main
+from methods.evaluation.pseudo_labels import confident_label_quality, main
 from _tiny_run import train_tiny
 
 

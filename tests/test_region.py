@@ -1,4 +1,4 @@
-"""The region stage (methods/data/region.py): crop geometry and its exact inverse, anisotropic
+"""The region stage (methods/data/region/): crop geometry and its exact inverse, anisotropic
 spacing, label-free centres (image, labelled training mean, two-pass), bad settings."""
 
 import json
@@ -18,7 +18,7 @@ from methods.data.region import (
     region_from_data_config,
 )
 from methods.data.types import Case
-from methods.evaluate import evaluate_method, predict_case_with_centre
+from methods.evaluation.evaluate import evaluate_method, predict_case_with_centre
 from methods.nets import NetOutput
 from methods.runconfig import parse_run_config
 

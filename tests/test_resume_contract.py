@@ -54,9 +54,9 @@ from test_engine import NET
 from torch import nn
 
 from methods.api import list_methods
-from methods.checkpoint import build_method, load_method_state, read_checkpoint
-from methods.engine import Trainer
 from methods.runconfig import parse_run_config
+from methods.training.checkpoint import build_method, load_method_state, read_checkpoint
+from methods.training.engine import Trainer
 
 # NET: timm's 0.4 M-parameter test ResNet in a U-Net, the smallest network the tests train
 ITERATIONS, CHECKPOINT_EVERY, LOG_EVERY = 6, 2, 3

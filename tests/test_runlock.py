@@ -1,4 +1,4 @@
-"""One training process per run folder (methods/runlock.py) and private temporary names
+"""One training process per run folder (methods/cluster/runlock.py) and private temporary names
 (methods/atomic.py): what keeps two copies of a run, e.g. after a killed workflow head on a
 cluster, from training twice or corrupting each other's files. No SLURM needed: `squeue` is a
 stand-in script on PATH where a test needs one."""
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from methods.atomic import atomic_path
-from methods.liveness import boot_id, holder_alive, host_name, process_start
-from methods.runlock import LOCK_NAME, LiveCopyError, _clear_stale, run_lock
+from methods.cluster.liveness import boot_id, holder_alive, host_name, process_start
+from methods.cluster.runlock import LOCK_NAME, LiveCopyError, _clear_stale, run_lock
 
 
 def record(pid: int, host: str | None = None, slurm_job_id: str | None = None, **extra) -> dict:
@@ -114,7 +114,7 @@ def test_a_second_copy_waits_for_the_live_one_and_then_takes_the_lock(tmp_path, 
 def test_a_lock_of_an_ended_process_or_a_reused_pid_is_taken_over(tmp_path, caplog):
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     place(tmp_path / "a", record(int(ended.stdout)))
-    with caplog.at_level(logging.WARNING, logger="methods.runlock"), run_lock(tmp_path / "a", if_running="fail"):
+    with caplog.at_level(logging.WARNING, logger="methods.cluster.runlock"), run_lock(tmp_path / "a", if_running="fail"):
         pass
     assert "no longer runs; taking it over" in caplog.text
     reused = record(os.getpid(), pid_start="1")  # our pid, but another process's start time
@@ -208,7 +208,7 @@ def test_temporary_names_are_private_to_each_write(tmp_path):
 HOLDER = """
 import sys, time
 from pathlib import Path
-from methods.runlock import run_lock
+from methods.cluster.runlock import run_lock
 run_dir, release = map(Path, sys.argv[1:])
 with run_lock(run_dir):
     (run_dir / "held").write_text("")
@@ -219,8 +219,8 @@ with run_lock(run_dir):
 
 def test_a_second_training_process_waits_then_finds_the_run_complete(tiny_cache, tiny_split, tmp_path):
     from _tiny_run import TINY_NET
-    from methods.engine import Trainer, train
     from methods.runconfig import parse_run_config
+    from methods.training.engine import Trainer, train
 
     run_dir = tmp_path / "run"
     cfg = lambda: parse_run_config({  # noqa: E731
@@ -244,7 +244,7 @@ def test_a_second_training_process_waits_then_finds_the_run_complete(tiny_cache,
                     waiting.set()
 
         spy = Spy()
-        logging.getLogger("methods.runlock").addHandler(spy)
+        logging.getLogger("methods.cluster.runlock").addHandler(spy)
         result = {}
         second = threading.Thread(target=lambda: result.setdefault("dir", train(cfg(), poll_s=0.02)))
         second.start()
@@ -253,7 +253,7 @@ def test_a_second_training_process_waits_then_finds_the_run_complete(tiny_cache,
         Trainer(cfg()).run()  # the first copy finishes the run meanwhile (in this process, for speed)
         release.touch()
         second.join(120)
-        logging.getLogger("methods.runlock").removeHandler(spy)
+        logging.getLogger("methods.cluster.runlock").removeHandler(spy)
         assert result["dir"] == run_dir and first.wait(60) == 0
     finally:
         release.touch()

@@ -1,4 +1,4 @@
-"""`train.selection: best_on_test` (methods/selection.py): the best (network, iteration) by mean test
+"""`train.selection: best_on_test` (methods/training/selection.py): the best (network, iteration) by mean test
 Dice is kept, survives a resume, ends up in final.pt and in the results CSV; bad input."""
 
 import json
@@ -10,8 +10,8 @@ from torch import nn
 
 from _tiny_run import TINY_NET
 from methods.api import ConfigError
-from methods.checkpoint import load_trained_method, read_checkpoint
-from methods.selection import BestOnTestSelector, mean_dice, selection_points
+from methods.training.checkpoint import load_trained_method, read_checkpoint
+from methods.training.selection import BestOnTestSelector, mean_dice, selection_points
 
 
 def test_mean_dice_by_hand():
@@ -80,8 +80,8 @@ def _run_cfg(tiny_cache, tiny_split, out_dir, **train):
 
 
 def test_engine_selects_on_test_resumes_the_selection_and_the_csv_marks_it(tiny_cache, tiny_split, tmp_path):
-    from methods.engine import Trainer
-    from methods.evaluate import evaluate_checkpoint
+    from methods.evaluation.evaluate import evaluate_checkpoint
+    from methods.training.engine import Trainer
 
     whole = Trainer(_run_cfg(tiny_cache, tiny_split, tmp_path / "whole"))
     whole.run()

@@ -1,4 +1,4 @@
-"""The SLURM pre-flight check (methods/slurm_preflight.py) without SLURM: fake `sinfo`, `scontrol`,
+"""The SLURM pre-flight check (methods/cluster/slurm_preflight.py) without SLURM: fake `sinfo`, `scontrol`,
 `sbatch`, ... executables on PATH print what a cluster would.
 
 - parsing: GRES strings, time limits, `sinfo --Node` lines, `scontrol show config`;
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from methods.slurm_preflight import (
+from methods.cluster.slurm_preflight import (
     JobRequest,
     SlurmPreflightError,
     check_accounting,

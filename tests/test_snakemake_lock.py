@@ -1,4 +1,4 @@
-"""The stale-lock rule (methods/snakemake_lock.py): Snakemake's lock is removed only when no
+"""The stale-lock rule (methods/cluster/snakemake_lock.py): Snakemake's lock is removed only when no
 Snakemake that may hold it is alive. Unit tests on a folder with lock files; the workflow tests
 (tests/test_workflow.py) check it with a real Snakemake killed with SIGKILL and a live one."""
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from methods.liveness import boot_id, host_name, process_start
-from methods.snakemake_lock import HEAD_DIR, LOCK_DIR, clear_stale_lock, is_snakemake, register_head
+from methods.cluster.liveness import boot_id, host_name, process_start
+from methods.cluster.snakemake_lock import HEAD_DIR, LOCK_DIR, clear_stale_lock, is_snakemake, register_head
 
 
 def leave_lock(workdir: Path) -> list[Path]:

@@ -137,8 +137,8 @@ def test_background_can_be_excluded():
 
 
 def test_poly_horizon_run_and_official():
-    from methods.engine import build_optimizer
     from methods.runconfig import TrainConfig
+    from methods.training.engine import build_optimizer
 
     train_cfg = TrainConfig(iterations=6000)
     for slices, horizon in ((68, 6052), (136, 6120), (100, 6100)):  # (6000 // L + 1) L
@@ -246,8 +246,8 @@ def test_sampling_generator_state_round_trips():
 
 # ---- tiny training runs with the engine --------------------------------------------------------------------
 def train(method, variant, cache, split, out_dir, iterations=5):
-    from methods.engine import train as run
     from methods.runconfig import parse_run_config
+    from methods.training.engine import train as run
 
     cfg = parse_run_config({
         "method": method, "variant": variant, "seed": 0, "out_dir": str(out_dir),

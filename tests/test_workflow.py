@@ -527,7 +527,7 @@ def test_only_settings_that_change_the_numbers_rerun_a_training_job(tmp_path):
 def test_with_two_gpu_slots_concurrent_training_jobs_get_distinct_gpus(tmp_path):
     """`--resources gpu=2` with gpus_per_job 1 and a stand-in CUDA_VISIBLE_DEVICES=5,7 on a CPU
     machine: every job trains on the CPU (no such GPU), each holds one of the two slots, and two
-    jobs that ran at the same time never had the same one (methods/gpu_slots.py)."""
+    jobs that ran at the same time never had the same one (methods/cluster/gpu_slots.py)."""
     cfg = _two_run_config()
     cfg.update(seeds=[0, 1], gpus_per_job=1)
     runs = sorted(expected_runs(cfg))

@@ -1,7 +1,7 @@
-"""One GPU per job on a machine with several: `python -I methods/gpu_slots.py --gpus K -- COMMAND ...`
-(or `python -m methods.gpu_slots ...`; the rules run the file in isolated mode so that starting a
-job does not import the `methods` package, and with it torch, twice: this file needs the standard
-library only).
+"""One GPU per job on a machine with several: `python -I methods/cluster/gpu_slots.py --gpus K -- COMMAND ...`
+(or `python -m methods.cluster.gpu_slots ...`). The rules run the file by path in isolated mode
+(`-I`: no PYTHONPATH, no user site-packages), so the wrapper starts in a moment whatever the job's
+environment: this file needs the standard library only (tests/test_import_layout.py checks it).
 
 Snakemake's `--resources gpu=N` only counts: it lets N jobs that declare `gpu=1` run at once, but
 each of them sees every GPU of the machine, and every PyTorch process picks GPU 0. Snakemake
@@ -194,7 +194,7 @@ def check_gpu_memory(runs_per_gpu: int, mem_mb_per_run: int, env: dict[str, str]
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m methods.gpu_slots",
+    p = argparse.ArgumentParser(prog="python -m methods.cluster.gpu_slots",
                                 description="Run COMMAND on its own GPU(s): take free slots, set CUDA_VISIBLE_DEVICES, exec.")
     p.add_argument("--gpus", type=int, required=True, help="GPUs the job needs (the job's `gpu` resource)")
     p.add_argument("--runs-per-gpu", type=int, default=1, help="jobs that may share one GPU (runs_per_gpu)")

@@ -16,7 +16,7 @@ whole, then linked into place, so it is never seen half-written). A second proce
   `LiveCopyError`, naming the file to delete once no copy runs.
 
 The lock is released when training returns or raises; a process killed outright leaves it, and
-the next one finds its holder gone (methods/liveness.py).
+the next one finds its holder gone (methods/cluster/liveness.py).
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from methods.api import ConfigError
 from methods.atomic import temporary_sibling
-from methods.liveness import describe, holder_alive, this_process
+from methods.cluster.liveness import describe, holder_alive, this_process
+from methods.errors import ConfigError
 
 LOCK_NAME = "train.lock"
 log = logging.getLogger(__name__)

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from methods.atomic import write_text_atomic
-from methods.liveness import describe, holder_alive, host_name, this_process
+from methods.cluster.liveness import describe, holder_alive, host_name, this_process
 
 LOCK_DIR = Path(".snakemake") / "locks"
 HEAD_DIR = Path(".snakemake") / "spcl-bench" / "heads"

@@ -140,8 +140,8 @@ def make_split(
 def _heart_centre(cache: CachedDataset, labelled: list[str]) -> dict | None:
     """The labelled patients' mean heart position for the region stage's `labelled_mean` centre
     (methods.data.region); None when their labels hold no foreground at all."""
-    from methods.api import ConfigError
     from methods.data.region import labelled_heart_centre
+    from methods.errors import ConfigError
 
     try:
         return labelled_heart_centre(cache, labelled)

@@ -53,14 +53,13 @@ from torch import Tensor, nn
 
 from methods.api import ConfigError, Method
 from methods.atomic import atomic_path, write_bytes_atomic
-from methods.checkpoint import RunFailedError, load_trained_method
+from methods.training.checkpoint import RunFailedError, load_trained_method
 from methods.data.loaders import as_region, cases_of_role, open_cache, read_split
 from methods.data.region import Region, region_from_data_config
 from methods.data.types import Case
-from methods.meanteacher import downsample_labels
-from methods.metrics import METRIC_NAMES, case_metrics
+from methods.evaluation.metrics import METRIC_NAMES, case_metrics
 from methods.precision import FP32, Numerics, recorded_numerics
-from methods.tensors import class_argmax
+from methods.tensors import class_argmax, downsample_labels
 
 IDENTITY_COLUMNS = ("dataset", "ratio", "labelled_cases", "method", "variant", "seed")
 RESULT_COLUMNS = (*IDENTITY_COLUMNS, "case_id", "class_name", *METRIC_NAMES, "evaluated_network", "checkpoint",

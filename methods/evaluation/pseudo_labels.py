@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from methods.api import ConfigError
+from methods.errors import ConfigError
 
 COLUMNS = ["class_name", "pixels", "coverage", "correct", "wrong", "precision"]
 
@@ -92,10 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from methods.checkpoint import load_trained_method
+    from methods.training.checkpoint import load_trained_method
     from methods.data.loaders import cases_of_role, load_slices, open_cache, read_split
     from methods.data.region import region_from_data_config
-    from methods.evaluate import write_csv_atomic
+    from methods.evaluation.evaluate import write_csv_atomic
 
     args = build_parser().parse_args(argv)
     if not 0.0 <= args.threshold <= 1.0:

@@ -19,7 +19,7 @@ Profiles (`NetworkProfile.arch`):
   concatenation where the official one has two 3x3 conv+BN+ReLU+Dropout(0.1) blocks; the
   official projection is a per-pixel Linear-BN1d-ReLU-Linear, which equals our 1x1 convs.
 - `deeplabv3plus_official` (paper_official): the official SPCL/DGCL network
-  (methods/official_net.py): timm deep-stem ResNet-50 (`stem_channels`, SPCL's 64/64/64 by
+  (methods/nets/official.py): timm deep-stem ResNet-50 (`stem_channels`, SPCL's 64/64/64 by
   default), ceil-mode max-pool, output stride 16 with multi-grid (2, 2, 4) in layer4, plain ASPP
   6/12/18 with the 3x3 reduction, the two-block classifier giving `fts`, logits upsampled with
   `align_corners=True`; a 1-channel input is repeated to 3 channels inside the encoder.
@@ -31,7 +31,7 @@ Pretrained weights (`encoder_weights`) are optional:
   Hugging Face hub forced offline, so weights already in the local cache are used and a missing
   file gives a warning and random initialisation instead of a download that hangs;
 - a path to a checkpoint file the user downloaded (any architecture): loaded into the encoder by
-  methods/encoder_weights.py (key mapping, strict missing/unexpected check, `ConfigError` naming
+  methods/nets/encoder_weights.py (key mapping, strict missing/unexpected check, `ConfigError` naming
   the file on any mismatch). Relative paths are read from the working directory.
 """
 
@@ -47,8 +47,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from methods.api import ConfigError
-from methods.encoder_weights import is_weights_path, load_encoder_weights
+from methods.errors import ConfigError
+from methods.nets.encoder_weights import is_weights_path, load_encoder_weights
 
 log = logging.getLogger(__name__)
 ARCHS = ("unet", "deeplabv3plus", "deeplabv3plus_official")
@@ -135,7 +135,7 @@ class NetworkProfile:
         return prof
 
     def _check_official(self) -> None:
-        from methods.official_net import TIMM_VARIANTS
+        from methods.nets.official import TIMM_VARIANTS
 
         where = "network profile (arch deeplabv3plus_official)"
         if self.encoder not in TIMM_VARIANTS:
@@ -205,7 +205,7 @@ def _build_model(profile: NetworkProfile, num_classes: int, weights: str | None)
     """(model with .encoder / .decoder / .segmentation_head, decoder feature channels).
     `weights`: an smp weight-set name or None (files are loaded afterwards, `_build_offline`)."""
     if profile.arch == "deeplabv3plus_official":
-        from methods.official_net import OfficialDeepLabV3Plus
+        from methods.nets.official import OfficialDeepLabV3Plus
 
         model = OfficialDeepLabV3Plus(num_classes, profile.encoder, profile.in_channels, profile.output_stride,
                                       tuple(profile.atrous_rates), tuple(profile.stem_channels))

@@ -2,7 +2,7 @@
 
 Nothing is downloaded: the user places the file, the network profile names it. One entry point,
 `load_encoder_weights(encoder, path, official=...)`, used by `NetFactory` for smp encoders and for
-the official deep-stem ResNet (methods/official_net.py) alike.
+the official deep-stem ResNet (methods/nets/official.py) alike.
 
 Reading (`read_state_dict`):
 - `*.safetensors` through safetensors; anything else through `torch.load(weights_only=True)`
@@ -43,7 +43,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from methods.api import ConfigError
+from methods.errors import ConfigError
 
 WRAPPERS = ("state_dict", "model")
 WEIGHT_SUFFIXES = (".pth", ".pt", ".pth.tar", ".tar", ".bin", ".ckpt", ".safetensors")

@@ -143,6 +143,6 @@ def load_trained_method(checkpoint_path: str | Path, device: str | torch.device 
     load_method_state(method, ckpt["method_state"], checkpoint_path)
     method = method.to(device)
     method.eval()
-    # how final.pt's weights were chosen ("last", or the best_on_test record of methods/selection.py)
+    # how final.pt's weights were chosen ("last", or the best_on_test record of methods/training/selection.py)
     method.selection_record = str(meta.get("selection", "last"))
     return method, config

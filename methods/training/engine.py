@@ -28,10 +28,10 @@ optimiser and schedule, device and precision, logging, the NaN guard and checkpo
   upsampling) have no deterministic implementation, so CUDA runs agree to rounding only.
 - Completion: `final.pt` is written, then `checkpoints/last.pt` is deleted (it would double the
   disk use of every run); running a completed run again checks the config and does nothing.
-- One copy at a time: `train()` holds `RUN/train.lock` (methods/runlock.py), so a second copy of
+- One copy at a time: `train()` holds `RUN/train.lock` (methods/cluster/runlock.py), so a second copy of
   a run (a restarted workflow head resubmitting a job that still runs) waits instead of training
   beside the first; every file is written through a temporary name of its own (methods/atomic.py).
-- Pseudo-label diagnostics (`train.pseudo_label_logs`, methods/pseudo_label_logs.py): per-class
+- Pseudo-label diagnostics (`train.pseudo_label_logs`, methods/training/pseudo_label_logs.py): per-class
   coverage, and precision where the cache has labels for the unlabelled patients, accumulated
   between logs; those labels travel beside the batch and never into it.
 - Logs: every named value of every iteration, kept on the device and synchronised to the host
@@ -57,7 +57,7 @@ from torch import Tensor
 from methods.api import Batch, ConfigError, Method, get_method, resolve_variant
 from methods.atomic import atomic_path
 from methods.augment import CommonAugment, with_overrides
-from methods.checkpoint import (
+from methods.training.checkpoint import (
     FORMAT_VERSION,
     check_compatible,
     load_method_state,
@@ -65,16 +65,16 @@ from methods.checkpoint import (
     save_atomic,
 )
 from methods.data.loaders import TrainingData, open_cache
-from methods.selection import BestOnTestSelector, selection_points
+from methods.training.selection import BestOnTestSelector, selection_points
 from methods.data.region import region_from_data_config
 from methods.data.splits import load_split
 from methods.nets import NetFactory
 from methods.precision import Numerics, resolve_numerics
-from methods.provenance import append_session, machine_record, now_utc
-from methods.pseudo_label_logs import PseudoLabelMeter
+from methods.training.provenance import append_session, machine_record, now_utc
+from methods.training.pseudo_label_logs import PseudoLabelMeter
 from methods.runconfig import RunConfig, TrainConfig, write_yaml_atomic
-from methods.runlock import run_lock
-from methods.warm_start import warm_start
+from methods.cluster.runlock import run_lock
+from methods.training.warm_start import warm_start
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ class Trainer:
         # the run's identity as the engine checks it: the config and the numeric path it resolved to
         self.config_dict = {**cfg.to_dict(), "numerics": self.numerics.as_dict()}
         self.iteration = 0  # completed iterations
-        self.init_record: dict | None = None  # what train.init_from set (methods/warm_start.py)
+        self.init_record: dict | None = None  # what train.init_from set (methods/training/warm_start.py)
         self.pl_meter = (PseudoLabelMeter(self.class_names, self.data.has_diagnostic_labels)
                          if cfg.train.pseudo_label_logs else None)
         self._pending: list[tuple[int, float, dict[str, Any]]] = []
@@ -469,7 +469,7 @@ def _as_tuples(x):
 def train(cfg: RunConfig, if_running: str = "wait", poll_s: float = 30.0) -> Path:
     """Run (or resume, or finish) the training described by `cfg`; return its run folder.
 
-    Holds the run folder's lock (methods/runlock.py) throughout: while another copy of this run
+    Holds the run folder's lock (methods/cluster/runlock.py) throughout: while another copy of this run
     trains, this one waits (`if_running="wait"`; when that copy is done, the run is complete and
     nothing is left to do) or stops with `LiveCopyError` (`"fail"`)."""
     with run_lock(cfg.out_dir, if_running=if_running, poll_s=poll_s):

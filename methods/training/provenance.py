@@ -38,7 +38,7 @@ def machine_record(device: torch.device) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "device": str(device),
         "device_name": platform.processor() or platform.machine(),
-        # the GPUs this process was given (by SLURM, by methods.gpu_slots, or by hand); recorded on
+        # the GPUs this process was given (by SLURM, by methods.cluster.gpu_slots, or by hand); recorded on
         # the CPU too, where it shows which slot a job held
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }

@@ -7,7 +7,7 @@ Every `log_every` iterations the engine logs, for a method that thresholds pseud
   pseudo-label <class> (needs no label);
 - `pl_prec_<class>`: of those, the fraction whose true label is <class> (precision);
 - `pl_recall_<class>`: fraction of the unlabelled pixels whose true label is <class> that receive
-  a passing, correct pseudo-label (the `correct` of `methods.pseudo_labels`).
+  a passing, correct pseudo-label (the `correct` of `methods.evaluation.pseudo_labels`).
 
 The last two need the labels the cache holds for the unlabelled patients (the phantom's, or a
 real dataset's whose split hides them). The engine loads them beside the batch, warps them with

@@ -29,8 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from methods.checkpoint import CheckpointError, load_trained_method, read_checkpoint
 from methods.nets import SegNet
+from methods.training.checkpoint import CheckpointError, load_trained_method, read_checkpoint
 
 #: run-config keys that must be equal in the warm-start checkpoint and the run it starts
 MUST_MATCH: tuple[tuple[str, str], ...] = (("data", "cache"), ("data", "split"), ("data", "dataset"), ("network", ""))

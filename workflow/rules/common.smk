@@ -22,9 +22,10 @@ R = os.path.join(config["results_root"], config["run_name"])
 
 # Jobs that declare GPUs start through this wrapper: it gives each its own GPU(s) among those the
 # workflow sees (CUDA_VISIBLE_DEVICES), so that `--resources gpu=N` on an N-GPU machine runs N jobs
-# on N different GPUs; on a CPU machine and inside SLURM jobs it changes nothing (methods/gpu_slots.py).
-# `python -I FILE`: isolated, standard library only, so a job does not import torch twice.
-GPU_SLOTS = (f"python -I {shlex.quote(os.path.join(workflow.basedir, 'methods', 'gpu_slots.py'))}"
+# on N different GPUs; on a CPU machine and inside SLURM jobs it changes nothing
+# (methods/cluster/gpu_slots.py). `python -I FILE`: isolated, standard library only, so a job does
+# not import torch twice.
+GPU_SLOTS = (f"python -I {shlex.quote(os.path.join(workflow.basedir, 'methods', 'cluster', 'gpu_slots.py'))}"
              f" --runs-per-gpu {int(config.get('runs_per_gpu', 1))}")
 
 
@@ -135,7 +136,7 @@ def _check_config():
             if pct_label(sec.get("percent", -1)) not in pcts:
                 _fail(f"{key}.percent {sec.get('percent')!r} is not a ratio of dataset {sec['dataset']!r} ({sorted(pcts)})")
     if int(config.get("gpus_per_job", 0)) > 0:
-        from methods.gpu_slots import check_gpu_memory
+        from methods.cluster.gpu_slots import check_gpu_memory
 
         problem = check_gpu_memory(int(config.get("runs_per_gpu", 1)), int(config.get("gpu_mem_mb_per_run", 10000)))
         if problem:
@@ -214,7 +215,7 @@ def _sweep_variants():
 
 SWEEP_VARIANTS = _sweep_variants()
 
-# The supervised warm-start regime (methods/warm_start.py): one SupOnly run of N iterations per
+# The supervised warm-start regime (methods/training/warm_start.py): one SupOnly run of N iterations per
 # (dataset, ratio, seed) under variant WARM_START_VARIANT, never evaluated, whose final.pt starts
 # every network of every run of that split and seed.
 WARM_START_ITERS = int((config.get("warm_start") or {}).get("iterations") or 0)
@@ -296,7 +297,7 @@ def load_profile(name=None):
     """The profile with its `extends:` chain merged in (methods.runconfig.load_raw, the resolver the
     engine uses), then `profile_overrides`: every run.yaml is fully resolved, so an edit of a parent
     profile changes the run.yaml of every run that inherits it, and Snakemake reruns them."""
-    from methods.api import ConfigError
+    from methods.errors import ConfigError
     from methods.runconfig import load_raw
 
     name = name or config["profile"]

@@ -1,7 +1,7 @@
 # Provenance beside the outputs: the resolved workflow config, every run config is in its run
 # folder, and the versions of the packages that produced the numbers. This rule runs where
 # Snakemake runs (on SLURM, the head node); each training job records its own host, GPU and
-# timings in RUN/environment.json (methods/provenance.py).
+# timings in RUN/environment.json (methods/training/provenance.py).
 
 
 rule provenance:

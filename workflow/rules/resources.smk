@@ -7,10 +7,10 @@
 # - at start-up, a --set-resources / --set-threads (from a profile or the command line) that would
 #   override one of them for these rules is an error naming the config key to change instead;
 # - under --executor slurm, before the first submission (onstart: on the head only, never in a
-#   job), methods/slurm_preflight.py asks SLURM whether every job fits some node of its partition,
+#   job), methods/cluster/slurm_preflight.py asks SLURM whether every job fits some node of its partition,
 #   whether sbatch is there, and whether job states can be read without an accounting database.
 
-from methods.slurm_preflight import JobRequest, SlurmPreflightError, preflight
+from methods.cluster.slurm_preflight import JobRequest, SlurmPreflightError, preflight
 
 CONFIG_FILE = ", ".join(map(str, workflow.overwrite_configfiles or [])) or "config/config.yaml"
 

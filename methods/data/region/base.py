@@ -1,5 +1,6 @@
-"""The region stage: which part of each short-axis slice the network sees, at what pixel size,
-and the exact way back to the native grid.
+"""The region stage's contract (`Region`, `RegionSpec`) and its two label-free modes: which part of
+each short-axis slice the network sees, at what pixel size, and the exact way back to the native
+grid. The package (`methods.data.region`) picks a mode; `label_centred` is the third.
 
 Between the prepared cache (native grids, spacing in mm) and the network sit two modes:
 
@@ -42,7 +43,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch import Tensor
 
-from methods.api import ConfigError
+from methods.errors import ConfigError
 from methods.tensors import class_argmax
 
 REGION_MODES = ("whole", "crop", "label_centred")
@@ -164,47 +165,6 @@ class RegionSpec:
             return (f"label-centred {self.crop_px} px crop zoomed to {self.img_size} px (official SPCL input; "
                     f"{at_test})")
         return f"crop {self.fov_mm:g} mm at {self.spacing_mm:g} mm/px ({self.img_size} px), centre {self.centre}"
-
-
-def region_from_data_config(data: dict | object, split: dict | None = None, split_path: str = "split",
-                            class_names: Sequence[str] = ()) -> "Region":
-    """The Region of a run's `data` section (a DataConfig or its dict), its split and the cache's
-    foreground class names."""
-    get = data.get if isinstance(data, dict) else (lambda k, d=None: getattr(data, k, d))
-    spec = RegionSpec(
-        mode=str(get("region", "whole") or "whole"),
-        img_size=int(get("img_size", 256)),
-        spacing_mm=float(get("spacing_mm", 0.0) or 0.0),
-        fov_mm=float(get("fov_mm", 0.0) or 0.0),
-        centre=str(get("centre", "image") or "image"),
-        crop_px=int(get("crop_px", OFFICIAL_CROP_PX) or OFFICIAL_CROP_PX),
-        test_centre=str(get("test_centre", "label") or "label"),
-    )
-    return make_region(spec, split, split_path, class_names)
-
-
-def make_region(spec: RegionSpec, split: dict | None = None, split_path: str = "split",
-                class_names: Sequence[str] = ()) -> "Region":
-    """The Region of `spec`; `class_names` (the cache's foreground names) tell `label_centred`
-    which structure to centre on."""
-    spec.validate()
-    if spec.mode == "whole":
-        return WholeSlice(spec)
-    if spec.mode == "label_centred":
-        from methods.data.label_centred import LabelCentredRegion
-
-        return LabelCentredRegion(spec, class_names)
-    offset = (0.0, 0.0)
-    if spec.centre in ("labelled_mean", "two_pass"):
-        record = (split or {}).get(SPLIT_KEY)
-        if not record or "offset_mm" not in record:
-            raise ConfigError(
-                f"split {split_path} has no heart-centre statistics ('{SPLIT_KEY}'), which data.centre "
-                f"{spec.centre!r} needs; make the split again with `python -m methods.data split` "
-                "(it stores them from the labelled training patients)"
-            )
-        offset = (float(record["offset_mm"][0]), float(record["offset_mm"][1]))
-    return CropRegion(spec, offset)
 
 
 class Region(ABC):

@@ -41,8 +41,8 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch import Tensor
 
-from methods.api import ConfigError
-from methods.data.region import OFFICIAL_CROP_PX, OFFICIAL_ROW_SHIFT, Region, RegionSpec
+from methods.data.region.base import OFFICIAL_CROP_PX, OFFICIAL_ROW_SHIFT, Region, RegionSpec
+from methods.errors import ConfigError
 from methods.tensors import class_argmax
 
 #: the official order of structures to centre on, and the row offset of the RV fallback
