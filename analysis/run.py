@@ -296,7 +296,7 @@ def _ranking_against_paper(table, dice, opts: Options, reference, comparison, ta
         rows = [method_label(m) for m in cases_table["method"]]
         cells = [[f"{r.rank:.2f}", "" if pd.isna(r.z) else f"{r.z:.2f}", "" if pd.isna(r.p) else f"{r.p:.3g}",
                   "" if pd.isna(r.p_finner) else f"{r.p_finner:.3g}"] for r in cases_table.itertuples()]
-        lines += [f"**Table 2 per case**: Friedman mean ranks with every test volume of every setting as a block "
+        lines += [f"**Table 2 per case**: Friedman mean ranks with every evaluated volume of every setting as a block "
                   f"(the volume's Dice averaged over seeds; {per_case.scope}), z against "
                   f"{method_label(opts.control)}, Finner's adjustment. The paper's version (settings as blocks) is "
                   "Table 2 above; this one has the power that two to six settings lack, and speaks about these "

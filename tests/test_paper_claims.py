@@ -150,6 +150,8 @@ def test_paper_mean_ranks_on_acdc_by_hand():
     ranks = pc.paper_mean_ranks(load_reference()["table1"], [("acdc", 5.0), ("acdc", 10.0)], ranked)
     assert ranks.to_dict() == {"spcl": 1.0, "abd": 2.5, "bass": 3.0, "dgcl": 4.5, "admt": 5.0, "bus": 5.0,
                                "ugpcl": 7.0}
+    one = pc.paper_mean_ranks(load_reference()["table1"], [("acdc", 5.0)], ranked)  # one setting: its order
+    assert one.to_dict() == {"spcl": 1.0, "bass": 2.0, "abd": 3.0, "bus": 4.0, "admt": 5.0, "dgcl": 6.0, "ugpcl": 7.0}
     text, agreement = pc.rank_agreement_text(ranks, load_reference()["table1"], [("acdc", 5.0), ("acdc", 10.0)],
                                              "settings as blocks")
     assert agreement.tau == pytest.approx(1.0) and "τ_b = +1.00" in text and "7 methods" in text
