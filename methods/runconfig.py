@@ -226,10 +226,12 @@ def _read_yaml(path: Path) -> dict:
 
 
 def profile_path(ref: str, relative_to: Path | None = None) -> Path:
-    """A profile reference: a name in config/profiles/ ("cpu") or a YAML path."""
+    """A profile reference: a name ("cpu") or a YAML path. From a file's `extends:` (`relative_to` its
+    folder), a name is first a sibling `<name>.yaml`, so a profile extends the profile beside it
+    (a copied or edited profile folder), then one in config/profiles/."""
     candidates = []
     if relative_to is not None:
-        candidates.append(relative_to / ref)
+        candidates += [relative_to / ref, relative_to / f"{ref}.yaml"]
     candidates += [Path(ref), PROFILE_DIR / ref, PROFILE_DIR / f"{ref}.yaml"]
     for c in candidates:
         if c.is_file():

@@ -670,3 +670,41 @@ def test_the_lock_of_a_running_snakemake_is_never_removed(tmp_path):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(first.pid, signal.SIGKILL)
         first.wait()
+
+
+def test_editing_a_parent_profile_replans_exactly_the_runs_of_the_profiles_that_extend_it(tmp_path):
+    """Every run.yaml is fully resolved (the profile's `extends:` chain merged in), so an edit of
+    cpu.yaml reaches the runs of a profile extending it through Snakemake's params trigger, and
+    leaves the runs of a profile that does not extend it alone (dry run after the edit)."""
+    repo = tmp_path / "repo"  # a copy of the workflow whose profiles the test may edit
+    repo.mkdir()
+    shutil.copy(SNAKEFILE, repo / "Snakefile")
+    for part in ("workflow", "config"):
+        shutil.copytree(REPO / part, repo / part)
+    (repo / "config" / "profiles" / "child.yaml").write_text("extends: cpu\ndata: {img_size: 32}\n")
+    tiny = yaml.safe_load((REPO / "tests" / "workflow_configs" / "tiny.yaml").read_text())
+    configs = {name: write_yaml({**tiny, "run_name": name, "profile": profile}, tmp_path / f"{name}.yaml")
+               for name, profile in (("child", "child"), ("other", "paper"))}
+    work = tmp_path / "work"
+    work.mkdir()
+
+    def run(name, *options):
+        cmd = snakemake_cmd(work, configs[name], *options, "--until", "run_config")
+        cmd[cmd.index("-s") + 1] = str(repo / "Snakefile")
+        return subprocess.run(cmd, cwd=work, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=900)
+
+    def planned(name) -> dict[str, int]:
+        result = run(name, "-n", "--quiet", "rules")
+        assert result.returncode == 0, result.stdout[-3000:]
+        return job_counts(result.stdout) if "Job stats:" in result.stdout else {}
+
+    for name in configs:
+        assert run(name).returncode == 0  # every run.yaml written
+        assert planned(name) == {}
+    cpu = repo / "config" / "profiles" / "cpu.yaml"
+    edited = cpu.read_text().replace("weight_decay: 0.0001", "weight_decay: 0.0002")
+    assert edited != cpu.read_text()
+    cpu.write_text(edited)
+    assert planned("child") == {"run_config": len(expected_runs(tiny))}  # every run of the child profile
+    assert planned("other") == {}  # the paper profile does not extend cpu
