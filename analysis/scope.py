@@ -76,12 +76,19 @@ def scope_lines(table: pd.DataFrame, results_dir: Path, control: str, exclude=("
         lines.append(f"Data: real data sets ({_join(datasets)}).")
     n = len(settings)
     min_blocks = stats.BAYES_MIN_BLOCKS
-    lines.append(f"Settings: {n} ({', '.join(setting_label(*s) for s in settings)}). "
-                 + (f"The Friedman test and Finner's post-hoc rank each method by {n} values: little power, a rough "
-                    "normal approximation, and a 'significant' result that means only that the ordering was the same "
-                    f"in these {n} settings. The Bayesian signed-rank test needs at least {min_blocks} blocks to decide, "
-                    "so it uses the test cases as blocks and speaks about these cases, not new settings."
-                    if n < min_blocks else "The rank tests and the Bayesian test use the settings as blocks."))
+    if n == 1:
+        lines.append(f"Settings: 1 ({setting_label(*settings[0])}). Table 2 as the paper computes it ranks the "
+                     "methods over settings and needs at least two: it is not produced. The per-volume ranking "
+                     "under 'Ranking against the paper' uses the volumes as blocks and speaks about these volumes.")
+    elif n < min_blocks:
+        lines.append(f"Settings: {n} ({', '.join(setting_label(*s) for s in settings)}). The Friedman test and "
+                     f"Finner's post-hoc rank each method by {n} values: little power, a rough normal approximation, "
+                     "and a 'significant' result that means only that the ordering was the same in these "
+                     f"{n} settings. The Bayesian signed-rank test needs at least {min_blocks} blocks to decide, so "
+                     "it uses the test cases as blocks and speaks about these cases, not new settings.")
+    else:
+        lines.append(f"Settings: {n} ({', '.join(setting_label(*s) for s in settings)}). The rank tests and the "
+                     "Bayesian test use the settings as blocks.")
     n_seeds = sorted(set(seeds))
     seed_text = str(n_seeds[0]) if len(n_seeds) == 1 else f"{n_seeds[0]}–{n_seeds[-1]}"
     lines.append(f"Seeds: {seed_text} per setting (the paper: {PAPER_SEEDS} runs). "

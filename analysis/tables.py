@@ -114,7 +114,7 @@ def table1(df: pd.DataFrame, hd95_column: str = "hd95_mm") -> TableResult:
                   for i in range(len(methods)) for j in range(len(keys))}
     data["mark"] = [mark_index.get((r.method, r.dataset, float(r.ratio), r.metric), "") for r in data.itertuples()]
     data = data.sort_values(["dataset", "ratio", "metric"], kind="stable").reset_index(drop=True)
-    title = ("Table 1: Dice (%), Jaccard (%) and HD95 per setting, averaged over classes and test cases"
+    title = ("Table 1: Dice (%), Jaccard (%) and HD95 per setting, averaged over classes and evaluated cases"
              + (" and seeds" if n_seeds > 1 else "") + ". Bold: best; underlined: second best.")
     return TableResult("table1", title, _with_unit(data, hd95_column), display)
 
