@@ -340,6 +340,9 @@ def test_rank_agreement_kendall_tau_and_its_exact_permutation_p():
     assert one_swap.methods == ("a", "b", "c", "d") and one_swap.n_methods == 4  # matched by name, "e" unranked here
     same = stats.rank_agreement(dict(zip("abcde", [1.5, 2.0, 3.25, 4.0, 5.0])), dict(zip("abcde", range(5))))
     assert same.tau == pytest.approx(1.0) and same.p_value == pytest.approx(1 / 120)
+    # the paper's eight methods: the one identical pairing of 8! = 40320 (each enumerated once)
+    eight = stats.rank_agreement(dict(zip("abcdefgh", range(8))), dict(zip("abcdefgh", range(8))))
+    assert eight.p_value == pytest.approx(1 / 40320)
     reversed_ = stats.rank_agreement(dict(zip("abcd", [1, 2, 3, 4])), dict(zip("abcd", [4, 3, 2, 1])))
     assert reversed_.tau == pytest.approx(-1.0) and reversed_.p_value == pytest.approx(1.0)
     with pytest.raises(stats.StatsInputError, match="at least 3 methods"):
