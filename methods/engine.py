@@ -64,10 +64,8 @@ from methods.checkpoint import (
     read_checkpoint,
     save_atomic,
 )
-from methods.data.loaders import TrainingData, open_cache
+from methods.data.loaders import TrainingData, open_run_inputs
 from methods.selection import BestOnTestSelector, selection_points
-from methods.data.region import region_from_data_config
-from methods.data.splits import load_split
 from methods.nets import NetFactory
 from methods.precision import Numerics, resolve_numerics
 from methods.provenance import append_session, machine_record, now_utc
@@ -201,12 +199,12 @@ class Trainer:
         self.method_cls = get_method(cfg.method)
         method_cfg = resolve_variant(self.method_cls, cfg.variant, cfg.method_config, base=cfg.variant_base)
 
-        cache = open_cache(cfg.data.cache, expected_dataset=cfg.data.dataset)
-        split = load_split(cfg.data.split, cache)
+        inputs = open_run_inputs(cfg.data)
+        cache, split = inputs.cache, inputs.split
         self.class_names = list(cache.class_names)
         self.num_classes = cache.num_classes
         seed_everything(cfg.seed)
-        self.region = region_from_data_config(cfg.data, split, cfg.data.split, cache.class_names)
+        self.region = inputs.region
         self.region.check_cache(cache)
         self.data = TrainingData(
             cache, split, self.region, cfg.data.labelled_batch, cfg.data.unlabelled_batch, cfg.seed,

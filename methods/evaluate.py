@@ -53,8 +53,8 @@ from torch import Tensor, nn
 from methods.api import ConfigError, Method
 from methods.atomic import write_bytes_atomic
 from methods.checkpoint import load_trained_method
-from methods.data.loaders import as_region, cases_of_role, open_cache, read_split
-from methods.data.region import Region, region_from_data_config
+from methods.data.loaders import as_region, cases_of_role, open_run_inputs
+from methods.data.region import Region
 from methods.data.types import Case
 from methods.meanteacher import downsample_labels
 from methods.metrics import METRIC_NAMES, case_metrics
@@ -463,10 +463,9 @@ def evaluate_checkpoint(
     """
     device = resolve_device(device)
     method, run_cfg = load_trained_method(checkpoint, device)
-    dataset = open_cache(cache, expected_dataset=run_cfg["data"]["dataset"])
-    split_dict = read_split(split)
+    inputs = open_run_inputs(run_cfg["data"], cache, split)
+    dataset, split_dict, train_split = inputs.cache, inputs.split, inputs.training_split
     case_ids = cases_of_role(dataset, split_dict, role, split)
-    train_split = _training_split(run_cfg, split_dict, split)
     leaked = sorted(set(split_dict[role]) & set(train_split["train_labelled"] + train_split["train_unlabelled"]))
     if leaked and role in ("val", "test"):
         raise ConfigError(f"split {split}: {role} patients {leaked[:5]} were training patients of the run {checkpoint}")
@@ -487,8 +486,7 @@ def evaluate_checkpoint(
         checkpoint=checkpoint,
         labelled_cases=len(train_split["train_labelled"]),
         device=device,
-        region=region_from_data_config(run_cfg["data"], train_split, str(run_cfg["data"].get("split", split)),
-                                       dataset.class_names),
+        region=inputs.region,
         **options,
     )
 
@@ -504,14 +502,6 @@ class _LazyCases:
 
     def __iter__(self):
         return (self.dataset.load(cid) for cid in self.case_ids)
-
-
-def _training_split(run_cfg: dict[str, Any], given: dict, given_path: str | Path) -> dict:
-    """The split the run trained with: its recorded split file if still readable, else `given`."""
-    recorded = Path(str(run_cfg.get("data", {}).get("split", "")))
-    if recorded.is_file() and recorded.resolve() != Path(given_path).resolve():
-        return read_split(recorded)
-    return given
 
 
 # --- CLI --------------------------------------------------------------------------------------------
