@@ -6,7 +6,8 @@
   Euclidean disk (BASS's distance-transform band);
 - the labels the contrastive terms see: ground truth on labelled images, confident teacher
   pseudo-labels on unlabelled ones, IGNORE elsewhere;
-- random subsets of the True entries of a mask with a device generator that checkpoints;
+- random subsets of the True entries of a mask (drawn with a checkpointed device generator,
+  methods/random_streams.py `DeviceGenerator`);
 - the two InfoNCE forms: anchors against one positive and a negative set (DGCL, BUS), and one
   query against a positive and a negative key set (BASS).
 
@@ -165,42 +166,6 @@ def full_precision(device: torch.device):
 
 
 # ---- random sampling -------------------------------------------------------------------------
-class SamplingGenerator:
-    """A torch.Generator on the data's device whose state goes into the method's extra state.
-
-    The generator is created on first use on the device of the data (so sampling never copies
-    random numbers from the host); a state restored before that is applied on creation.
-    """
-
-    def __init__(self, seed: int):
-        self.seed = int(seed)
-        self._gen: torch.Generator | None = None
-        self._pending: dict | None = None
-
-    def on(self, device: torch.device) -> torch.Generator:
-        device = torch.device(device)
-        if self._gen is None or self._gen.device.type != device.type:
-            gen = torch.Generator(device=device)
-            gen.manual_seed(self.seed)
-            if self._pending is not None and self._pending["device_type"] == device.type:
-                gen.set_state(self._pending["state"])
-            self._pending = None
-            self._gen = gen
-        return self._gen
-
-    def state(self) -> dict:
-        if self._gen is None:
-            return {"seed": self.seed, "pending": self._pending}
-        return {"seed": self.seed, "pending": {"device_type": self._gen.device.type, "state": self._gen.get_state()}}
-
-    def load(self, state: dict | None) -> None:
-        if not state:
-            return
-        self.seed = int(state["seed"])
-        self._gen = None
-        self._pending = state.get("pending")
-
-
 def random_subset(mask: Tensor, k: int, generator: torch.Generator) -> Tensor:
     """Indices of `k` entries of the flat bool `mask`, drawn uniformly without replacement among
     the True ones (True entries are drawn first, so k <= mask.sum() gives only True entries)."""
