@@ -83,6 +83,7 @@ from torch import Tensor, nn
 from methods.api import check_choice, register_method
 from methods.losses import sigmoid_rampup
 from methods.meanteacher import MeanTeacher, MeanTeacherConfig, MTContext, downsample_labels
+from methods.optim import sgd_poly
 from methods.random_streams import DeviceGenerator
 from spcl.boundaries import BOUNDARY_OPERATORS, import_cv2, subclass_boundaries
 from spcl.losses import (
@@ -331,11 +332,7 @@ class SPCL(MeanTeacher):
     def configure_optimizer(self, params, train_cfg):
         """The engine's optimiser (SGD, lr, momentum, weight decay of `train_cfg` on every parameter)
         and poly decay with power `train_cfg.poly_power` over `lr_horizon(train_cfg.iterations)`."""
-        optimizer = torch.optim.SGD(params, lr=train_cfg.lr, momentum=train_cfg.momentum,
-                                    weight_decay=train_cfg.weight_decay)
-        horizon, power = self.lr_horizon(train_cfg.iterations), train_cfg.poly_power
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: max(0.0, 1.0 - t / horizon) ** power)
-        return optimizer, scheduler
+        return sgd_poly(params, train_cfg, horizon=self.lr_horizon(train_cfg.iterations))
 
     def alpha(self, it: int) -> float:
         """BCL mixing weight: alpha_max exp(-5 (1 - t)^2), t = floor(60 it / T) / 60 (official)."""
