@@ -1,9 +1,9 @@
 """Pieces shared by the contrastive baselines (DGCL, BUS, BASS).
 
 - binary morphology on the device (no scipy, no per-pixel loops): square erosion/dilation by
-  max-pooling, 4-neighbourhood ("cross") erosion/dilation by shifts, the "thick" boundary of
-  skimage's `find_boundaries`, vlkit's `seg2edge` (the edge BASS uses), and dilation by a
-  Euclidean disk (BASS's distance-transform band);
+  max-pooling, vlkit's `seg2edge` (the edge BASS uses) beside the "thick" boundary of skimage's
+  `find_boundaries` (methods/boundary.py), and dilation by a Euclidean disk (BASS's
+  distance-transform band);
 - the labels the contrastive terms see: ground truth on labelled images, confident teacher
   pseudo-labels on unlabelled ones, IGNORE elsewhere;
 - random subsets of the True entries of a mask (drawn with a checkpointed device generator,
@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from methods.boundary import thick_boundary
 from methods.meanteacher import MTContext, downsample_labels
 
 IGNORE = 255
@@ -47,33 +48,6 @@ def erode(mask: Tensor, size: int = 3) -> Tensor:
     x, lead = _as_batch(mask)
     out = -F.max_pool2d(-x, size, stride=1, padding=size // 2)
     return out.reshape(*lead, *mask.shape[-2:]) > 0.5
-
-
-def _cross_reduce(mask: Tensor, use_max: bool) -> Tensor:
-    """Max (dilation) or min (erosion) over each pixel and its 4 neighbours inside the image."""
-    x = mask.float()
-    fill = -1.0 if use_max else 2.0  # a value that never wins the reduction
-    padded = F.pad(x, (1, 1, 1, 1), value=fill)
-    h, w = x.shape[-2:]
-    shifts = [padded[..., 1 : h + 1, 1 : w + 1], padded[..., :h, 1 : w + 1], padded[..., 2:, 1 : w + 1],
-              padded[..., 1 : h + 1, :w], padded[..., 1 : h + 1, 2:]]
-    stacked = torch.stack(shifts)
-    out = stacked.amax(0) if use_max else stacked.amin(0)
-    return out > 0.5
-
-
-def dilate_cross(mask: Tensor) -> Tensor:
-    return _cross_reduce(mask, use_max=True)
-
-
-def erode_cross(mask: Tensor) -> Tensor:
-    return _cross_reduce(mask, use_max=False)
-
-
-def thick_boundary(mask: Tensor) -> Tensor:
-    """Pixels with a 4-neighbour on the other side of the mask edge, on both sides
-    (skimage `find_boundaries(mode="thick")` of a binary map)."""
-    return dilate_cross(mask) & ~erode_cross(mask)
 
 
 def gradient_edge(mask: Tensor) -> Tensor:

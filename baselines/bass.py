@@ -103,10 +103,10 @@ from baselines._contrast import (
     per_group_fraction,
     query_infonce,
     reliable_labels,
-    thick_boundary,
     to_feature_size,
 )
 from methods.api import Batch, StepOutput, check_choice, register_method
+from methods.boundary import thick_boundary
 from methods.ema import make_teacher
 from methods.meanteacher import MeanTeacher, MeanTeacherConfig, MTContext, downsample_labels
 from methods.nets import NetOutput

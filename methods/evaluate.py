@@ -52,6 +52,7 @@ from torch import Tensor, nn
 
 from methods.api import ConfigError, Method
 from methods.atomic import write_bytes_atomic
+from methods.boundary import thick_boundary
 from methods.checkpoint import load_trained_method
 from methods.data.loaders import as_region, cases_of_role, open_run_inputs
 from methods.data.region import Region
@@ -175,22 +176,6 @@ def official_grid_prediction(predictor, case: Case, region: Region, centre, size
     sy, sx = grid.grid_spacing_mm(case.spacing, case.image.shape[-2:])
     spacing = (float(case.spacing[0]) if case.has_spacing else 1.0, sy, sx)
     return pred.numpy(), label, spacing
-
-
-def thick_boundary(labels: Tensor) -> Tensor:
-    """[B, H, W] integer labels -> bool, True where a 4-neighbour has another label.
-
-    Replicate padding, so the image border is not a boundary: the same map as
-    `skimage.segmentation.find_boundaries(labels, connectivity=1, mode="thick")` per slice.
-    """
-    padded = F.pad(labels[:, None].float(), (1, 1, 1, 1), mode="replicate")[:, 0]
-    centre = padded[:, 1:-1, 1:-1]
-    return (
-        (padded[:, :-2, 1:-1] != centre)
-        | (padded[:, 2:, 1:-1] != centre)
-        | (padded[:, 1:-1, :-2] != centre)
-        | (padded[:, 1:-1, 2:] != centre)
-    )
 
 
 class BalancedFeatureSampler:

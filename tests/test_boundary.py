@@ -1,14 +1,12 @@
-"""The one thick boundary (methods/boundary.py) on hand-checkable maps, against the copies it
-replaced and scikit-image's find_boundaries(mode="thick")."""
+"""The thick class boundary (methods/boundary.py) on hand-checkable maps and against
+scikit-image's find_boundaries(mode="thick"), for label maps and for masks of any leading shape."""
 
 import numpy as np
+import pytest
 import torch
 from skimage.segmentation import find_boundaries
 
-from baselines._contrast import thick_boundary as bass_copy
 from methods.boundary import thick_boundary
-from methods.evaluate import thick_boundary as evaluate_copy
-from spcl.boundaries import thick_boundaries as spcl_copy
 
 
 def hand_maps():
@@ -33,25 +31,25 @@ def hand_maps():
     return [(dot, dot_b), (line, line_b), (halves, halves_b), (corner, corner_b), (flat, np.zeros((3, 3), bool))]
 
 
-def test_hand_checked_maps():
+def test_hand_checked_maps_as_labels_and_as_masks():
     for labels, expected in hand_maps():
         got = thick_boundary(torch.from_numpy(labels)).numpy()
         np.testing.assert_array_equal(got, expected)
         np.testing.assert_array_equal(got, find_boundaries(labels, connectivity=1, mode="thick"))
+    dot, dot_b = hand_maps()[0]
+    np.testing.assert_array_equal(thick_boundary(torch.from_numpy(dot == 1)).numpy(), dot_b)  # a bool mask
 
 
-def test_equals_every_copy_it_replaces():
-    for labels, _ in hand_maps():
-        batch = torch.from_numpy(labels)[None]
-        ours = thick_boundary(batch)
-        assert torch.equal(ours, spcl_copy(batch))
-        assert torch.equal(ours, evaluate_copy(batch))
-        for value in np.unique(labels):  # the binary form BASS used, per class mask
-            mask = batch == int(value)
-            assert torch.equal(thick_boundary(mask), bass_copy(mask))
-    rng = np.random.default_rng(0)
-    labels = torch.from_numpy(rng.integers(0, 4, (3, 9, 7)))
-    assert torch.equal(thick_boundary(labels), spcl_copy(labels))
-    assert torch.equal(thick_boundary(labels), evaluate_copy(labels))
-    onehot = torch.nn.functional.one_hot(labels, 4).permute(0, 3, 1, 2).bool()
-    assert torch.equal(thick_boundary(onehot), bass_copy(onehot))  # [B, C, H, W], as BASS calls it
+@pytest.mark.parametrize("seed", [0, 1])
+def test_random_maps_equal_skimage_per_slice_and_per_class_mask(seed):
+    labels = np.random.default_rng(seed).integers(0, 4, (3, 9, 7))
+    labels[0] = 2  # a constant slice has no boundary, even at the image border
+    ours = thick_boundary(torch.from_numpy(labels)).numpy()
+    for s in range(labels.shape[0]):
+        np.testing.assert_array_equal(ours[s], find_boundaries(labels[s], connectivity=1, mode="thick"))
+    assert not ours[0].any()
+    onehot = torch.nn.functional.one_hot(torch.from_numpy(labels), 4).permute(0, 3, 1, 2).bool()  # [B, C, H, W]
+    per_class = thick_boundary(onehot).numpy()
+    for s in range(labels.shape[0]):
+        for c in range(4):
+            np.testing.assert_array_equal(per_class[s, c], find_boundaries(labels[s] == c, connectivity=1, mode="thick"))
