@@ -16,7 +16,8 @@ resized to 224 px (`evaluation.grid: official`, `official_grid_prediction`, a re
 scoring the native grid is what makes HD95 in mm meaningful (docs/metrics.md).
 
 Outputs (docs/architecture.md, "Evaluation outputs"):
-- a tidy DataFrame/CSV, one row per (case, foreground class), columns `RESULT_COLUMNS`;
+- a tidy DataFrame/CSV, one row per (case, foreground class), columns `RESULT_COLUMNS`
+  (methods/results_schema.py);
 - `predictions/<case_id>.npz` for chosen cases: image, label, pred (uint8, native grid), spacing,
   class_names (background first, so `class_names[v]` names label value v);
 - `features.npz`: a class-balanced sample of L2-normalised projection features (`method.embed`)
@@ -58,14 +59,11 @@ from methods.data.loaders import as_region, cases_of_role, open_run_inputs
 from methods.data.region import Region
 from methods.data.types import Case
 from methods.meanteacher import downsample_labels
-from methods.metrics import METRIC_NAMES, case_metrics
+from methods.metrics import case_metrics
 from methods.precision import FP32, Numerics, recorded_numerics
+from methods.results_schema import RESULT_COLUMNS
 from methods.tensors import class_argmax
 
-IDENTITY_COLUMNS = ("dataset", "ratio", "labelled_cases", "method", "variant", "seed")
-RESULT_COLUMNS = (*IDENTITY_COLUMNS, "case_id", "class_name", *METRIC_NAMES, "evaluated_network", "checkpoint",
-                  "region", "region_centre", "evaluation", "selection", "uses_test_label", "precision",
-                  "memory_format")
 GRIDS = ("native", "official")
 OFFICIAL_GRID_SIZE = 224
 DEFAULT_BATCH_SIZE = 16

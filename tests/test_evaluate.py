@@ -12,7 +12,6 @@ from torch import nn
 from methods.api import ConfigError, get_method, resolve_variant
 from methods.data.types import Case
 from methods.evaluate import (
-    RESULT_COLUMNS,
     BalancedFeatureSampler,
     evaluate_method,
     main,
@@ -20,6 +19,7 @@ from methods.evaluate import (
 )
 from methods.metrics import case_metrics, volume_diagonal
 from methods.nets import NetFactory, NetOutput, NetworkProfile
+from methods.results_schema import RESULT_COLUMNS
 
 CLASSES = ("RV", "MYO", "LV")
 IMG_SIZE = 32
