@@ -2,8 +2,8 @@
 engine, evaluation and metrics. See docs/architecture.md for the contracts between the parts.
 
 The names below come from `methods.api` on first use (PEP 562), so that importing a plain-data
-module of the package (`methods.results_schema`, `methods.atomic`) does not load torch: the
-analysis and the workflow read those cheaply."""
+module of the package (`methods.results_schema`, `methods.paper_plan`, `methods.atomic`) does not
+load torch: the analysis and the workflow read those cheaply."""
 
 __all__ = ["Batch", "Method", "StepOutput", "get_method", "list_methods", "register_method"]
 
