@@ -1,6 +1,6 @@
 """Collect the per-case CSVs of a run into one tidy table, and check it.
 
-The per-case schema is the contract with `methods.evaluation.evaluate` (docs/architecture.md): one row per
+The per-case schema is the contract with `methods.evaluation.evaluate` (methods/results_schema.py): one row per
 (dataset, ratio, method, variant, seed, case, foreground class). Problems are reported, never
 dropped silently:
 
@@ -28,15 +28,10 @@ import numpy as np
 import pandas as pd
 
 from analysis.io import write_csv
+from methods.results_schema import CASE_COLUMNS, KEY_COLUMNS, METRIC_COLUMNS
 
-CASE_COLUMNS = (
-    "dataset", "ratio", "labelled_cases", "method", "variant", "seed", "case_id", "class_name",
-    "dice", "jaccard", "hd95_mm", "hd95_px", "asd_mm", "evaluated_network", "checkpoint",
-)
-KEY_COLUMNS = ("dataset", "ratio", "method", "variant", "seed", "case_id", "class_name")
 CELL_COLUMNS = ("dataset", "ratio", "method", "variant", "seed")
 SETTING_COLUMNS = ("dataset", "ratio")
-METRIC_COLUMNS = ("dice", "jaccard", "hd95_mm", "hd95_px", "asd_mm")
 _TEXT_COLUMNS = ("dataset", "method", "variant", "case_id", "class_name", "evaluated_network", "checkpoint")
 _KEY_TEXT_COLUMNS = ("dataset", "method", "variant", "case_id", "class_name")
 _INTEGER_COLUMNS = ("seed", "labelled_cases")

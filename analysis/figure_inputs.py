@@ -7,7 +7,6 @@ present the figure is always produced; a malformed input file is an error naming
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,11 +17,7 @@ from analysis import figures
 from analysis.aggregate import setting_summary
 from analysis.artefacts import Artefacts, ArtefactError, RunId, load_features, load_prediction, load_similarities
 from analysis.naming import method_label, setting_label, sort_methods, sort_settings
-
-SWEEP_VARIANT = re.compile(r"^sweep_gs(?P<gs>[0-9]*\.?[0-9]+)_gt(?P<gt>[0-9]*\.?[0-9]+)$")
-PAPER_THRESHOLDS = (0.75, 0.95)  # gamma_s, gamma_t of the paper (Section 2.2)
-FIG3_RUNS = (("with US", "default"), ("without US", "relation_pos"))  # spcl variants
-FIG7_RUNS = (("Neg", "relation_neg"), ("Pos", "relation_pos"), ("US", "default"))
+from methods.paper_plan import FIG3, FIG7, PAPER_THRESHOLDS, SWEEP_VARIANT, sweep_variant
 
 
 @dataclass
@@ -70,17 +65,17 @@ def _by_setting(store: dict[RunId, Path], wanted: dict[tuple[str, str], str]) ->
 # --------------------------------------------------------------------------- Fig. 3
 def make_fig3(art: Artefacts, out_dir: Path) -> FigureOutcome:
     name = "fig3_similarities"
-    wanted = {("spcl", variant): label for label, variant in FIG3_RUNS}
+    wanted = {row.run: row.label for row in FIG3}
     per_setting = _by_setting(art.similarities, wanted)
-    complete = {s: runs for s, runs in per_setting.items() if len(runs) == len(FIG3_RUNS)}
+    complete = {s: runs for s, runs in per_setting.items() if len(runs) == len(FIG3)}
     if not complete:
         found = ", ".join(f"{r.method}/{r.variant} ({setting_label(r.dataset, r.ratio)})" for r in sorted(art.similarities))
-        return FigureOutcome(name, "", reason="needs similarities.npz of spcl/default (with US) and spcl/relation_pos "
-                             f"(without US) in one setting; found: {found or 'none'}")
+        needed = " and ".join(f"{row.method}/{row.variant} ({row.label})" for row in FIG3)
+        return FigureOutcome(name, "", reason=f"needs similarities.npz of {needed} in one setting; found: {found or 'none'}")
     setting = sort_settings(complete)[0]
     runs = complete[setting]
-    groups = {f"{label} (spcl/{runs[label].variant}, seed {runs[label].seed})": load_similarities(art.similarities[runs[label]])
-              for label, _ in FIG3_RUNS}
+    groups = {f"{row.label} ({row.method}/{runs[row.label].variant}, seed {runs[row.label].seed})":
+              load_similarities(art.similarities[runs[row.label]]) for row in FIG3}
     paths = figures.similarity_figure(groups, out_dir / name)
     means = {label: (g["positive"].mean() if g["positive"].size else np.nan,
                      g["negative"].mean() if g["negative"].size else np.nan) for label, g in groups.items()}
@@ -130,17 +125,14 @@ def make_fig4(art: Artefacts, out_dir: Path, opts: FigureOptions) -> FigureOutco
 
 
 def make_fig7(art: Artefacts, out_dir: Path, opts: FigureOptions) -> FigureOutcome:
-    wanted = {("spcl", variant): label for label, variant in FIG7_RUNS}
-    return _tsne(art, out_dir, "fig7_tsne_relations", wanted, [label for label, _ in FIG7_RUNS],
+    wanted = {row.run: row.label for row in FIG7}
+    runs = [f"{row.method}/{row.variant}" for row in FIG7]
+    return _tsne(art, out_dir, "fig7_tsne_relations", wanted, [row.label for row in FIG7],
                  "Fig. 7: feature space under different subclass relations",
-                 "spcl/relation_neg, spcl/relation_pos or spcl/default", opts)
+                 f"{', '.join(runs[:-1])} or {runs[-1]}", opts)
 
 
 # --------------------------------------------------------------------------- Fig. 5
-def sweep_variant(gamma_s: float, gamma_t: float) -> str:
-    return f"sweep_gs{gamma_s:g}_gt{gamma_t:g}"
-
-
 def sweep_rows(df: pd.DataFrame, default_cell: tuple[float, float] | None = None,
                seeds: list[int] | None = None) -> pd.DataFrame:
     """The sweep's rows of SPCL. The workflow trains no sweep run at SPCL's default thresholds when

@@ -35,8 +35,8 @@ import pandas as pd
 
 from analysis import stats
 from analysis.aggregate import case_values, setting_summary
-from analysis.figure_inputs import PAPER_THRESHOLDS
 from analysis.naming import method_label, setting_label, sort_settings
+from methods.paper_plan import BCL_ORDER, PAPER_THRESHOLDS, SWEEP_VARIANT, TABLE3_ORDER, TABLE4_ORDER, sweep_variant
 
 REPRODUCED, NOT_REPRODUCED, UNDECIDED, NOT_TESTED = ("reproduced", "not reproduced", "undecided at this scale",
                                                      "not tested")
@@ -236,20 +236,13 @@ def _order_claim(name, statement, values, chain: list[tuple[Arm, Arm]], n_boot, 
     return Claim(name, statement, combine(verdicts), " ".join(parts) + ".")
 
 
-TABLE3_CHAIN = [(("suponly", "default"), ("spcl", "sup_unsup")), (("spcl", "sup_unsup"), ("spcl", "icl_only")),
-                (("spcl", "sup_unsup"), ("spcl", "bcl_only")), (("spcl", "icl_only"), ("spcl", "default")),
-                (("spcl", "bcl_only"), ("spcl", "default"))]
-TABLE4_CHAIN = [(("spcl", "relation_neg"), ("spcl", "relation_pos")), (("spcl", "relation_pos"), ("spcl", "default"))]
-BCL_CHAIN = [(("spcl", "bcl_infonce"), ("spcl", "default"))]
-
-
 def claim_sweep(values, means, n_boot, seed) -> Claim:
     """Fig. 5: the best cell is the paper's (gamma_s, gamma_t). `values`/`means` hold the sweep's
     cells as variants sweep_gs<γs>_gt<γt> (the default cell already relabelled)."""
     gs, gt = PAPER_THRESHOLDS
     statement = f"The threshold sweep peaks at the paper's (γ_s, γ_t) = ({gs:g}, {gt:g}) (Fig. 5)"
-    cell = ("spcl", f"sweep_gs{gs:g}_gt{gt:g}")
-    sweep = means[(means["method"] == "spcl") & means["variant"].str.startswith("sweep_gs")]
+    cell = ("spcl", sweep_variant(gs, gt))
+    sweep = means[(means["method"] == "spcl") & means["variant"].str.match(SWEEP_VARIANT.pattern)]
     settings = sort_settings(set(sweep[sweep["variant"] == cell[1]][["dataset", "ratio"]].itertuples(index=False, name=None)))
     if not settings:
         return Claim("sweep", statement, NOT_TESTED, f"no sweep run at ({gs:g}, {gt:g}).")
@@ -273,14 +266,15 @@ def check_claims(table: pd.DataFrame, control: str, table2_cases: pd.DataFrame |
     claims = [claim_spcl_best(values, means, control, n_boot, seed),
               claim_ranking(table2_cases, control, table2_scope),
               _order_claim("table3", "Table 3's order: L_sup < + L_unsup < + L_icl or + L_bcl < SPCL", values,
-                           TABLE3_CHAIN, n_boot, seed),
-              _order_claim("table4", "Table 4's order: Neg < Pos < US", values, TABLE4_CHAIN, n_boot, seed)]
+                           list(TABLE3_ORDER), n_boot, seed),
+              _order_claim("table4", "Table 4's order: Neg < Pos < US", values, list(TABLE4_ORDER), n_boot, seed)]
     if sweep_table is not None and not sweep_table.empty:
         claims.append(claim_sweep(volume_values(sweep_table), _means(sweep_table), n_boot, seed))
     else:
-        claims.append(Claim("sweep", "The threshold sweep peaks at the paper's (γ_s, γ_t) = (0.75, 0.95) (Fig. 5)",
+        gs, gt = PAPER_THRESHOLDS
+        claims.append(Claim("sweep", f"The threshold sweep peaks at the paper's (γ_s, γ_t) = ({gs:g}, {gt:g}) (Fig. 5)",
                             NOT_TESTED, "no sweep runs."))
-    claims.append(_order_claim("bcl_vs_infonce", "BCL beats InfoNCE on the boundary anchors", values, BCL_CHAIN,
+    claims.append(_order_claim("bcl_vs_infonce", "BCL beats InfoNCE on the boundary anchors", values, list(BCL_ORDER),
                                n_boot, seed))
     return claims
 

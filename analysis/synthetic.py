@@ -21,11 +21,11 @@ import yaml
 
 from analysis.collect import CASE_COLUMNS
 from analysis.io import write_csv, write_text
+from methods.paper_plan import ablation_variants, sweep_variant
 
 CLASSES = ("RV", "MYO", "LV")
 METHODS = ("suponly", "ugpcl", "dgcl", "admt", "abd", "bus", "bass", "spcl")
-ABLATION_VARIANTS = (("spcl", "sup_unsup"), ("spcl", "icl_only"), ("spcl", "bcl_only"), ("spcl", "relation_neg"),
-                     ("spcl", "relation_pos"), ("spcl", "bcl_infonce"))
+ABLATION_VARIANTS = ablation_variants()  # the ablation runs beside the default ones (methods/paper_plan.py)
 
 
 def _pct(ratio: float) -> str:
@@ -106,7 +106,7 @@ def write_synthetic_run(root: Path, settings=(("phantom", 10.0), ("phantom", 20.
     if ablation_setting is not None:
         runs += [(*ablation_setting, m, v, s) for m, v in ABLATION_VARIANTS for s in seeds]
     if sweep:
-        runs += [(*ablation_setting, "spcl", f"sweep_gs{gs:g}_gt{gt:g}", s) for gs in sweep[0] for gt in sweep[1] for s in seeds]
+        runs += [(*ablation_setting, "spcl", sweep_variant(gs, gt), s) for gs in sweep[0] for gt in sweep[1] for s in seeds]
     for dataset, ratio, method, variant, s in runs:
         key = f"{dataset}/r{_pct(ratio)}/{method}/{variant}/s{s}"
         level = levels.get(method, 0.75) - (0.01 if variant != "default" else 0.0)

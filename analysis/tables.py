@@ -19,23 +19,18 @@ from analysis.collect import DEFAULT_VARIANT, CollectError
 from analysis.formatting import Column, DisplayTable, Value, to_latex, to_markdown
 from analysis.io import write_csv, write_text
 from analysis.naming import method_label, setting_label, setting_slug, sort_methods, sort_settings
+from methods.paper_plan import BCL_VS_INFONCE, TABLE3, TABLE3_LOSSES, TABLE4, own_variants
 
 PERCENT_METRICS = ("dice", "jaccard")
 METRIC_LABELS = {"dice": "Dice", "jaccard": "Jacc", "hd95": "HD95"}
 HIGHER_IS_BETTER = {"dice": True, "jaccard": True, "hd95": False}
 HD95_COLUMNS = ("hd95_mm", "hd95_px")
 
-# (label, method, variant, ticked losses) -- Table 3 of the paper, top to bottom.
-TABLE3_ROWS = (
-    ("L_sup", "suponly", "default", (1, 0, 0, 0, 0)),
-    ("+ L_unsup", "spcl", "sup_unsup", (1, 1, 0, 0, 0)),
-    ("+ L_unsup + L_icl", "spcl", "icl_only", (1, 1, 1, 0, 0)),
-    ("+ L_unsup + L_bcl", "spcl", "bcl_only", (1, 1, 0, 1, 0)),
-    ("+ L_unsup + L_spcl", "spcl", "default", (1, 1, 0, 0, 1)),
-)
-TABLE3_LOSSES = ("L_sup", "L_unsup", "L_icl", "L_bcl", "L_spcl")
-TABLE4_ROWS = (("Neg", "spcl", "relation_neg"), ("Pos", "spcl", "relation_pos"), ("US", "spcl", "default"))
-BCL_ROWS = (("BCL", "spcl", "default"), ("InfoNCE", "spcl", "bcl_infonce"))
+# (label, method, variant[, ticked losses]) of the paper's rows, top to bottom (methods/paper_plan.py)
+TABLE3_ROWS = tuple((r.label, r.method, r.variant, tuple(int(loss in r.losses) for loss in TABLE3_LOSSES))
+                    for r in TABLE3)
+TABLE4_ROWS = tuple((r.label, r.method, r.variant) for r in TABLE4)
+BCL_ROWS = tuple((r.label, r.method, r.variant) for r in BCL_VS_INFONCE)
 
 
 @dataclass
@@ -171,7 +166,7 @@ def table3(df: pd.DataFrame, hd95_column: str = "hd95_mm") -> list[TableResult]:
     return _ablation_table(
         df, hd95_column, TABLE3_ROWS, "table3", "Table 3: ablation of the SPCL loss components",
         extra_columns=lambda row: ["✓" if tick else "" for tick in row[3]],
-        distinguishing=("sup_unsup", "icl_only", "bcl_only"),
+        distinguishing=own_variants(TABLE3),
     )
 
 
@@ -179,13 +174,14 @@ def table4(df: pd.DataFrame, hd95_column: str = "hd95_mm") -> list[TableResult]:
     """Subclass relation ablation (paper Table 4): Neg, Pos, US (unconcerned samples)."""
     return _ablation_table(df, hd95_column, TABLE4_ROWS, "table4",
                            "Table 4: relation between the inner and boundary subclasses",
-                           distinguishing=("relation_neg", "relation_pos"))
+                           distinguishing=own_variants(TABLE4))
 
 
 def bcl_vs_infonce(df: pd.DataFrame, hd95_column: str = "hd95_mm") -> list[TableResult]:
     """BCL against InfoNCE on boundary anchors (paper Section 3.3), with the Dice difference."""
     tables = _ablation_table(df, hd95_column, BCL_ROWS, "bcl_vs_infonce",
-                             "BCL against InfoNCE as the boundary contrastive loss", distinguishing=("bcl_infonce",))
+                             "BCL against InfoNCE as the boundary contrastive loss",
+                             distinguishing=own_variants(BCL_VS_INFONCE))
     for t in tables:
         dice = t.data[t.data["metric"] == "dice"].set_index("row")["mean"]
         if not dice.isna().any():

@@ -1,12 +1,13 @@
 """Pieces shared by the contrastive baselines (DGCL, BUS, BASS).
 
 - binary morphology on the device (no scipy, no per-pixel loops): square erosion/dilation by
-  max-pooling, 4-neighbourhood ("cross") erosion/dilation by shifts, the "thick" boundary of
-  skimage's `find_boundaries`, vlkit's `seg2edge` (the edge BASS uses), and dilation by a
-  Euclidean disk (BASS's distance-transform band);
+  max-pooling, vlkit's `seg2edge` (the edge BASS uses) beside the "thick" boundary of skimage's
+  `find_boundaries` (methods/boundary.py), and dilation by a Euclidean disk (BASS's
+  distance-transform band);
 - the labels the contrastive terms see: ground truth on labelled images, confident teacher
   pseudo-labels on unlabelled ones, IGNORE elsewhere;
-- random subsets of the True entries of a mask with a device generator that checkpoints;
+- random subsets of the True entries of a mask (drawn with a checkpointed device generator,
+  methods/random_streams.py `DeviceGenerator`);
 - the two InfoNCE forms: anchors against one positive and a negative set (DGCL, BUS), and one
   query against a positive and a negative key set (BASS).
 
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from methods.boundary import thick_boundary
 from methods.meanteacher import MTContext
 from methods.tensors import downsample_labels
 
@@ -47,33 +49,6 @@ def erode(mask: Tensor, size: int = 3) -> Tensor:
     x, lead = _as_batch(mask)
     out = -F.max_pool2d(-x, size, stride=1, padding=size // 2)
     return out.reshape(*lead, *mask.shape[-2:]) > 0.5
-
-
-def _cross_reduce(mask: Tensor, use_max: bool) -> Tensor:
-    """Max (dilation) or min (erosion) over each pixel and its 4 neighbours inside the image."""
-    x = mask.float()
-    fill = -1.0 if use_max else 2.0  # a value that never wins the reduction
-    padded = F.pad(x, (1, 1, 1, 1), value=fill)
-    h, w = x.shape[-2:]
-    shifts = [padded[..., 1 : h + 1, 1 : w + 1], padded[..., :h, 1 : w + 1], padded[..., 2:, 1 : w + 1],
-              padded[..., 1 : h + 1, :w], padded[..., 1 : h + 1, 2:]]
-    stacked = torch.stack(shifts)
-    out = stacked.amax(0) if use_max else stacked.amin(0)
-    return out > 0.5
-
-
-def dilate_cross(mask: Tensor) -> Tensor:
-    return _cross_reduce(mask, use_max=True)
-
-
-def erode_cross(mask: Tensor) -> Tensor:
-    return _cross_reduce(mask, use_max=False)
-
-
-def thick_boundary(mask: Tensor) -> Tensor:
-    """Pixels with a 4-neighbour on the other side of the mask edge, on both sides
-    (skimage `find_boundaries(mode="thick")` of a binary map)."""
-    return dilate_cross(mask) & ~erode_cross(mask)
 
 
 def gradient_edge(mask: Tensor) -> Tensor:
@@ -166,42 +141,6 @@ def full_precision(device: torch.device):
 
 
 # ---- random sampling -------------------------------------------------------------------------
-class SamplingGenerator:
-    """A torch.Generator on the data's device whose state goes into the method's extra state.
-
-    The generator is created on first use on the device of the data (so sampling never copies
-    random numbers from the host); a state restored before that is applied on creation.
-    """
-
-    def __init__(self, seed: int):
-        self.seed = int(seed)
-        self._gen: torch.Generator | None = None
-        self._pending: dict | None = None
-
-    def on(self, device: torch.device) -> torch.Generator:
-        device = torch.device(device)
-        if self._gen is None or self._gen.device.type != device.type:
-            gen = torch.Generator(device=device)
-            gen.manual_seed(self.seed)
-            if self._pending is not None and self._pending["device_type"] == device.type:
-                gen.set_state(self._pending["state"])
-            self._pending = None
-            self._gen = gen
-        return self._gen
-
-    def state(self) -> dict:
-        if self._gen is None:
-            return {"seed": self.seed, "pending": self._pending}
-        return {"seed": self.seed, "pending": {"device_type": self._gen.device.type, "state": self._gen.get_state()}}
-
-    def load(self, state: dict | None) -> None:
-        if not state:
-            return
-        self.seed = int(state["seed"])
-        self._gen = None
-        self._pending = state.get("pending")
-
-
 def random_subset(mask: Tensor, k: int, generator: torch.Generator) -> Tensor:
     """Indices of `k` entries of the flat bool `mask`, drawn uniformly without replacement among
     the True ones (True entries are drawn first, so k <= mask.sum() gives only True entries)."""

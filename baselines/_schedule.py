@@ -1,4 +1,4 @@
-"""Schedules and random streams shared by the UGPCL, AD-MT and ABD baselines.
+"""Schedules shared by the UGPCL, AD-MT and ABD baselines.
 
 Native schedules. Each method's official code counts its ramps and switches in its own
 iterations (UGPCL 10k, AD-MT 30k, ABD 30k), while the harness gives every method the same
@@ -16,17 +16,13 @@ EMA decays and alternation periods are per-update quantities and stay in real it
 both modes.
 
 Random streams. Every random choice a method makes (views, boxes, patch picks, periods) comes
-from one CPU `torch.Generator` that the method keeps in its extra state, so a resumed run draws
-exactly what an uninterrupted one would. Pixel-level draws happen on the device from a generator
-seeded, once per step, from that CPU stream (`step_generator`), so no large random tensor crosses
-the bus and the state to save stays one CPU generator.
+from one CPU `torch.Generator` that the method keeps in its extra state, and pixel-level draws
+from a device generator seeded from it once per step (methods/random_streams.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-
-import torch
 
 from methods.api import check_choice
 
@@ -72,27 +68,3 @@ def native_time(it: int, max_iters: int, native_iters: int, mode: str) -> float:
     if mode == "native" or max_iters <= 0:
         return float(it)
     return it * native_iters / max_iters
-
-
-def seeded_generator() -> torch.Generator:
-    """A CPU generator seeded from the global RNG, which the engine seeds from the run seed."""
-    seed = int(torch.randint(0, 2**62, (1,)).item())
-    return torch.Generator().manual_seed(seed)
-
-
-def step_generator(cpu_gen: torch.Generator, device: torch.device) -> torch.Generator:
-    """A generator on `device` for this step's pixel-level draws, seeded from `cpu_gen`."""
-    seed = int(torch.randint(0, 2**62, (1,), generator=cpu_gen).item())
-    return torch.Generator(device=device).manual_seed(seed)
-
-
-class GeneratorStateMixin:
-    """For methods whose random draws all come from `self._rng` (a CPU torch.Generator): keep its
-    state in the checkpoint (nn.Module extra state), so a resumed run draws exactly the same."""
-
-    def get_extra_state(self):
-        return {"rng": self._rng.get_state()}
-
-    def set_extra_state(self, state):
-        if state and "rng" in state:
-            self._rng.set_state(state["rng"])

@@ -48,7 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines._schedule import GeneratorStateMixin, NativeSchedule, check_schedule, native_time, seeded_generator, step_generator
+from baselines._schedule import NativeSchedule, check_schedule, native_time
+from methods.random_streams import GeneratorStateMixin, seeded_generator, step_generator
 from baselines._views import abd_strong_view
 from methods.api import Batch, Method, StepOutput, check_choice, register_method
 from methods.losses import dice_loss, sigmoid_rampup, supervised_loss

@@ -49,7 +49,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from baselines._schedule import NativeSchedule, check_schedule, native_time, seeded_generator, step_generator
+from baselines._schedule import NativeSchedule, check_schedule, native_time
+from methods.random_streams import seeded_generator, step_generator
 from baselines._views import admt_cutmix_mask, admt_strong_view, paste_from
 from methods.api import Batch, Method, StepOutput, check_choice, register_method
 from methods.ema import ema_update

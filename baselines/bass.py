@@ -96,7 +96,6 @@ from torch import Tensor, nn
 from baselines._contrast import (
     EDGE_OPERATORS,
     IGNORE,
-    SamplingGenerator,
     dilate_disk,
     full_precision,
     labelled_unlabelled_outputs,
@@ -104,13 +103,14 @@ from baselines._contrast import (
     per_group_fraction,
     query_infonce,
     reliable_labels,
-    thick_boundary,
     to_feature_size,
 )
 from methods.api import Batch, StepOutput, check_choice, register_method
+from methods.boundary import thick_boundary
 from methods.ema import make_teacher
 from methods.meanteacher import MeanTeacher, MeanTeacherConfig, MTContext
 from methods.nets import NetOutput
+from methods.random_streams import DeviceGenerator
 from methods.tensors import downsample_labels
 
 
@@ -279,7 +279,7 @@ class BASS(MeanTeacher):
         if cfg.lrd:
             self.student = LowResDenoisingNet(self.student, self.num_classes, cfg.lrd_stride)
             self.teacher = make_teacher(self.student)
-        self._sampler = SamplingGenerator(int(torch.randint(0, 2**62, ()).item()))
+        self._sampler = DeviceGenerator()
         self.contrast_classes = list(range(0 if cfg.include_background else 1, self.num_classes))
 
     def get_extra_state(self):

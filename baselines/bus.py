@@ -65,7 +65,6 @@ from torch import Tensor
 
 from baselines._contrast import (
     IGNORE,
-    SamplingGenerator,
     anchor_infonce,
     dilate,
     erode,
@@ -77,6 +76,7 @@ from baselines._contrast import (
 )
 from methods.api import check_choice, register_method
 from methods.meanteacher import MeanTeacher, MeanTeacherConfig, MTContext
+from methods.random_streams import DeviceGenerator
 
 
 @dataclass
@@ -175,7 +175,7 @@ class BUS(MeanTeacher):
 
     def __init__(self, cfg, net_factory, num_classes, max_iters, data_info=None):
         super().__init__(cfg, net_factory, num_classes, max_iters, data_info)
-        self._sampler = SamplingGenerator(int(torch.randint(0, 2**62, ()).item()))
+        self._sampler = DeviceGenerator()
         self.contrast_classes = list(range(0 if cfg.include_background else 1, self.num_classes))
 
     @property

@@ -55,7 +55,6 @@ from torch import Tensor
 
 from baselines._contrast import (
     IGNORE,
-    SamplingGenerator,
     anchor_infonce,
     full_precision,
     labelled_unlabelled_outputs,
@@ -66,6 +65,7 @@ from baselines._contrast import (
 from methods.api import register_method
 from methods.losses import masked_cross_entropy
 from methods.meanteacher import MeanTeacher, MeanTeacherConfig, MTContext, apply_cutmix
+from methods.random_streams import DeviceGenerator
 from methods.tensors import class_argmax
 
 
@@ -157,7 +157,7 @@ class DGCL(MeanTeacher):
         self.register_buffer("mem_density", torch.zeros(c, m))
         self.register_buffer("mem_count", torch.zeros(c, dtype=torch.long))
         self.register_buffer("mem_ptr", torch.zeros(c, dtype=torch.long))
-        self._sampler = SamplingGenerator(int(torch.randint(0, 2**62, ()).item()))
+        self._sampler = DeviceGenerator()
         self._pending: tuple | None = None
 
     def get_extra_state(self):

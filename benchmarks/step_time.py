@@ -65,14 +65,10 @@ def synthetic_batches(n: int, b_l: int, b_u: int, size: int, seed: int) -> list[
 
 
 def cache_batches(n: int, cfg, seed: int) -> list[Batch]:
-    from methods.data.loaders import TrainingData, open_cache
-    from methods.data.region import region_from_data_config
-    from methods.data.splits import load_split
+    from methods.data.loaders import TrainingData, open_run_inputs
 
-    cache = open_cache(cfg.data.cache)
-    split = load_split(cfg.data.split, cache)
-    data = TrainingData(cache, split, region_from_data_config(cfg.data, split, cfg.data.split),
-                        cfg.data.labelled_batch, cfg.data.unlabelled_batch, seed)
+    inputs = open_run_inputs(cfg.data, check_dataset=False)  # the profile need not name the cache's dataset
+    data = TrainingData(inputs.cache, inputs.split, inputs.region, cfg.data.labelled_batch, cfg.data.unlabelled_batch, seed)
     return [data.next_batch() for _ in range(n)]
 
 

@@ -4,7 +4,8 @@ helpers the workflow starts jobs through.
 
 `import methods` imports nothing else: the names below come from `methods.api` on first use
 (PEP 562), so tools that need only a standard-library helper (the workflow's start-up checks,
-`methods.cluster`) do not import torch.
+`methods.cluster`) or a plain-data module (`methods.results_schema`, `methods.paper_plan`) do not
+import torch.
 """
 
 from __future__ import annotations

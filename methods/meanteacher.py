@@ -37,6 +37,7 @@ from methods.api import Batch, Method, PseudoLabelView, StepOutput, check_choice
 from methods.ema import ema_update, make_teacher, official_decay
 from methods.losses import dice_loss, supervised_loss
 from methods.nets import NetOutput
+from methods.random_streams import seeded_generator
 
 
 @dataclass
@@ -132,8 +133,7 @@ class MeanTeacher(Method):
         else:
             self.warmup_iters = int(cfg.warmup_iters)
         self.warmup_iters = min(self.warmup_iters, max(self.max_iters - 1, 0))
-        # seeded from the global RNG, which the engine seeds with the run's seed
-        self._cutmix_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
+        self._cutmix_gen = seeded_generator()  # seeded from the run's seed (methods/random_streams.py)
         self._last_ctx: MTContext | None = None
         self._pl_view: PseudoLabelView | None = None
 

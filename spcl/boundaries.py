@@ -8,7 +8,7 @@ pixels, B_c = boundary & (y == c) and I_c = ~boundary & (y == c) for every class
 `find_boundaries(y, mode='thick')` with its default 4-neighbourhood: a pixel is a boundary pixel
 iff one of its 4 neighbours inside the image has another label (the image border is not a
 boundary, as skimage's reflecting morphology). Intersected with class c this is the one-pixel inner
-ring of every region of c. Implemented with shifted comparisons of neighbouring pixels.
+ring of every region of c (methods/boundary.py, shared with BASS and the evaluation's feature tags).
 
 `canny` (the paper: {B_c} = Canny(y)): Canny applied to each class's binary mask y_c separately, so
 that B_c lies inside y_c (the paper's I_c = y_c - B_c needs B_c to be a subset of y_c) and the
@@ -53,21 +53,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from methods.boundary import thick_boundary
+
 BOUNDARY_OPERATORS = ("canny", "thick", "mask2edge")
-
-
-def thick_boundaries(labels: Tensor) -> Tensor:
-    """skimage `find_boundaries(labels, mode='thick')` (connectivity 1) for a batch [B, H, W]."""
-    if labels.dim() != 3:
-        raise ValueError(f"labels must be [B, H, W], got shape {tuple(labels.shape)}")
-    boundary = torch.zeros_like(labels, dtype=torch.bool)
-    vertical = labels[:, 1:, :] != labels[:, :-1, :]
-    horizontal = labels[:, :, 1:] != labels[:, :, :-1]
-    boundary[:, 1:, :] |= vertical
-    boundary[:, :-1, :] |= vertical
-    boundary[:, :, 1:] |= horizontal
-    boundary[:, :, :-1] |= horizontal
-    return boundary
 
 
 def gaussian_matrix(n: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -180,7 +168,7 @@ def subclass_boundaries(labels: Tensor, num_classes: int, operator: str, **canny
     """The boundary map [B, H, W] of `operator` ("canny" | "thick" | "mask2edge"); B_c = map & (labels == c).
     `canny_options` (sigma, low, high, hysteresis_iters) apply to "canny" only."""
     if operator == "thick":
-        return thick_boundaries(labels)
+        return thick_boundary(labels)
     if operator == "canny":
         return canny_boundaries(labels, num_classes, **canny_options)
     if operator == "mask2edge":

@@ -83,6 +83,8 @@ from torch import Tensor, nn
 from methods.api import check_choice, register_method
 from methods.losses import sigmoid_rampup
 from methods.meanteacher import MeanTeacher, MeanTeacherConfig, MTContext
+from methods.optim import sgd_poly
+from methods.random_streams import DeviceGenerator
 from methods.tensors import downsample_labels
 from spcl.boundaries import BOUNDARY_OPERATORS, import_cv2, subclass_boundaries
 from spcl.losses import (
@@ -282,9 +284,7 @@ class SPCL(MeanTeacher):
         first = 0 if cfg.include_background else 1
         self.first_class = first
         self.register_buffer("active_subclasses", torch.arange(2 * num_classes) // 2 >= first, persistent=False)
-        self._seed = int(torch.randint(0, 2**62, (1,)).item())  # drawn from the run's seeded RNG
-        self._generator: torch.Generator | None = None
-        self._generator_state: tuple[str, Tensor] | None = None
+        self._sampler = DeviceGenerator()  # anchors and Fig. 3 pairs; seeded from the run's seed
         self._pending_bank: tuple[Tensor, Tensor] | None = None
 
     @property
@@ -293,31 +293,24 @@ class SPCL(MeanTeacher):
 
     # ---- state ---------------------------------------------------------------------------------
     def generator(self, device: torch.device) -> torch.Generator:
-        if self._generator is None or self._generator.device.type != device.type:
-            gen = torch.Generator(device=device)
-            gen.manual_seed(self._seed)
-            if self._generator_state is not None and self._generator_state[0] == device.type:
-                gen.set_state(self._generator_state[1])
-            self._generator = gen
-        return self._generator
+        return self._sampler.on(device)
 
+    # the sampler's state is stored flat, as "spcl_seed" and "spcl_generator" {device, state}
     def get_extra_state(self):
         state = dict(super().get_extra_state() or {})
-        state["spcl_seed"] = self._seed
-        if self._generator is not None:
-            state["spcl_generator"] = {"device": self._generator.device.type, "state": self._generator.get_state()}
-        elif self._generator_state is not None:
-            state["spcl_generator"] = {"device": self._generator_state[0], "state": self._generator_state[1]}
+        sampler = self._sampler.state()
+        state["spcl_seed"] = sampler["seed"]
+        if sampler["pending"] is not None:
+            state["spcl_generator"] = {"device": sampler["pending"]["device_type"], "state": sampler["pending"]["state"]}
         return state
 
     def set_extra_state(self, state):
         super().set_extra_state(state)
         if not state:
             return
-        self._seed = int(state.get("spcl_seed", self._seed))
         gen = state.get("spcl_generator")
-        self._generator_state = (gen["device"], gen["state"]) if gen else None
-        self._generator = None
+        self._sampler.load({"seed": state.get("spcl_seed", self._sampler.seed),
+                            "pending": {"device_type": gen["device"], "state": gen["state"]} if gen else None})
 
     # ---- schedules -----------------------------------------------------------------------------
     def lr_horizon(self, iterations: int) -> int:
@@ -340,11 +333,7 @@ class SPCL(MeanTeacher):
     def configure_optimizer(self, params, train_cfg):
         """The engine's optimiser (SGD, lr, momentum, weight decay of `train_cfg` on every parameter)
         and poly decay with power `train_cfg.poly_power` over `lr_horizon(train_cfg.iterations)`."""
-        optimizer = torch.optim.SGD(params, lr=train_cfg.lr, momentum=train_cfg.momentum,
-                                    weight_decay=train_cfg.weight_decay)
-        horizon, power = self.lr_horizon(train_cfg.iterations), train_cfg.poly_power
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: max(0.0, 1.0 - t / horizon) ** power)
-        return optimizer, scheduler
+        return sgd_poly(params, train_cfg, horizon=self.lr_horizon(train_cfg.iterations))
 
     def alpha(self, it: int) -> float:
         """BCL mixing weight: alpha_max exp(-5 (1 - t)^2), t = floor(60 it / T) / 60 (official)."""

@@ -10,7 +10,8 @@ from scipy.ndimage import distance_transform_edt
 from skimage.segmentation import find_boundaries
 
 from _tiny_run import TINY_NET, assert_logged_and_finite, train_tiny
-from baselines._contrast import IGNORE, gradient_edge, mask_edge, per_group_fraction, query_infonce, thick_boundary
+from baselines._contrast import IGNORE, gradient_edge, mask_edge, per_group_fraction, query_infonce
+from methods.boundary import thick_boundary
 from baselines.bass import BASS, LowResDenoisingNet, bass_regions, crc_terms, lrd_loss, query_logits
 from methods.api import ConfigError, list_methods, resolve_variant
 from methods.nets import NetFactory, NetworkProfile

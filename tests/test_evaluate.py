@@ -7,21 +7,19 @@ import pandas as pd
 import pytest
 import torch
 from medpy.metric import binary as medpy_binary
-from skimage.segmentation import find_boundaries
 from torch import nn
 
 from methods.api import ConfigError, get_method, resolve_variant
 from methods.data.types import Case
 from methods.evaluation.evaluate import (
-    RESULT_COLUMNS,
     BalancedFeatureSampler,
     evaluate_method,
     main,
     predict_case,
-    thick_boundary,
 )
 from methods.evaluation.metrics import case_metrics, volume_diagonal
 from methods.nets import NetFactory, NetOutput, NetworkProfile
+from methods.results_schema import RESULT_COLUMNS
 
 CLASSES = ("RV", "MYO", "LV")
 IMG_SIZE = 32
@@ -100,15 +98,6 @@ def test_predict_case_resizes_back_to_the_native_grid():
     assert all(not training and inference for _, training, inference in net.calls)
     assert net.training
     np.testing.assert_array_equal(predict_case(net, case, IMG_SIZE, "cpu", batch_size=16), pred)
-
-
-def test_thick_boundary_matches_skimage():
-    labels = torch.from_numpy(np.random.default_rng(1).integers(0, 4, (3, 9, 7)))
-    labels[0] = 2  # a constant slice has no boundary, even at the image border
-    ours = thick_boundary(labels).numpy()
-    for s in range(labels.shape[0]):
-        np.testing.assert_array_equal(ours[s], find_boundaries(labels[s].numpy(), connectivity=1, mode="thick"))
-    assert not ours[0].any()
 
 
 def test_sampler_is_balanced_and_independent_of_batching():

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from analysis import paper_claims as pc
-from analysis.figure_inputs import PAPER_THRESHOLDS, sweep_default_cell, sweep_rows
+from analysis.figure_inputs import sweep_default_cell, sweep_rows
 from analysis.paper import load_reference
+from methods.paper_plan import PAPER_THRESHOLDS
 
 SETTING = ("acdc", 5.0)
 

@@ -88,7 +88,8 @@ def test_anatomy_lv_inside_myo_rv_outside_ed_larger_than_es(real):
 
 
 def test_real_profile_trains_and_evaluates_to_the_results_schema(real):
-    from methods.evaluation.evaluate import RESULT_COLUMNS, evaluate_checkpoint
+    from methods.evaluation.evaluate import evaluate_checkpoint
+    from methods.results_schema import RESULT_COLUMNS
     from methods.runconfig import load_raw, parse_run_config, profile_path
     from methods.training.engine import train
 

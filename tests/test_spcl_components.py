@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from skimage.draw import disk
 from skimage.segmentation import find_boundaries
 
-from spcl.boundaries import canny_boundaries, mask2edge_boundaries, subclass_boundaries, thick_boundaries
+from methods.boundary import thick_boundary
+from spcl.boundaries import canny_boundaries, mask2edge_boundaries, subclass_boundaries
 from spcl.memory import SubclassMemoryBank, subclass_centroids
 from spcl.sampling import (
     entropy_keep_fraction,
@@ -34,7 +35,7 @@ def random_label_maps(seed: int) -> np.ndarray:
 def test_thick_equals_skimage_find_boundaries(seed):
     labels = random_label_maps(seed)
     expected = np.stack([find_boundaries(m, mode="thick") for m in labels])
-    assert np.array_equal(thick_boundaries(torch.from_numpy(labels)).numpy(), expected)
+    assert np.array_equal(thick_boundary(torch.from_numpy(labels)).numpy(), expected)
 
 
 def inner_rings(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +69,7 @@ def test_canny_drops_isolated_weak_structures_that_thick_keeps():
     labels[0, 5, 5] = 1  # an isolated pixel (edge strength 0.06 < 0.1)
     labels[0, 12:18, 12:18] = 1  # a 6x6 square (strength ~0.4: strong)
     canny = canny_boundaries(labels, 2)[0]
-    thick = thick_boundaries(labels)[0]
+    thick = thick_boundary(labels)[0]
     assert thick[5, 5] and not canny[5, 5]
     square = labels[0] == 1
     square[5, 5] = False
@@ -102,7 +103,7 @@ def test_mask2edge_is_opencvs_one_pixel_edge_on_the_lower_index_side():
     ring[2:5, 2:5] = True
     ring[3, 3] = False
     assert torch.equal(mask2edge_boundaries(dot, 2)[0], ring)
-    assert thick_boundaries(dot).sum() == 5 and not canny_boundaries(dot, 2).any()
+    assert thick_boundary(dot).sum() == 5 and not canny_boundaries(dot, 2).any()
 
 
 def test_mask2edge_misses_a_two_by_two_island_that_thick_outlines():
@@ -114,7 +115,7 @@ def test_mask2edge_misses_a_two_by_two_island_that_thick_outlines():
     labels[0, 5:7, 5:7] = 2  # the island, inside class 1
     edge = mask2edge_boundaries(labels, 3)[0]
     assert not edge[4:8, 4:8].any()
-    assert thick_boundaries(labels)[0, 4:8, 4:8].sum() == 4 + 8  # thick: the island and its 8 4-neighbours
+    assert thick_boundary(labels)[0, 4:8, 4:8].sum() == 4 + 8  # thick: the island and its 8 4-neighbours
     # the outer square keeps its edge, on the left / upper side of each crack: row 1 and column 1
     # outside the square (class 0), row 9 and column 9 inside it (class 1); corners cut diagonally
     assert edge[1, 3:9].all() and edge[3:9, 1].all() and edge[9, 2:10].all() and edge[2:9, 9].all()

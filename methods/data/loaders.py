@@ -16,14 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 from torch import Tensor
 
 from methods.api import Batch, ConfigError
 # the whole-slice resize helpers are re-exported: importable from here as from methods.data.region
-from methods.data.region import Region, RegionSpec, make_region, resize_images, resize_labels, resize_to_native  # noqa: F401
+from methods.data.region import (Region, RegionSpec, make_region, region_from_data_config, resize_images,  # noqa: F401
+                                 resize_labels, resize_to_native)
 from methods.data.splits import load_split
 from methods.data.types import Case
 
@@ -61,6 +62,45 @@ def cases_of_role(cache, split: dict, role: str, split_path: str | Path = "split
     if unknown:
         raise ConfigError(f"split {split_path}: {role} patients {unknown[:5]} are not in the cache {cache.root}")
     return list(cache.cases_of(split[role]))
+
+
+# --- a run's inputs -------------------------------------------------------------------------------
+@dataclass
+class RunInputs:
+    """What every reader of a run opens first: the prepared cache, the split whose patients it
+    reads (validated against the cache), the split the run trained with, and the run's region."""
+
+    cache: Any  # methods.data.cache.CachedDataset
+    split: dict
+    split_path: str
+    training_split: dict
+    region: Region
+
+
+def open_run_inputs(data, cache_dir: str | Path | None = None, split_path: str | Path | None = None,
+                    check_dataset: bool = True) -> RunInputs:
+    """Open the cache and split of a run's `data` section (a DataConfig or its dict, as recorded in
+    run.yaml and final.pt) and build its region stage: the one rule that training, evaluation, the
+    pseudo-label diagnostic and the step-time benchmark share, so that each of them feeds the
+    network the window training fed it.
+
+    `cache_dir` and `split_path` default to the run's own (`data.cache`, `data.split`); with
+    `check_dataset`, a cache of another dataset than `data.dataset` is refused. The region is
+    built from the run's training split (the split file the run recorded, while it is still
+    readable; else the given one), whose `heart_centre` places a `labelled_mean` crop, and from the
+    cache's class names, by which `label_centred` centres on the LV first
+    (methods/data/label_centred.py); without them it would centre on all foreground."""
+    get = data.get if isinstance(data, dict) else (lambda key, default=None: getattr(data, key, default))
+    cache = open_cache(cache_dir or get("cache"), expected_dataset=get("dataset") if check_dataset else None)
+    split_path = str(split_path or get("split"))
+    split = read_split(split_path, cache)
+    recorded = Path(str(get("split") or ""))
+    if recorded.is_file() and recorded.resolve() != Path(split_path).resolve():
+        training_split, training_path = read_split(recorded), str(recorded)
+    else:
+        training_split, training_path = split, split_path
+    region = region_from_data_config(data, training_split, training_path, cache.class_names)
+    return RunInputs(cache, split, split_path, training_split, region)
 
 
 # --- the slice grid (methods.data.region) -----------------------------------------------------------

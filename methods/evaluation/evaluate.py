@@ -16,7 +16,8 @@ resized to 224 px (`evaluation.grid: official`, `official_grid_prediction`, a re
 scoring the native grid is what makes HD95 in mm meaningful (docs/metrics.md).
 
 Outputs (docs/architecture.md, "Evaluation outputs"):
-- a tidy DataFrame/CSV, one row per (case, foreground class), columns `RESULT_COLUMNS`;
+- a tidy DataFrame/CSV, one row per (case, foreground class), columns `RESULT_COLUMNS`
+  (methods/results_schema.py);
 - `predictions/<case_id>.npz` for chosen cases: image, label, pred (uint8, native grid), spacing,
   class_names (background first, so `class_names[v]` names label value v);
 - `features.npz`: a class-balanced sample of L2-normalised projection features (`method.embed`)
@@ -53,18 +54,16 @@ from torch import Tensor, nn
 
 from methods.api import ConfigError, Method
 from methods.atomic import atomic_path, write_bytes_atomic
+from methods.boundary import thick_boundary
 from methods.training.checkpoint import RunFailedError, load_trained_method
-from methods.data.loaders import as_region, cases_of_role, open_cache, read_split
-from methods.data.region import Region, region_from_data_config
+from methods.data.loaders import as_region, cases_of_role, open_run_inputs
+from methods.data.region import Region
 from methods.data.types import Case
-from methods.evaluation.metrics import METRIC_NAMES, case_metrics
+from methods.evaluation.metrics import case_metrics
 from methods.precision import FP32, Numerics, recorded_numerics
+from methods.results_schema import RESULT_COLUMNS
 from methods.tensors import class_argmax, downsample_labels
 
-IDENTITY_COLUMNS = ("dataset", "ratio", "labelled_cases", "method", "variant", "seed")
-RESULT_COLUMNS = (*IDENTITY_COLUMNS, "case_id", "class_name", *METRIC_NAMES, "evaluated_network", "checkpoint",
-                  "region", "region_centre", "evaluation", "selection", "uses_test_label", "precision",
-                  "memory_format")
 GRIDS = ("native", "official")
 OFFICIAL_GRID_SIZE = 224
 DEFAULT_BATCH_SIZE = 16
@@ -175,22 +174,6 @@ def official_grid_prediction(predictor, case: Case, region: Region, centre, size
     sy, sx = grid.grid_spacing_mm(case.spacing, case.image.shape[-2:])
     spacing = (float(case.spacing[0]) if case.has_spacing else 1.0, sy, sx)
     return pred.numpy(), label, spacing
-
-
-def thick_boundary(labels: Tensor) -> Tensor:
-    """[B, H, W] integer labels -> bool, True where a 4-neighbour has another label.
-
-    Replicate padding, so the image border is not a boundary: the same map as
-    `skimage.segmentation.find_boundaries(labels, connectivity=1, mode="thick")` per slice.
-    """
-    padded = F.pad(labels[:, None].float(), (1, 1, 1, 1), mode="replicate")[:, 0]
-    centre = padded[:, 1:-1, 1:-1]
-    return (
-        (padded[:, :-2, 1:-1] != centre)
-        | (padded[:, 2:, 1:-1] != centre)
-        | (padded[:, 1:-1, :-2] != centre)
-        | (padded[:, 1:-1, 2:] != centre)
-    )
 
 
 class BalancedFeatureSampler:
@@ -463,10 +446,9 @@ def evaluate_checkpoint(
     """
     device = resolve_device(device)
     method, run_cfg = load_trained_method(checkpoint, device)
-    dataset = open_cache(cache, expected_dataset=run_cfg["data"]["dataset"])
-    split_dict = read_split(split)
+    inputs = open_run_inputs(run_cfg["data"], cache, split)
+    dataset, split_dict, train_split = inputs.cache, inputs.split, inputs.training_split
     case_ids = cases_of_role(dataset, split_dict, role, split)
-    train_split = _training_split(run_cfg, split_dict, split)
     leaked = sorted(set(split_dict[role]) & set(train_split["train_labelled"] + train_split["train_unlabelled"]))
     if leaked and role in ("val", "test"):
         raise ConfigError(f"split {split}: {role} patients {leaked[:5]} were training patients of the run {checkpoint}")
@@ -487,8 +469,7 @@ def evaluate_checkpoint(
         checkpoint=checkpoint,
         labelled_cases=len(train_split["train_labelled"]),
         device=device,
-        region=region_from_data_config(run_cfg["data"], train_split, str(run_cfg["data"].get("split", split)),
-                                       dataset.class_names),
+        region=inputs.region,
         **options,
     )
 
@@ -504,14 +485,6 @@ class _LazyCases:
 
     def __iter__(self):
         return (self.dataset.load(cid) for cid in self.case_ids)
-
-
-def _training_split(run_cfg: dict[str, Any], given: dict, given_path: str | Path) -> dict:
-    """The split the run trained with: its recorded split file if still readable, else `given`."""
-    recorded = Path(str(run_cfg.get("data", {}).get("split", "")))
-    if recorded.is_file() and recorded.resolve() != Path(given_path).resolve():
-        return read_split(recorded)
-    return given
 
 
 # --- CLI --------------------------------------------------------------------------------------------

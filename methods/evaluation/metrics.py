@@ -59,7 +59,9 @@ from typing import Sequence
 import numpy as np
 from scipy.ndimage import binary_erosion, distance_transform_edt, generate_binary_structure
 
-METRIC_NAMES = ("dice", "jaccard", "hd95_mm", "hd95_px", "asd_mm")
+from methods.results_schema import METRIC_COLUMNS
+
+METRIC_NAMES = METRIC_COLUMNS  # the fields of ClassMetrics, as the per-case table names them
 
 EMPTY_POLICY = (
     "both empty: dice=jaccard=1, hd95=asd=0; exactly one empty: dice=jaccard=0, "

@@ -93,8 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from methods.training.checkpoint import load_trained_method
-    from methods.data.loaders import cases_of_role, load_slices, open_cache, read_split
-    from methods.data.region import region_from_data_config
+    from methods.data.loaders import cases_of_role, load_slices, open_run_inputs
     from methods.evaluation.evaluate import write_csv_atomic
 
     args = build_parser().parse_args(argv)
@@ -104,10 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         method, config = load_trained_method(args.checkpoint)
         net = pick_network(method, args.network)
-        cache = open_cache(args.cache, expected_dataset=config["data"]["dataset"])
-        split = read_split(args.split, cache)
-        ids = cases_of_role(cache, split, args.role, args.split)
-        region = region_from_data_config(config["data"], split, args.split)
+        inputs = open_run_inputs(config["data"], args.cache, args.split)
+        cache, region = inputs.cache, inputs.region
+        ids = cases_of_role(cache, inputs.split, args.role, args.split)
     except (ConfigError, FileNotFoundError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

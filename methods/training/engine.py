@@ -4,7 +4,8 @@ The engine owns everything but the method's losses: data streams, the common aug
 optimiser and schedule, device and precision, logging, the NaN guard and checkpoints.
 
 - Optimiser: SGD (lr 0.01, momentum 0.9, weight decay 1e-4 on every parameter, as SPCL's code)
-  with poly decay lr_t = lr (1 - t / T)^0.9 over the run's T iterations (stepped per iteration).
+  with poly decay lr_t = lr (1 - t / T)^0.9 over the run's T iterations (stepped per iteration;
+  methods/optim.py, which a method's own hook can reuse with another horizon).
   Optional method hook, duck-typed so a method needs nothing but the method itself:
       def configure_optimizer(self, params, train_cfg) -> Optimizer | tuple[Optimizer, LRScheduler]
   `params` are `method.optimised_parameters()`, `train_cfg` is the run's `TrainConfig`; when the
@@ -64,11 +65,10 @@ from methods.training.checkpoint import (
     read_checkpoint,
     save_atomic,
 )
-from methods.data.loaders import TrainingData, open_cache
+from methods.data.loaders import TrainingData, open_run_inputs
 from methods.training.selection import BestOnTestSelector, selection_points
-from methods.data.region import region_from_data_config
-from methods.data.splits import load_split
 from methods.nets import NetFactory
+from methods.optim import poly_schedule, sgd_poly
 from methods.precision import Numerics, resolve_numerics
 from methods.training.provenance import append_session, machine_record, now_utc
 from methods.training.pseudo_label_logs import PseudoLabelMeter
@@ -104,20 +104,14 @@ def pick_device(setting: str) -> torch.device:
     return torch.device(setting)
 
 
-def poly_schedule(optimizer: torch.optim.Optimizer, iterations: int, power: float) -> torch.optim.lr_scheduler.LRScheduler:
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: max(0.0, 1.0 - t / iterations) ** power)
-
-
 def build_optimizer(method: Method, train: TrainConfig):
-    """The method's `configure_optimizer` hook if it has one, else SGD + poly."""
+    """The method's `configure_optimizer` hook if it has one, else SGD + poly (methods/optim.py)."""
     params = method.optimised_parameters()
     hook = getattr(method, "configure_optimizer", None)
-    if callable(hook):
-        made = hook(params, train)
-        optimizer, scheduler = made if isinstance(made, tuple) else (made, None)
-    else:
-        optimizer = torch.optim.SGD(params, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
-        scheduler = None
+    if not callable(hook):
+        return sgd_poly(params, train)
+    made = hook(params, train)
+    optimizer, scheduler = made if isinstance(made, tuple) else (made, None)
     if scheduler is None:
         scheduler = poly_schedule(optimizer, train.iterations, train.poly_power)
     return optimizer, scheduler
@@ -206,12 +200,12 @@ class Trainer:
         self.method_cls = get_method(cfg.method)
         method_cfg = resolve_variant(self.method_cls, cfg.variant, cfg.method_config, base=cfg.variant_base)
 
-        cache = open_cache(cfg.data.cache, expected_dataset=cfg.data.dataset)
-        split = load_split(cfg.data.split, cache)
+        inputs = open_run_inputs(cfg.data)
+        cache, split = inputs.cache, inputs.split
         self.class_names = list(cache.class_names)
         self.num_classes = cache.num_classes
         seed_everything(cfg.seed)
-        self.region = region_from_data_config(cfg.data, split, cfg.data.split, cache.class_names)
+        self.region = inputs.region
         self.region.check_cache(cache)
         self.data = TrainingData(
             cache, split, self.region, cfg.data.labelled_batch, cfg.data.unlabelled_batch, cfg.seed,

@@ -1,7 +1,9 @@
 # The whole analysis of the run: Tables 1-4, the Table 2 statistics, the figures, the comparison
 # with the paper, REPORT.md and REPORT.html (python -m analysis.run; docs/analysis.md).
 
-FIG3_RUNS = [r for r in RUNS if r.method == "spcl" and r.variant in ("default", "relation_pos")]
+from methods.paper_plan import FIG3
+
+FIG3_RUNS = [r for r in RUNS if (r.method, r.variant) in {row.run for row in FIG3}]
 
 ANALYSIS_OUT = f"{R}/analysis"
 

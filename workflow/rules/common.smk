@@ -18,6 +18,8 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from methods.paper_plan import ablation_runs, sweep_variant
+
 R = os.path.join(config["results_root"], config["run_name"])
 
 # Jobs that declare GPUs start through this wrapper: it gives each its own GPU(s) among those the
@@ -57,12 +59,8 @@ DATA_SOURCES = {
     "(point `root` at the MICCAI-2009 release folder)",
 }
 
-# Table 3 / Table 4 / BCL-vs-InfoNCE runs (docs/architecture.md, "Variant names").
-ABLATION_RUNS = {
-    "table3": [("suponly", "default"), ("spcl", "sup_unsup"), ("spcl", "icl_only"), ("spcl", "bcl_only"), ("spcl", "default")],
-    "table4": [("spcl", "relation_neg"), ("spcl", "relation_pos"), ("spcl", "default")],
-    "bcl_vs_infonce": [("spcl", "bcl_infonce"), ("spcl", "default")],
-}
+# Table 3 / Table 4 / BCL-vs-InfoNCE runs, by the switches of the `ablations` section (methods/paper_plan.py).
+ABLATION_RUNS = ablation_runs()
 
 
 def pct_label(percent):
@@ -207,7 +205,7 @@ def _sweep_variants():
         return {}
     default = _spcl_default_thresholds() if _sweep_reuses_default(sweep) else None
     return {
-        f"sweep_gs{gs:g}_gt{gt:g}": {"gamma_s": float(gs), "gamma_t": float(gt)}
+        sweep_variant(gs, gt): {"gamma_s": float(gs), "gamma_t": float(gt)}
         for gs in sweep.get("gamma_s", []) for gt in sweep.get("gamma_t", [])
         if (float(gs), float(gt)) != default
     }
