@@ -3,7 +3,7 @@ an uninterrupted one would (tests/test_resume_contract.py checks every registere
 
 Seeding: every stream gets one seed, an integer in [0, 2**62) drawn from the global torch RNG
 (`draw_seed`), which the engine seeds with the run's seed before it builds the method
-(methods/engine.py, `seed_everything`). A method's streams therefore depend only on the run's seed
+(methods/training/engine.py, `seed_everything`). A method's streams therefore depend only on the run's seed
 and on the order in which its constructor asks for them.
 
 Three kinds:

@@ -6,7 +6,7 @@ One row per (case, foreground class) of one evaluated run. Columns, in this orde
   method, variant, seed);
 - `case_id`, `class_name`;
 - `METRIC_COLUMNS`: Dice and Jaccard as fractions, HD95 in mm and in pixels, ASD in mm
-  (methods/metrics.py computes them);
+  (methods/evaluation/metrics.py computes them);
 - `evaluated_network`, `checkpoint`;
 - `PROVENANCE_COLUMNS`: where the network looked and how it was scored (region, crop centre,
   evaluation grid, checkpoint selection, whether the test label placed the input or chose the

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from analysis import collect
-from methods import metrics, results_schema
+from methods import results_schema
+from methods.evaluation import metrics
 
 
 def test_writer_reader_and_metrics_share_the_schema():
