@@ -47,3 +47,14 @@ def tiny_split(tiny_cache, tmp_path_factory):
     split = make_split(CachedDataset(tiny_cache), TINY_SPLIT["labelled"], TINY_SPLIT["seed"],
                        n_val=TINY_SPLIT["n_val"], n_test=TINY_SPLIT["n_test"])
     return write_split(split, tmp_path_factory.mktemp("split") / "split.json")
+
+
+@pytest.fixture
+def registry_restored():
+    """For tests that register methods in this process: later tests see the real registry again."""
+    from methods import api
+
+    before = dict(api.list_methods())  # discovery first, so the restored registry is complete
+    yield
+    api._REGISTRY.clear()
+    api._REGISTRY.update(before)

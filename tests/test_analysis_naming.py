@@ -29,14 +29,6 @@ class TinyConfig:
     weight: float = 0.1
 
 
-@pytest.fixture
-def registry_restored():
-    """Tests here register methods in this process; later tests must see the real registry."""
-    before = dict(list_methods())  # discovery first, so the restored registry is complete
-    yield
-    api._REGISTRY.clear()
-    api._REGISTRY.update(before)
-
 
 def register_tiny(name, **attrs):
     """Register a Method subclass that only names itself (no training happens here)."""

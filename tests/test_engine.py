@@ -32,14 +32,18 @@ def run_config(cache, split, out, method="meanteacher", **train):
 
 
 def assert_same_state(a, b, where="state"):
-    """Tensors bit-identical, nested extra state (dicts) compared recursively."""
+    """Tensors bit-identical (dtype and shape too), nested dicts and lists compared recursively."""
     assert type(a) is type(b), where
     if isinstance(a, dict):
         assert a.keys() == b.keys(), where
         for k in a:
             assert_same_state(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_state(x, y, f"{where}[{i}]")
     elif isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), where
+        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), where
     else:
         assert a == b, where
 
@@ -90,18 +94,23 @@ def test_a_killed_run_resumes_to_bit_identical_weights_and_log(tiny_cache, tiny_
     assert session["seconds"] >= 0 and session["seconds_per_iteration"] == pytest.approx(session["seconds"] / 2, rel=1e-3, abs=1e-5)
 
 
-def test_the_nan_guard_names_the_loss_and_the_iteration(tiny_cache, tiny_split, tmp_path):
-    trainer = Trainer(run_config(tiny_cache, tiny_split, tmp_path / "nan", method="suponly", log_every=10,
-                                 checkpoint_every=10, iterations=3))
+def poison(trainer: Trainer, at: int, key: str, value: float) -> None:
+    """Make the method's logged `key` equal `value` at iteration `at` (the engine's guard sees it)."""
     step = trainer.method.training_step
 
     def poisoned(batch, it):
         out = step(batch, it)
-        if it == 1:
-            out.logs["contrast"] = torch.tensor(float("nan"))
+        if it == at:
+            out.logs[key] = torch.tensor(value)
         return out
 
     trainer.method.training_step = poisoned
+
+
+def test_the_nan_guard_names_the_loss_and_the_iteration(tiny_cache, tiny_split, tmp_path):
+    trainer = Trainer(run_config(tiny_cache, tiny_split, tmp_path / "nan", method="suponly", log_every=10,
+                                 checkpoint_every=10, iterations=3))
+    poison(trainer, 1, "contrast", float("nan"))
     with pytest.raises(NonFiniteLossError, match=r"'contrast' is nan at iteration 1"):
         trainer.run()
     assert not (tmp_path / "nan/checkpoints/last.pt").exists()  # nothing saved from non-finite state
@@ -113,15 +122,7 @@ def test_a_failed_run_is_recorded_and_its_evaluation_says_why(tiny_cache, tiny_s
     cfg = run_config(tiny_cache, tiny_split, tmp_path / "nan", method="suponly", log_every=1, checkpoint_every=1,
                      iterations=3, on_failure="record")
     trainer = Trainer(cfg)
-    step = trainer.method.training_step
-
-    def poisoned(batch, it):
-        out = step(batch, it)
-        if it == 2:
-            out.logs["sup"] = torch.tensor(float("inf"))
-        return out
-
-    trainer.method.training_step = poisoned
+    poison(trainer, 2, "sup", float("inf"))
     assert trainer.run() == tmp_path / "nan"
     final = torch.load(tmp_path / "nan/final.pt", weights_only=False)
     assert final["kind"] == "failed" and "method_state" not in final

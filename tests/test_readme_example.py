@@ -6,10 +6,8 @@ import sys
 import types
 from pathlib import Path
 
-import pytest
 
 from analysis.naming import method_label
-from methods import api
 from methods.api import list_methods
 from _tiny_run import assert_logged_and_finite, train_tiny
 
@@ -23,14 +21,6 @@ def _example_source() -> str:
     assert len(blocks) == 1, "the 'Add a baseline' section must hold exactly one python block"
     return blocks[0]
 
-
-@pytest.fixture
-def registry_restored():
-    """The example registers `entmin` in this process; later tests must see the real registry."""
-    before = dict(list_methods())  # discovery first, so the restored registry is complete
-    yield
-    api._REGISTRY.clear()
-    api._REGISTRY.update(before)
 
 
 def test_readme_baseline_example_registers_and_trains(tiny_cache, tiny_split, tmp_path, registry_restored):

@@ -50,7 +50,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_engine import NET
+from test_engine import NET, assert_same_state
 from torch import nn
 
 from methods.api import list_methods
@@ -108,23 +108,6 @@ def run_config(cache, split, out, method):
         "train": {"iterations": ITERATIONS, "checkpoint_every": CHECKPOINT_EVERY, "log_every": LOG_EVERY,
                   "device": "cpu", "amp": "off", "channels_last": "off", "progress": False},
     })
-
-
-def assert_same_state(a, b, where="state"):
-    """Tensors bit-identical (dtype and shape too), nested dicts and lists compared recursively."""
-    assert type(a) is type(b), where
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            assert_same_state(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same_state(x, y, f"{where}[{i}]")
-    elif isinstance(a, torch.Tensor):
-        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), where
-    else:
-        assert a == b, where
 
 
 def generators_of(method: nn.Module) -> dict[str, torch.Generator]:
