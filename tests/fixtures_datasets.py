@@ -92,6 +92,16 @@ def acdc_frame_image_xyz(frame: int) -> np.ndarray:
     return coordinate_image_xyz(SHAPE_XYZ, 5000 * (frame - 1))
 
 
+def write_acdc_stubs(database: Path, first: int = 3) -> None:
+    """Bare `training/patientNNN/Info.cfg` folders for patients `first`..100 under `database`: the
+    workflow's start-up check of the paper split looks for all 100, and a test that only plans a
+    run reads no image of theirs."""
+    for n in range(first, 101):
+        stub = Path(database) / "training" / f"patient{n:03d}"
+        stub.mkdir(parents=True, exist_ok=True)
+        (stub / "Info.cfg").write_text("ED: 1\nES: 3\n")
+
+
 def write_acdc_fixture(root, patients=("patient001", "patient002", "patient101"), database_prefix=True) -> dict[str, ExpectedCase]:
     """Raw ACDC tree: `[database/]training/patientNNN/` for NNN <= 100, `testing/` above.
 

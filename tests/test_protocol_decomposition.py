@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from analysis.protocol_chain import chain_summary, make_protocol_chain, per_case, protocol_steps
-from fixtures_datasets import write_acdc_fixture
+from fixtures_datasets import write_acdc_stubs, write_acdc_fixture
 from test_workflow import REPO, job_counts, snakemake, write_yaml
 
 EXPERIMENT = REPO / "config" / "experiments" / "protocol_decomposition.yaml"
@@ -61,6 +61,7 @@ def test_without_steps_or_runs_nothing_is_produced_and_the_reason_is_given(tmp_p
 
 def test_the_shipped_experiment_plans_every_step_for_every_method(tmp_path, monkeypatch):
     write_acdc_fixture(tmp_path / "ACDC")
+    write_acdc_stubs(tmp_path / "ACDC" / "database")  # the start-up check looks for all 100 patients
     monkeypatch.setenv("SPCL_BENCH_ACDC", str(tmp_path / "ACDC" / "database"))
     cfg = yaml.safe_load(EXPERIMENT.read_text())
     (tmp_path / "work").mkdir()

@@ -40,7 +40,7 @@ import pytest
 import torch
 import yaml
 
-from fixtures_datasets import write_acdc_fixture, write_mnms_fixture, write_scd_fixture
+from fixtures_datasets import write_acdc_stubs, write_acdc_fixture, write_mnms_fixture, write_scd_fixture
 from methods.runconfig import run_identity
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,12 +154,7 @@ def raw_roots(tmp_path_factory) -> dict[str, Path]:
     """Tiny ACDC, M&Ms and SCD trees in their release layouts (tests/fixtures_datasets.py)."""
     base = tmp_path_factory.mktemp("raw")
     write_acdc_fixture(base / "ACDC")
-    # the other training patients as bare Info.cfg files: the start-up check of the paper split
-    # looks for all 100 folders, and these tests only plan (no image is read)
-    for n in range(3, 101):
-        stub = base / "ACDC" / "database" / "training" / f"patient{n:03d}"
-        stub.mkdir(parents=True, exist_ok=True)
-        (stub / "Info.cfg").write_text("ED: 1\nES: 3\n")
+    write_acdc_stubs(base / "ACDC" / "database")  # these tests only plan
     write_mnms_fixture(base / "MnMs")
     write_scd_fixture(base / "SCD")
     return {"acdc": base / "ACDC" / "database", "mnms": base / "MnMs", "scd": base / "SCD"}
