@@ -36,7 +36,7 @@ import pandas as pd
 from analysis import stats
 from analysis.aggregate import case_values, setting_summary
 from analysis.naming import method_label, setting_label, sort_settings
-from methods.paper_plan import BCL_ORDER, PAPER_THRESHOLDS, SWEEP_VARIANT, TABLE3_ORDER, TABLE4_ORDER, sweep_variant
+from methods.paper_plan import BCL_ORDER, PAPER_THRESHOLDS, SWEEP_VARIANT, TABLE3_ORDER, TABLE4_ORDER, sweep_thresholds, sweep_variant
 
 REPRODUCED, NOT_REPRODUCED, UNDECIDED, NOT_TESTED = ("reproduced", "not reproduced", "undecided at this scale",
                                                      "not tested")
@@ -86,7 +86,12 @@ class Claim:
 
 def arm_label(arm: Arm) -> str:
     method, variant = arm
-    return method_label(method) if variant == "default" else f"{method_label(method)} ({variant})"
+    if variant == "default":
+        return method_label(method)
+    cell = sweep_thresholds(variant)  # a sweep cell, which may be the default run relabelled
+    if cell is not None:
+        return f"{method_label(method)} (γ_s = {cell[0]:g}, γ_t = {cell[1]:g})"
+    return f"{method_label(method)} ({variant})"
 
 
 def _volume_grid(values: pd.DataFrame, setting: tuple, arm: Arm) -> pd.DataFrame:
@@ -207,8 +212,9 @@ def claim_spcl_best(values, means, control, n_boot, seed) -> Claim:
     if not settings:
         return Claim("spcl_best", statement, NOT_TESTED, f"no {method_label(control)} results.")
     return Claim("spcl_best", statement, combine(verdicts),
-                 f"Over {len(settings)} setting(s), the leader against the runner-up (or the leader against "
-                 f"{method_label(control)}): " + "; ".join(parts) + ".")
+                 f"Per setting ({len(settings)}), the method with the top mean minus the runner-up when "
+                 f"{method_label(control)} leads, or minus {method_label(control)} when another method leads: "
+                 + "; ".join(parts) + ".")
 
 
 def claim_ranking(table2_cases: pd.DataFrame | None, control: str, scope: str) -> Claim:

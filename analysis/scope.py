@@ -103,8 +103,9 @@ def scope_lines(table: pd.DataFrame, results_dir: Path, control: str, exclude=("
                      "patients (evaluation.role: val), not on the test patients: this report is for choosing "
                      "settings, and its numbers are not test results.")
     else:
-        lines.append(f"Test cases: {case_text} per setting; per-case tests pair these cases and answer whether the "
-                     "control is better on them, not on another test set.")
+        lines.append(f"Test cases: {case_text} per setting (a case is one volume: a patient's ED or ES frame); "
+                     "per-case tests pair these cases and answer whether the control is better on them, not on "
+                     "another test set. 'Ranking against the paper' ranks the methods with the cases as blocks.")
     regime = training_regime(results_dir)
     if regime["iterations"]:
         weights = regime["encoder_weights"]

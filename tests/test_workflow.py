@@ -392,7 +392,7 @@ def test_tiny_workflow_produces_every_output_and_then_has_nothing_to_do(tmp_path
     out = tmp_path / "results" / "tiny"
 
     runs = expected_runs(cfg)
-    assert len(runs) == 3 + 6 + 2  # the grid, the ablation variants, the 1 x 2 sweep
+    assert len(runs) == 3 + 6 + 1  # the grid, the ablation variants, the 1 x 2 sweep less its default cell
     assert {str(p.parent.relative_to(out / "runs")) for p in (out / "runs").glob("*/*/*/*/*/final.pt")} == {
         run_key(r) for r in runs}
     for run in runs:
@@ -477,6 +477,7 @@ BOOKKEEPING_CHANGES = {
     "train.log_every": lambda c: c["profile_overrides"]["train"].update(log_every=2),
     "train.progress": lambda c: c["profile_overrides"]["train"].update(progress=False),
     "train.pseudo_label_logs": lambda c: c["profile_overrides"]["train"].update(pseudo_label_logs=False),
+    "train.on_failure": lambda c: c["profile_overrides"]["train"].update(on_failure="raise"),
     "threads_per_job": lambda c: c.update(threads_per_job=2),
 }
 

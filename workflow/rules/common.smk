@@ -89,14 +89,12 @@ def _check_acdc_paper_patients(name, root):
     try:
         found = set(patient_folders(Path(root)))
     except DatasetFormatError as exc:
-        found, why = set(), f" ({exc})"
-    else:
-        why = ""
+        _fail(f"dataset {name!r}: root {_root_named(name)} is not an ACDC release: {exc}. {DATA_SOURCES['acdc']}")
     wanted = {acdc_id(n) for n in ACDC_SSL4MIS_TRAIN + ACDC_SSL4MIS_VAL + ACDC_SSL4MIS_TEST}
     missing = sorted(wanted - found)
     if missing:
         _fail(f"dataset {name!r}: root {_root_named(name)} lacks {len(missing)} of the {len(wanted)} ACDC training "
-              f"patients the paper split needs (first: {', '.join(missing[:5])}){why}. Point it at the "
+              f"patients the paper split needs (first: {', '.join(missing[:5])}). Point it at the "
               f"release's database/ folder (patientNNN/Info.cfg underneath). {DATA_SOURCES['acdc']}")
 
 
