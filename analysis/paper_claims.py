@@ -242,11 +242,15 @@ def _order_claim(name, statement, values, chain: list[tuple[Arm, Arm]], n_boot, 
     return Claim(name, statement, combine(verdicts), " ".join(parts) + ".")
 
 
+SWEEP_STATEMENT = ("The threshold sweep peaks at the paper's (γ_s, γ_t) = "
+                   f"({PAPER_THRESHOLDS[0]:g}, {PAPER_THRESHOLDS[1]:g}) (Fig. 5)")
+
+
 def claim_sweep(values, means, n_boot, seed) -> Claim:
     """Fig. 5: the best cell is the paper's (gamma_s, gamma_t). `values`/`means` hold the sweep's
     cells as variants sweep_gs<γs>_gt<γt> (the default cell already relabelled)."""
     gs, gt = PAPER_THRESHOLDS
-    statement = f"The threshold sweep peaks at the paper's (γ_s, γ_t) = ({gs:g}, {gt:g}) (Fig. 5)"
+    statement = SWEEP_STATEMENT
     cell = ("spcl", sweep_variant(gs, gt))
     sweep = means[(means["method"] == "spcl") & means["variant"].str.match(SWEEP_VARIANT.pattern)]
     settings = sort_settings(set(sweep[sweep["variant"] == cell[1]][["dataset", "ratio"]].itertuples(index=False, name=None)))
@@ -277,9 +281,7 @@ def check_claims(table: pd.DataFrame, control: str, table2_cases: pd.DataFrame |
     if sweep_table is not None and not sweep_table.empty:
         claims.append(claim_sweep(volume_values(sweep_table), _means(sweep_table), n_boot, seed))
     else:
-        gs, gt = PAPER_THRESHOLDS
-        claims.append(Claim("sweep", f"The threshold sweep peaks at the paper's (γ_s, γ_t) = ({gs:g}, {gt:g}) (Fig. 5)",
-                            NOT_TESTED, "no sweep runs."))
+        claims.append(Claim("sweep", SWEEP_STATEMENT, NOT_TESTED, "no sweep runs."))
     claims.append(_order_claim("bcl_vs_infonce", "BCL beats InfoNCE on the boundary anchors", values, list(BCL_ORDER),
                                n_boot, seed))
     return claims
