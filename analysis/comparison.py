@@ -399,7 +399,7 @@ def statistics_markdown(result: Comparison, bayes_figure_path: str | None = None
         f"Blocks ({', '.join(result.blocks)}): {f.n_blocks} — {', '.join(result.block_label(b) for b in result.matrix.index)}; "
         f"k = {f.n_methods} methods; metric `{result.metric}` ({spec.direction}{unit_note}); each block value is the "
         f"mean over classes, cases and seeds; rank 1 = best; values within {stats.TIE_RTOL:g} × the block's largest "
-        f"|value| are ties (average ranks); z = (R_i − R_{{{ctrl}}}) / sqrt(k(k+1)/(6N)) = (R_i − R_0) / {f.rank_se:.4f}."
+        f"|value| are ties (average ranks); z = (R_i − R_{ctrl}) / sqrt(k(k+1)/(6N)) = (R_i − R_{ctrl}) / {f.rank_se:.4f}, R = mean rank."
     )
     excluded = list(result.selection.excluded_methods) if result.selection is not None else list(result.excluded)
     if excluded:
@@ -439,6 +439,16 @@ def statistics_markdown(result: Comparison, bayes_figure_path: str | None = None
     return "\n".join(lines) + "\n"
 
 
+def best_rank_text(mean_ranks: pd.Series) -> str:
+    """Who holds the best (lowest) mean rank, naming every method tied there (within stats.TIE_RTOL)."""
+    best = float(mean_ranks.min())
+    tied = [m for m, r in mean_ranks.items() if abs(r - best) <= stats.TIE_RTOL * max(abs(best), 1.0)]
+    names = [method_label(m) for m in tied]
+    if len(names) == 1:
+        return f"the best mean rank is {names[0]}'s ({best:.4f})"
+    return f"the best mean rank, {best:.4f}, is shared by {', '.join(names[:-1])} and {names[-1]}"
+
+
 def significance_statements(result: Comparison) -> list[str]:
     """Plain-language conclusions of Table 2 at the chosen alpha."""
     f, a, ctrl = result.friedman, result.alpha, method_label(result.control)
@@ -447,7 +457,7 @@ def significance_statements(result: Comparison) -> list[str]:
     out.append(
         f"Omnibus: the Friedman test (Iman–Davenport form) {verdict} equal performance of all "
         f"{f.n_methods} methods at α = {a:g} "
-        f"(χ²_F = {f.chi2:.3f}, p = {_fmt_p(f.chi2_p)}; Iman–Davenport F({f.df1}, {f.df2}) = {f.iman_davenport_f:.3f}, "
+        f"(Friedman χ² = {f.chi2:.3f}, p = {_fmt_p(f.chi2_p)}; Iman–Davenport F({f.df1}, {f.df2}) = {f.iman_davenport_f:.3f}, "
         f"p = {_fmt_p(f.iman_davenport_p)})."
     )
     if (f.chi2_p <= a) != (f.iman_davenport_p <= a) and not np.isinf(f.iman_davenport_f):
@@ -457,9 +467,7 @@ def significance_statements(result: Comparison) -> list[str]:
     if np.isinf(f.iman_davenport_f):
         out.append("Every block ranks the methods in the same order, so the Iman–Davenport F is unbounded; "
                    f"the χ² p-value ({_fmt_p(f.chi2_p)}) is the more cautious reading.")
-    best = result.friedman.mean_ranks.idxmin()
-    out.append(f"{ctrl} has mean rank {f.mean_ranks[result.control]:.4f}; the best mean rank is "
-               f"{method_label(best)}'s ({f.mean_ranks[best]:.4f}).")
+    out.append(f"{ctrl} has mean rank {f.mean_ranks[result.control]:.4f}; {best_rank_text(f.mean_ranks)}.")
     others = result.table.dropna(subset=["z"])
     better = others[(others["p_finner"] <= a) & (others["z"] > 0)]
     worse = others[(others["p_finner"] <= a) & (others["z"] < 0)]
