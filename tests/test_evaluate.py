@@ -11,12 +11,9 @@ from torch import nn
 
 from methods.api import ConfigError, get_method, resolve_variant
 from methods.data.types import Case
-from methods.evaluation.evaluate import (
-    BalancedFeatureSampler,
-    evaluate_method,
-    main,
-    predict_case,
-)
+from methods.evaluation.evaluate import evaluate_method, main
+from methods.evaluation.features import BalancedFeatureSampler
+from methods.evaluation.inference import predict_case
 from methods.evaluation.metrics import case_metrics, volume_diagonal
 from methods.nets import NetFactory, NetOutput, NetworkProfile
 from methods.results_schema import RESULT_COLUMNS

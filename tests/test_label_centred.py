@@ -11,7 +11,8 @@ from methods.api import ConfigError
 from methods.data.region import RegionSpec, make_region
 from methods.data.region.label_centred import LabelCentredRegion, fill_missing, slice_centres
 from methods.data.types import Case
-from methods.evaluation.evaluate import evaluate_method, official_grid_prediction, predict_case_with_centre
+from methods.evaluation.evaluate import evaluate_method
+from methods.evaluation.inference import official_grid_prediction, predict_case_with_centre
 from methods.nets import NetOutput
 
 NAMES = ("RV", "MYO", "LV")

@@ -18,7 +18,8 @@ from methods.data.region import (
     region_from_data_config,
 )
 from methods.data.types import Case
-from methods.evaluation.evaluate import evaluate_method, predict_case_with_centre
+from methods.evaluation.evaluate import evaluate_method
+from methods.evaluation.inference import predict_case_with_centre
 from methods.nets import NetOutput
 from methods.runconfig import parse_run_config
 

@@ -1,32 +1,20 @@
 """Evaluate a trained method on whole 3D cases: per-case metrics, saved predictions, feature samples.
 
-Inference (`predict_case`) is slice by slice on the training grid, as the network was trained:
-each short-axis slice goes through the run's region stage (`methods.data.region`: the whole slice
-resized to `img_size`, or a field of view in mm around a label-free centre at a fixed pixel size),
-the logits are mapped back to the native slice by the region's exact inverse (bilinear; outside a
-crop's field of view is background), and the argmax gives the label on the native grid, where the
-metrics are computed with the case's spacing. With the `two_pass` centre the first prediction
-places the crop of the second. No label of an evaluated case is read to place its region, except
-under the official variant `data.region: label_centred` (test_centre `label`), which the CSV's
-`uses_test_label` column flags. Slices go through the network in batches, in eval mode, under
-`torch.inference_mode`, in the numeric path the run trained in (precision and memory format, as
-recorded in final.pt; methods/precision.py), which the CSV's `precision` and `memory_format` columns
-record. The official SPCL code instead scores a label
-resized to 224 px (`evaluation.grid: official`, `official_grid_prediction`, a reported variant);
-scoring the native grid is what makes HD95 in mm meaningful (docs/metrics.md).
+The stages, one module each: inference on the native grid (methods/evaluation/inference.py; the
+official SPCL test grid is a reported variant, `evaluation.grid: official`), scoring with the
+case's spacing (methods/evaluation/metrics.py; native-grid scoring is what makes HD95 in mm
+meaningful, docs/metrics.md), the class-balanced feature sample (methods/evaluation/features.py)
+and the files (methods/evaluation/outputs.py). This module runs them over a run's val or test
+patients. No label of an evaluated case is read to place its region, except under the official
+variant `data.region: label_centred` (test_centre `label`), which the CSV's `uses_test_label`
+column flags; the CSV's `precision` and `memory_format` columns record the numeric path.
 
 Outputs (docs/architecture.md, "Evaluation outputs"):
 - a tidy DataFrame/CSV, one row per (case, foreground class), columns `RESULT_COLUMNS`
   (methods/results_schema.py);
 - `predictions/<case_id>.npz` for chosen cases: image, label, pred (uint8, native grid), spacing,
   class_names (background first, so `class_names[v]` names label value v);
-- `features.npz`: a class-balanced sample of L2-normalised projection features (`method.embed`)
-  of the evaluated slices at feature resolution, with `class_index` (the training-grid label,
-  nearest-downsampled as the methods do in training; 0 = background), `boundary` (4-neighbourhood
-  "thick" boundary of that label map, replicate padding) and `class_names` (background first).
-  The sample is uniform without replacement within each class, drawn with seeded random priorities
-  (one key per pixel in slice order), so the same seed picks the same pixels for every method whose
-  feature maps have the same size, and t-SNE plots of different methods show the same pixels.
+- `features.npz`: the feature sample, with `class_index`, `boundary` and `class_names`.
 
 CLI:
     python -m methods.evaluate --checkpoint RUN/final.pt --cache DIR --split FILE --out CSV
@@ -38,8 +26,6 @@ CLI:
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import sys
 from collections.abc import Iterable, Sequence
@@ -49,238 +35,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
 
 from methods.api import ConfigError, Method
-from methods.atomic import atomic_path, write_bytes_atomic
-from methods.boundary import thick_boundary
-from methods.training.checkpoint import RunFailedError, load_trained_method
+from methods.atomic import atomic_path
 from methods.data.loaders import as_region, cases_of_role, open_run_inputs
 from methods.data.region import Region
 from methods.data.types import Case
+from methods.evaluation.features import DEFAULT_FEATURES_PER_CLASS, BalancedFeatureSampler, sample_case_features
+from methods.evaluation.inference import (
+    DEFAULT_BATCH_SIZE,
+    GRIDS,
+    OFFICIAL_GRID_SIZE,
+    official_grid_prediction,
+    predict_case_with_centre,
+    resolve_device,
+)
 from methods.evaluation.metrics import case_metrics
-from methods.precision import FP32, Numerics, recorded_numerics
+from methods.evaluation.outputs import all_class_names, save_npz_atomic, save_prediction, write_csv_atomic
+from methods.precision import Numerics, recorded_numerics
 from methods.results_schema import RESULT_COLUMNS
-from methods.tensors import class_argmax, downsample_labels
-
-GRIDS = ("native", "official")
-OFFICIAL_GRID_SIZE = 224
-DEFAULT_BATCH_SIZE = 16
-DEFAULT_FEATURES_PER_CLASS = 500
-
-
-# --- device and inference context -----------------------------------------------------------------
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """'auto' = CUDA when available, else CPU; 'cuda' without a GPU is an error, not a fallback."""
-    if isinstance(name, torch.device):
-        return name
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available on this machine")
-    return device
-
-
-@contextlib.contextmanager
-def _evaluating(module: nn.Module):
-    """Eval mode and inference mode for the duration; the module's previous mode is restored."""
-    modes = {m: m.training for m in module.modules()}
-    module.eval()
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
-
-
-def _slice_batches(n: int, batch_size: int) -> Iterable[slice]:
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    return (slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size))
-
-
-# --- inference --------------------------------------------------------------------------------------
-def predict_case(
-    predictor: nn.Module,
-    case: Case,
-    region: Region | int,
-    device: str | torch.device = "cpu",
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    numerics: Numerics = FP32,
-) -> np.ndarray:
-    """Label volume uint8 [Z, H, W] on the case's native grid (see the module docstring).
-
-    `predictor` is a network whose forward returns a `NetOutput` (`method.predictor()`); it must
-    already be on `device`. `region` (an int: the whole slice at that size) places the network's
-    input; its `two_pass` centre is found here, from the network's own first-pass prediction.
-    The case's label is never read.
-    """
-    return predict_case_with_centre(predictor, case, region, device, batch_size, numerics)[0]
-
-
-def predict_case_with_centre(predictor, case, region, device="cpu", batch_size=DEFAULT_BATCH_SIZE, numerics=FP32):
-    """`predict_case` and the centre (native y, x pixels) of the crop it used (None: whole slice)."""
-    region = as_region(region)
-    region.check_spacing(case.spacing, case.source or case.case_id)
-    device = torch.device(device)
-    centre = region.evaluation_centre(case)
-    pred = _predict_at(predictor, case, region, centre, device, batch_size, numerics)
-    if region.needs_first_pass:
-        centre = region.refine_centre(pred, centre)
-        pred = _predict_at(predictor, case, region, centre, device, batch_size, numerics)
-    return pred, centre
-
-
-def _predict_at(predictor, case, region: Region, centre, device, batch_size, numerics) -> np.ndarray:
-    z, h, w = case.image.shape
-    x = region.images(case.image, case.spacing, centre)  # [Z, 1, S, S] on the CPU
-    pred = torch.empty((z, h, w), dtype=torch.uint8)
-    with _evaluating(predictor):
-        for sl in _slice_batches(z, batch_size):
-            with numerics.autocast(device):
-                logits = predictor(numerics.format_input(x[sl].to(device, non_blocking=True))).logits
-            native = region.to_native(logits.float(), (h, w), case.spacing, region.centre_slice(centre, sl))
-            pred[sl] = native.to(torch.uint8).cpu()
-    return pred.numpy()
-
-
-def official_grid_prediction(predictor, case: Case, region: Region, centre, size: int = OFFICIAL_GRID_SIZE,
-                             device="cpu", batch_size: int = DEFAULT_BATCH_SIZE, numerics: Numerics = FP32):
-    """The official SPCL test loop's grid: (pred, label, spacing) on the region's field of view
-    resampled to `size` x `size` px, uint8 [Z, size, size] both, spacing (z, y, x) in mm.
-
-    As the official validation (Jrstud203/SPCL, after U2PL's): the label is zoomed to `size` with
-    order 0 from the same window the network sees, the logits are resized bilinearly to `size`
-    (align_corners=True, U2PL's convention), and the argmax is scored there. Units: the published
-    HD95 is `hd95_px` on this grid; `hd95_mm` uses this grid's pixel size.
-    """
-    if size < 8:
-        raise ConfigError(f"evaluation.grid_size must be >= 8 px, got {size}")
-    device = torch.device(device)
-    grid = region.official_grid(size)
-    x = region.images(case.image, case.spacing, centre)
-    z = x.shape[0]
-    pred = torch.empty((z, size, size), dtype=torch.uint8)
-    with _evaluating(predictor):
-        for sl in _slice_batches(z, batch_size):
-            with numerics.autocast(device):
-                logits = predictor(numerics.format_input(x[sl].to(device, non_blocking=True))).logits
-            logits = F.interpolate(logits.float(), size=(size, size), mode="bilinear", align_corners=True)
-            pred[sl] = class_argmax(logits).to(torch.uint8).cpu()
-    label = grid.labels(case.label, case.spacing, centre).numpy()
-    sy, sx = grid.grid_spacing_mm(case.spacing, case.image.shape[-2:])
-    spacing = (float(case.spacing[0]) if case.has_spacing else 1.0, sy, sx)
-    return pred.numpy(), label, spacing
-
-
-class BalancedFeatureSampler:
-    """Keeps a uniform sample (without replacement) of up to `per_class` pixels of each class.
-
-    Every pixel offered gets a random priority from a seeded CPU generator (device-independent);
-    each class keeps its `per_class` smallest priorities. After any number of `add` calls the kept
-    set is a uniform sample of all pixels of that class seen so far, held in O(per_class) memory.
-    """
-
-    def __init__(self, num_classes: int, per_class: int, seed: int = 0):
-        if per_class < 1:
-            raise ConfigError(f"features_per_class must be >= 1, got {per_class}")
-        self.num_classes, self.per_class = int(num_classes), int(per_class)
-        self._gen = torch.Generator().manual_seed(int(seed))
-        self._kept: list[tuple[Tensor, Tensor, Tensor] | None] = [None] * self.num_classes
-
-    def add(self, features: Tensor, labels: Tensor, boundary: Tensor) -> None:
-        """features [B, D, h, w] (normalised), labels [B, h, w] int, boundary [B, h, w] bool."""
-        d = features.shape[1]
-        feats = features.permute(0, 2, 3, 1).reshape(-1, d)
-        labels, boundary = labels.reshape(-1), boundary.reshape(-1)
-        keys = torch.rand(labels.numel(), generator=self._gen).to(features.device)
-        for c in range(self.num_classes):
-            sel = labels == c
-            cand = (keys[sel], feats[sel], boundary[sel])
-            if self._kept[c] is not None:
-                cand = tuple(torch.cat([old, new]) for old, new in zip(self._kept[c], cand))
-            if cand[0].numel() > self.per_class:
-                top = cand[0].topk(self.per_class, largest=False).indices
-                cand = tuple(t[top] for t in cand)
-            self._kept[c] = cand
-
-    def result(self) -> dict[str, np.ndarray]:
-        """`features` float32 [N, D], `class_index` int64 [N], `boundary` bool [N] (class order)."""
-        feats, classes, bounds = [], [], []
-        for c, kept in enumerate(self._kept):
-            if kept is None or kept[0].numel() == 0:
-                continue
-            order = kept[0].argsort()
-            feats.append(kept[1][order].float().cpu())
-            bounds.append(kept[2][order].cpu())
-            classes.append(torch.full((order.numel(),), c, dtype=torch.int64))
-        if not feats:
-            raise ValueError("no pixels were sampled: the evaluated cases have no slices")
-        return {
-            "features": torch.cat(feats).numpy().astype(np.float32),
-            "class_index": torch.cat(classes).numpy(),
-            "boundary": torch.cat(bounds).numpy().astype(bool),
-        }
-
-
-def sample_case_features(
-    method: Method,
-    case: Case,
-    region: Region | int,
-    sampler: BalancedFeatureSampler,
-    device: torch.device,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    numerics: Numerics = FP32,
-    centre=None,
-) -> None:
-    """Offer every pixel of the case's projection maps (`method.embed`) to `sampler`; the label
-    only names each pixel's class for the figure (the crop is placed at `centre`, label-free)."""
-    region = as_region(region)
-    x = region.images(case.image, case.spacing, centre)
-    y = region.labels(case.label, case.spacing, centre)
-    with _evaluating(method):
-        for sl in _slice_batches(x.shape[0], batch_size):
-            with numerics.autocast(device):
-                emb = method.embed(numerics.format_input(x[sl].to(device, non_blocking=True)))
-            emb = F.normalize(emb.float(), dim=1)
-            labels = downsample_labels(y[sl].long().to(device), tuple(emb.shape[-2:]))
-            sampler.add(emb, labels, thick_boundary(labels))
-
-
-# --- atomic writers ---------------------------------------------------------------------------------
-def _write_atomic(path: Path, payload: bytes) -> None:
-    write_bytes_atomic(path, payload)
-
-
-def save_npz_atomic(path: str | Path, **arrays: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    _write_atomic(Path(path), buf.getvalue())
-
-
-def write_csv_atomic(df: pd.DataFrame, path: str | Path) -> None:
-    _write_atomic(Path(path), df.to_csv(index=False).encode())
-
-
-def _all_class_names(class_names: Sequence[str]) -> np.ndarray:
-    return np.array(["background", *class_names])
-
-
-def save_prediction(directory: str | Path, case: Case, pred: np.ndarray, class_names: Sequence[str]) -> Path:
-    """`directory/<case_id>.npz` with image, label, pred, spacing, class_names (background first)."""
-    path = Path(directory) / f"{case.case_id}.npz"
-    save_npz_atomic(
-        path,
-        image=case.image.astype(np.float32),
-        label=case.label.astype(np.uint8),
-        pred=pred.astype(np.uint8),
-        spacing=np.asarray(case.spacing, dtype=np.float64),
-        class_names=_all_class_names(class_names),
-    )
-    return path
+from methods.training.checkpoint import RunFailedError, load_trained_method
 
 
 # --- the evaluation loop ----------------------------------------------------------------------------
@@ -425,7 +199,7 @@ def evaluate_method(
         raise ConfigError("no cases to evaluate")
     picker.check_all_found()
     if sampler is not None:
-        save_npz_atomic(features_path, **sampler.result(), class_names=_all_class_names(class_names))
+        save_npz_atomic(features_path, **sampler.result(), class_names=all_class_names(class_names))
     return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
 
 

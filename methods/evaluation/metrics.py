@@ -46,7 +46,7 @@ no mask is empty):
 - HD95/ASD with an empty reference are NaN (medpy raises there, so SPCL's code would stop).
 Units are unchanged: `hd95_px` is the published number (no spacing); `hd95_mm` and `asd_mm` apply
 the same substitution with physical spacing. SPCL scores labels resized to 224 px; by default we
-score the native grid, and `evaluation.grid: official` (methods/evaluation/evaluate.py) scores SPCL's grid.
+score the native grid, and `evaluation.grid: official` (methods/evaluation/inference.py, `official_grid_prediction`) scores SPCL's grid.
 Not reproduced: ASD in pixels.
 """
 

@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from methods.training.checkpoint import load_trained_method
     from methods.data.loaders import cases_of_role, load_slices, open_run_inputs
-    from methods.evaluation.evaluate import write_csv_atomic
+    from methods.evaluation.outputs import write_csv_atomic
 
     args = build_parser().parse_args(argv)
     if not 0.0 <= args.threshold <= 1.0:

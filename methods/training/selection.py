@@ -71,7 +71,7 @@ class BestOnTestSelector:
 
     def score(self, network: nn.Module) -> float:
         """Mean over test cases of the mean foreground Dice, under the run's evaluation grid."""
-        from methods.evaluation.evaluate import official_grid_prediction, predict_case_with_centre
+        from methods.evaluation.inference import official_grid_prediction, predict_case_with_centre
 
         scores, annotated = [], False
         for cid in self.case_ids:
