@@ -5,7 +5,9 @@ run's `log.csv` (methods/training/pseudo_label_logs.py) under `runs/<dataset>/r<
 (the workflow's layout), averages them over seeds per (method, iteration), and draws per setting a
 2 x K grid: coverage (top) and precision (bottom) of each foreground class, one line per method.
 Runs without those columns (SupOnly, ABD, pseudo-label-free variants) are left out; a run whose
-unlabelled patients had no labels in the cache has coverage only.
+unlabelled patients had no labels in the cache has coverage only. `end_of_training` pools the last
+third of each run into one coverage, precision and recall per class, the report's first explanation
+of a method's rank (docs/analysis.md).
 
 Precision is a ratio over the pixels that passed the filter, so a point from a handful of pixels
 swings between 0 and 1. The logs hold fractions only; the number of pseudo-labelled pixels behind
@@ -32,12 +34,17 @@ import yaml  # noqa: E402
 
 from analysis.artefacts import RUN_PATH  # noqa: E402
 from analysis.figure_inputs import FigureOutcome  # noqa: E402
+from analysis.formatting import Column, DisplayTable, to_markdown  # noqa: E402
 from analysis.io import save_figure, write_csv  # noqa: E402
 from analysis.naming import method_label, setting_label, sort_methods  # noqa: E402
 
-PREFIXES = ("pl_cover_", "pl_prec_")
+PREFIXES = ("pl_cover_", "pl_prec_", "pl_recall_")
+QUANTITIES = {"cover": "coverage", "prec": "precision", "recall": "recall"}
 MIN_PRECISION_PIXELS = 100  # binomial SE of a precision from n pixels <= 0.5 / sqrt(n) = 0.05
-COLUMNS = ["dataset", "ratio", "method", "seed", "iteration", "quantity", "class_name", "value", "pixels"]
+COLUMNS = ["dataset", "ratio", "method", "seed", "iteration", "steps", "quantity", "class_name", "value", "pixels"]
+END_FRACTION = 1 / 3  # "the end of training": the last third of each run's iterations (500 of 1500)
+END_COLUMNS = ["dataset", "ratio", "method", "class_name", "coverage", "precision", "recall", "n_seeds",
+               "from_iteration", "to_iteration"]
 
 
 def pixels_per_step(run_yaml: Path) -> float:
@@ -54,8 +61,9 @@ def pixels_per_step(run_yaml: Path) -> float:
 
 def collect_pseudo_label_logs(results_dir: Path) -> pd.DataFrame:
     """Tidy rows (COLUMNS) from every default-variant run's log.csv that has pseudo-label columns;
-    `pixels` is the estimated number of pixels pseudo-labelled as the class in the logged interval
-    (coverage x unlabelled pixels of the interval; see the module docstring)."""
+    `steps` is the number of iterations the logged row counts (since the previous logged row); `pixels`
+    is the estimated number of pixels pseudo-labelled as the class in the logged interval (coverage x
+    unlabelled pixels of the interval; see the module docstring)."""
     frames = []
     for log in sorted(Path(results_dir).rglob("log.csv")):
         match = RUN_PATH.search(log.parent.as_posix())
@@ -71,13 +79,14 @@ def collect_pseudo_label_logs(results_dir: Path) -> pd.DataFrame:
         long = logged.melt(id_vars="iteration", var_name="column", value_name="value").dropna()
         if long.empty:
             continue
-        long["quantity"] = long["column"].str.extract(r"^pl_(cover|prec)_")[0].map({"cover": "coverage", "prec": "precision"})
-        long["class_name"] = long["column"].str.replace(r"^pl_(cover|prec)_", "", regex=True)
+        long["quantity"] = long["column"].str.extract(r"^pl_(cover|prec|recall)_")[0].map(QUANTITIES)
+        long["class_name"] = long["column"].str.replace(r"^pl_(cover|prec|recall)_", "", regex=True)
         cover = {(it, c[len("pl_cover_"):]): v for c in columns if c.startswith("pl_cover_")
                  for it, v in zip(logged["iteration"], logged[c])}
         n_pixels = dict(zip(logged["iteration"], interval_pixels))
         long["pixels"] = [cover.get((it, cls), np.nan) * n_pixels[it]
                           for it, cls in zip(long["iteration"], long["class_name"])]
+        long["steps"] = long["iteration"].map(dict(zip(logged["iteration"], steps)))
         long = long.assign(dataset=match["dataset"], ratio=float(match["ratio"]), method=match["method"],
                            seed=int(match["seed"]))
         frames.append(long.drop(columns="column"))
@@ -143,10 +152,86 @@ def pseudo_label_figure(df: pd.DataFrame, title: str, out_stem: Path,
     return save_figure(fig, out_stem)
 
 
-def make_pseudo_label_figures(results_dir: Path, out_dir: Path, tables_dir: Path | None = None) -> FigureOutcome:
-    """One figure per (dataset, ratio) with pseudo-label logs; the tidy table beside the tables."""
+def end_of_training(df: pd.DataFrame, fraction: float = END_FRACTION) -> pd.DataFrame:
+    """Pseudo-label coverage, precision and recall over the last `fraction` of each run's iterations
+    (logged rows at iterations >= (1 - fraction) x (last logged iteration + 1)), pooled within the run
+    and then averaged over seeds: one row per (dataset, ratio, method, class), END_COLUMNS.
+
+    Pooled as counts over the window, not as a mean of logged fractions: coverage = sum(cover x steps) /
+    sum(steps); precision = sum(prec x cover x steps) / sum(cover x steps) (each logged precision weighed
+    by the pixels it was computed from; the unlabelled pixels of a step cancel out); recall, whose
+    denominator (the class's true pixels) the logs do not hold, as a step-weighted mean. A class with no
+    pseudo-labelled pixel in the window has no precision (NaN).
+    """
+    if df.empty:
+        return pd.DataFrame(columns=END_COLUMNS)
+    run_keys = ["dataset", "ratio", "method", "seed"]
+    last = df.groupby(run_keys)["iteration"].transform("max")
+    window = df[df["iteration"] >= (1 - fraction) * (last + 1)]
+    wide = window.pivot_table(index=[*run_keys, "class_name", "iteration", "steps"], columns="quantity",
+                              values="value", aggfunc="first").reset_index()
+    for q in QUANTITIES.values():
+        if q not in wide:
+            wide[q] = np.nan
+    wide["covered_steps"] = wide["coverage"] * wide["steps"]
+    rows = []
+    for key, g in wide.groupby([*run_keys, "class_name"], sort=True):
+        prec = g.dropna(subset=["precision"])
+        recall = g.dropna(subset=["recall"])
+        covered = float(prec["covered_steps"].sum())
+        rows.append({**dict(zip([*run_keys, "class_name"], key)),
+                     "coverage": float((g["covered_steps"]).sum() / g["steps"].sum()),
+                     "precision": float((prec["precision"] * prec["covered_steps"]).sum() / covered) if covered > 0 else np.nan,
+                     "recall": float((recall["recall"] * recall["steps"]).sum() / recall["steps"].sum())
+                     if not recall.empty else np.nan,
+                     "from_iteration": int(g["iteration"].min()), "to_iteration": int(g["iteration"].max())})
+    per_run = pd.DataFrame(rows)
+    keys = ["dataset", "ratio", "method", "class_name"]
+    out = per_run.groupby(keys, sort=False).agg(
+        coverage=("coverage", "mean"), precision=("precision", "mean"), recall=("recall", "mean"),
+        n_seeds=("seed", "nunique"), from_iteration=("from_iteration", "min"), to_iteration=("to_iteration", "max"),
+    ).reset_index()
+    order = {c: i for i, c in enumerate(dict.fromkeys(df["class_name"]))}  # the logs' class order (RV, MYO, LV)
+    out = out.sort_values(["dataset", "ratio", "method", "class_name"], key=lambda col: col.map(order)
+                          if col.name == "class_name" else col, kind="stable")
+    return out[END_COLUMNS].reset_index(drop=True)
+
+
+def end_of_training_markdown(end: pd.DataFrame, all_methods) -> str:
+    """One table per setting: each method's coverage / precision / recall per class (fractions x 100),
+    and which of `all_methods` log no pseudo-labels."""
+    if end.empty:
+        return "*Not produced: no training log holds pseudo-label columns (pl_cover_*).*\n"
+    blocks = []
+    for (dataset, ratio), g in end.groupby(["dataset", "ratio"], sort=True):
+        classes = list(dict.fromkeys(g["class_name"]))
+        methods = sort_methods(g["method"].unique())
+        cells = []
+        for m in methods:
+            row = g[g["method"] == m].set_index("class_name")
+            cells.append([_percent(row, c, q) for c in classes for q in ("coverage", "precision", "recall")])
+        columns = [Column(f"{c} {q}") for c in classes for q in ("cover", "prec", "recall")]
+        seeds = sorted(set(g["n_seeds"]))
+        seeds_words = f"mean over {'/'.join(map(str, seeds))} seeds" if seeds != [1] else "one seed"
+        absent = [method_label(m) for m in sort_methods(set(all_methods) - set(methods))]
+        blocks.append(f"**{setting_label(dataset, ratio)}**, iterations {int(g['from_iteration'].min())}–"
+                      f"{int(g['to_iteration'].max())}, {seeds_words}"
+                      + (f"; no pseudo-labels logged by {', '.join(absent)}" if absent else "") + ".\n\n"
+                      + to_markdown(DisplayTable("Method", [method_label(m) for m in methods], columns, cells)))
+    return "\n".join(blocks)
+
+
+def _percent(row: pd.DataFrame, cls: str, quantity: str) -> str:
+    value = row[quantity].get(cls, np.nan) if quantity in row else np.nan
+    return "–" if pd.isna(value) else f"{100 * value:.1f}"
+
+
+def make_pseudo_label_figures(results_dir: Path, out_dir: Path, tables_dir: Path | None = None,
+                              df: pd.DataFrame | None = None) -> FigureOutcome:
+    """One figure per (dataset, ratio) with pseudo-label logs; the tidy table beside the tables.
+    `df`: the logs already collected (collect_pseudo_label_logs), else read from `results_dir`."""
     name = "pseudo_label_curves"
-    df = collect_pseudo_label_logs(results_dir)
+    df = collect_pseudo_label_logs(results_dir) if df is None else df
     if df.empty:
         return FigureOutcome(name, "", reason="needs training logs with pseudo-label columns (pl_cover_*); none found")
     if tables_dir is not None:

@@ -35,7 +35,13 @@ from analysis.html import heading_id, markdown_to_html
 from analysis.io import write_csv, write_text
 from analysis.naming import method_label, setting_label
 from analysis.protocol_chain import make_protocol_chain, protocol_steps
-from analysis.pseudo_label_curves import make_pseudo_label_figures
+from analysis.pseudo_label_curves import (
+    END_FRACTION,
+    collect_pseudo_label_logs,
+    end_of_training,
+    end_of_training_markdown,
+    make_pseudo_label_figures,
+)
 from analysis.paper import REFERENCE_DIR, compare_metrics, compare_statistics, load_reference
 from analysis.paper_claims import check_claims, claims_frame, rank_agreement_text
 from analysis.policy import prepare_metrics, resolve_metric
@@ -161,6 +167,7 @@ def analyse(opts: Options) -> Path:
     table, quality.replacements = prepare_metrics(table, specs, SETTING_COLUMNS,
                                                   fix="per-case CSVs hold fractions (docs/architecture.md)")
     write_csv(table, tables_dir / "cases.csv")
+    pl_logs = collect_pseudo_label_logs(opts.results_dir)
     sections: list[Section] = []
     not_produced: list[str] = [f"run `{where}`: training stopped: {why}"
                                for where, why in failed_runs(opts.results_dir, exclude=(out,))]
@@ -212,6 +219,8 @@ def analyse(opts: Options) -> Path:
                                                             Column("95% CI")], cells))
                                 + "\nFiles: `tables/bootstrap_ci.csv`.\n"))
 
+    sections.append(Section("Pseudo-labels at the end of training", _pseudo_labels_at_end(pl_logs, table, tables_dir)))
+
     ablations = [("Table 3: SPCL components", table3(table, hd95_column)),
                  ("Table 4: subclass relation", table4(table, hd95_column)),
                  ("BCL against InfoNCE", bcl_vs_infonce(table, hd95_column))]
@@ -237,7 +246,7 @@ def analyse(opts: Options) -> Path:
         make_fig5(sweep_rows(table, *sweep_default_cell(opts.config)), figures_dir),
         make_fig6(artefacts, figures_dir, opts.figures),
         make_fig7(artefacts, figures_dir, opts.figures),
-        make_pseudo_label_figures(opts.results_dir, figures_dir, tables_dir),
+        make_pseudo_label_figures(opts.results_dir, figures_dir, tables_dir, df=pl_logs),
     ]
     fig_body = "\n".join(_figure_block(o, out) for o in outcomes)
     if artefacts.unattributed:
@@ -275,6 +284,26 @@ def analyse(opts: Options) -> Path:
     report = write_text(text, out / "REPORT.md")
     write_text(markdown_to_html(text, title="spcl-bench report", base_dir=out), out / "REPORT.html")
     return report
+
+
+def _fraction_words(fraction: float) -> str:
+    return {1 / 2: "half", 1 / 3: "third", 1 / 4: "quarter"}.get(fraction, f"{fraction:.0%}")
+
+
+def _pseudo_labels_at_end(pl_logs: pd.DataFrame, table: pd.DataFrame, tables_dir: Path) -> str:
+    """Each method's pseudo-labels over the last part of training: what its unlabelled loss was fed."""
+    end = end_of_training(pl_logs)
+    if not end.empty:
+        write_csv(end, tables_dir / "pseudo_labels_end.csv")
+    methods = table.loc[table["variant"] == "default", "method"].unique()
+    return (f"What each method's unlabelled loss was fed over the last {_fraction_words(END_FRACTION)} of its iterations "
+            "(default variants; pooled over the iterations of each run, then the mean over seeds; in %): "
+            "**cover** = share of the unlabelled pixels pseudo-labelled as the class past the method's filter, "
+            "**prec** = share of those that are right, **recall** = share of the class's true unlabelled pixels "
+            "that get a passing, right pseudo-label. The labels of the unlabelled patients score the "
+            "pseudo-labels only; no loss reads them (methods/training/pseudo_label_logs.py).\n\n"
+            + end_of_training_markdown(end, methods)
+            + ("\nFiles: `tables/pseudo_labels_end.csv`.\n" if not end.empty else ""))
 
 
 def _ranking_against_paper(table, dice, opts: Options, reference, comparison, tables_dir: Path,

@@ -3,7 +3,15 @@
 import pandas as pd
 import pytest
 
-from analysis.pseudo_label_curves import collect_pseudo_label_logs, make_pseudo_label_figures
+import numpy as np
+
+from analysis.pseudo_label_curves import (
+    COLUMNS,
+    collect_pseudo_label_logs,
+    end_of_training,
+    end_of_training_markdown,
+    make_pseudo_label_figures,
+)
 
 
 def _log(path, rows):
@@ -52,3 +60,35 @@ def test_precision_from_too_few_pixels_is_not_drawn(tmp_path):
     assert "Phantom 10%, seed 0," in outcome.png_captions[0]
     assert "fewer than 100 pseudo-labelled pixels (estimated from coverage and run.yaml) are not drawn: 1 of 2" \
         in outcome.png_captions[0]
+
+
+def test_end_of_training_pools_the_last_part_of_each_run_then_averages_seeds(tmp_path):
+    runs = tmp_path / "runs" / "acdc" / "r5" / "bass" / "default"
+    early = {"iteration": 1, "pl_cover_LV": 0.9, "pl_prec_LV": 0.0, "pl_recall_LV": 0.0}  # outside the window
+    _log(runs / "s0" / "log.csv", [
+        early,
+        {"iteration": 3, "pl_cover_LV": 0.2, "pl_prec_LV": 0.5, "pl_recall_LV": 0.3, "pl_cover_RV": 0.0},
+        {"iteration": 5, "pl_cover_LV": 0.1, "pl_prec_LV": 1.0, "pl_recall_LV": 0.5, "pl_cover_RV": 0.0},
+    ])
+    _log(runs / "s1" / "log.csv", [
+        early,
+        {"iteration": 3, "pl_cover_LV": 0.0, "pl_cover_RV": 0.0},  # nothing passed: no precision, no recall
+        {"iteration": 5, "pl_cover_LV": 0.1, "pl_prec_LV": 0.5, "pl_recall_LV": 0.1, "pl_cover_RV": 0.0},
+    ])
+    end = end_of_training(collect_pseudo_label_logs(tmp_path), fraction=1 / 2)  # iterations >= 3 of 0..5
+    lv = end[end["class_name"] == "LV"].iloc[0]
+    # seed 0: coverage (0.2*2 + 0.1*2)/4 = 0.15; precision weighed by covered steps (0.5*0.4 + 1.0*0.2)/0.6 = 2/3;
+    # recall (0.3*2 + 0.5*2)/4 = 0.4. Seed 1: coverage 0.05, precision 0.5, recall 0.1 (its only value).
+    assert (lv["coverage"], lv["precision"], lv["recall"]) == pytest.approx((0.1, (2 / 3 + 0.5) / 2, 0.25))
+    assert (lv["n_seeds"], lv["from_iteration"], lv["to_iteration"]) == (2, 3, 5)
+    rv = end[end["class_name"] == "RV"].iloc[0]
+    assert rv["coverage"] == 0 and np.isnan(rv["precision"]) and np.isnan(rv["recall"])
+    text = end_of_training_markdown(end, ["bass", "suponly"])
+    assert "**ACDC 5%**, iterations 3–5, mean over 2 seeds; no pseudo-labels logged by SupOnly." in text
+    # the logs' class order (LV before RV here), fractions x 100
+    assert "| Method | LV cover | LV prec | LV recall | RV cover | RV prec | RV recall |" in text
+    assert "| BASS | 10.0 | 58.3 | 25.0 | 0.0 | – | – |" in text
+
+
+def test_end_of_training_of_no_logs_says_so():
+    assert "Not produced" in end_of_training_markdown(end_of_training(pd.DataFrame(columns=COLUMNS)), ["spcl"])
