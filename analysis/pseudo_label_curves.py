@@ -4,7 +4,7 @@ Reads the `pl_cover_<class>` / `pl_prec_<class>` columns that the engine writes 
 run's `log.csv` (methods/training/pseudo_label_logs.py) under `runs/<dataset>/r<pct>/<method>/default/s<seed>/`
 (the workflow's layout), averages them over seeds per (method, iteration), and draws per setting a
 2 x K grid: coverage (top) and precision (bottom) of each foreground class, one line per method.
-Runs without those columns (SupOnly, ABD, pseudo-label-free variants) are left out; a run whose
+Runs without those columns (SupOnly, pseudo-label-free variants, runs made before a method logged them) are left out; a run whose
 unlabelled patients had no labels in the cache has coverage only. `end_of_training` pools the last
 third of each run into one coverage, precision and recall per class, the report's first explanation
 of a method's rank (docs/analysis.md).

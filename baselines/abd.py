@@ -51,7 +51,7 @@ from torch import Tensor, nn
 from baselines._schedule import NativeSchedule, check_schedule, native_time
 from methods.random_streams import GeneratorStateMixin, seeded_generator, step_generator
 from baselines._views import abd_strong_view
-from methods.api import Batch, Method, StepOutput, check_choice, register_method
+from methods.api import Batch, Method, PseudoLabelView, StepOutput, check_choice, register_method
 from methods.losses import dice_loss, sigmoid_rampup, supervised_loss
 from methods.tensors import class_argmax
 
@@ -213,10 +213,16 @@ class ABD(GeneratorStateMixin, Method):
         self.model1 = net_factory()
         self.model2 = net_factory()
         self._rng = seeded_generator()
+        self._pl_view: PseudoLabelView | None = None
 
     @property
     def evaluated_network(self) -> str:  # type: ignore[override]
         return self.cfg.eval_network
+
+    def pseudo_label_view(self) -> PseudoLabelView | None:
+        """The other model's argmax on the unlabelled images, every pixel passed (cross pseudo
+        supervision has no filter); ABD-R's displaced images are not logged."""
+        return self._pl_view
 
     def predictor(self) -> nn.Module:
         return self.model1 if self.cfg.eval_network == "model1" else self.model2
@@ -251,6 +257,10 @@ class ABD(GeneratorStateMixin, Method):
         prob1, prob2 = out1.float().softmax(1), out2.float().softmax(1)
         conf1, pseudo1 = prob1.detach().max(1)
         conf2, pseudo2 = prob2.detach().max(1)
+        # what the evaluated model's cross-supervision on x_u is fed: the other model's argmax, no filter
+        # (the strong view only recolours and blanks a box, so it shares x_u's grid)
+        fed = pseudo2 if cfg.eval_network == "model1" else pseudo1
+        self._pl_view = PseudoLabelView(fed[n_l:], torch.ones_like(fed[n_l:], dtype=torch.bool))
 
         # displaced samples (inputs only; no gradient flows through the displacement)
         with torch.no_grad():

@@ -52,7 +52,7 @@ from torch import Tensor, nn
 from baselines._schedule import NativeSchedule, check_schedule, native_time
 from methods.random_streams import seeded_generator, step_generator
 from baselines._views import admt_cutmix_mask, admt_strong_view, paste_from
-from methods.api import Batch, Method, StepOutput, check_choice, register_method
+from methods.api import Batch, Method, PseudoLabelView, StepOutput, check_choice, register_method
 from methods.ema import ema_update
 from methods.losses import dice_loss, sigmoid_rampup, supervised_loss
 from methods.tensors import class_argmax
@@ -209,6 +209,7 @@ class ADMT(Method):
         self.teacher2 = _frozen(net_factory())
         self._rng = seeded_generator()
         self.alternation = AlternationState(cfg.period_max, self._rng)
+        self._pl_view: PseudoLabelView | None = None
 
     # ---- what is evaluated / saved --------------------------------------------------------------
     @property
@@ -261,10 +262,13 @@ class ADMT(Method):
             p2 = self.teacher2(batch.x_u).logits.float().softmax(1)
             conflict = class_argmax(p1) != class_argmax(p2)
             conf, pseudo = ensemble_teachers(p1, p2, cfg.ensemble, cfg.ensemble_temp)
+            on_x_u = (pseudo, conf, conflict)  # before any CutMix, for the pseudo-label log
             g = step_generator(self._rng, dev)
+            mixed = False
             if t1_active:
                 x_s = admt_strong_view(batch.x_u, g)
             elif torch.rand(1, generator=self._rng).item() < cfg.cutmix_prob:
+                mixed = True
                 box = admt_cutmix_mask(n_u, *batch.x_u.shape[-2:], g, dev)
                 perm = torch.randperm(n_u, generator=g, device=dev)
                 x_s, pseudo, conf, conflict = paste_from(box, perm, batch.x_u, pseudo, conf, conflict)
@@ -279,6 +283,7 @@ class ADMT(Method):
                 pseudo, conf, replaced = combat_conflicts(pseudo, conf, pseudo_stu, conf_stu, conflict)
             else:
                 replaced = torch.zeros_like(conflict)
+            self._pl_view = self._view_on_x_u(on_x_u, pseudo_stu, conf_stu, pseudo, conf, mixed)
         sup = supervised_loss(out_l, batch.y_l)
         valid = conf >= cfg.conf_threshold
         unsup = dice_loss(out_s.float().softmax(1), pseudo, valid)
@@ -295,6 +300,19 @@ class ADMT(Method):
             "confident_ratio": valid.float().mean(),
         }
         return StepOutput(loss, logs)
+
+    def _view_on_x_u(self, on_x_u, pseudo_stu, conf_stu, pseudo, conf, mixed: bool) -> PseudoLabelView:
+        """The student's pseudo-labels and filter on x_u's grid: the trained ones when no CutMix moved
+        them, else the same conflict combating applied to the un-mixed ensemble (no random draw)."""
+        if mixed:
+            pseudo, conf = on_x_u[0], on_x_u[1]
+            if self.cfg.conflict_mode == "pixel_confidence":
+                pseudo, conf, _ = combat_conflicts(*on_x_u[:2], pseudo_stu, conf_stu, on_x_u[2])
+        return PseudoLabelView(pseudo, conf >= self.cfg.conf_threshold)
+
+    def pseudo_label_view(self) -> PseudoLabelView | None:
+        """The teachers' ensemble after conflict combating, passed where confidence >= conf_threshold."""
+        return self._pl_view
 
     def on_step_end(self, it: int) -> None:
         """Update the teacher that was active in this step, then tick the alternation."""

@@ -74,7 +74,7 @@ from torch import Tensor, nn
 
 from baselines._schedule import NativeSchedule, check_schedule, native_time
 from methods.random_streams import GeneratorStateMixin, seeded_generator, step_generator
-from methods.api import Batch, Method, StepOutput, register_method
+from methods.api import Batch, Method, PseudoLabelView, StepOutput, register_method
 from methods.losses import sigmoid_rampup
 from methods.nets import NetOutput
 from methods.tensors import class_argmax, downsample_labels
@@ -425,6 +425,8 @@ class UGPCL(GeneratorStateMixin, Method):
         self.register_buffer("dice_class_weight", dice_w, persistent=False)
         self._rng = seeded_generator()
         self._pending_enqueue: tuple[Tensor, Tensor] | None = None
+        self._pl_view: PseudoLabelView | None = None
+        self._certain_u: Tensor | None = None
 
     def predictor(self) -> nn.Module:
         return self.net
@@ -483,8 +485,10 @@ class UGPCL(GeneratorStateMixin, Method):
         loss = sup + w_cons * cons + cfg.cls_weight * rot
         logs = {"sup": sup.detach(), "consistency": cons.detach(), "consistency_weight": w_cons,
                 "rotation": rot.detach()}
+        self._pl_view = None
         if self.contrast_active(it):
             contrast, unc_rate = self.contrast_term(out.embed, prob, prob_tf, y, n_l, it, g)
+            self._pl_view = self._rotated_view(batch.x_u, k[n_l:], angle[n_l:])
             loss = loss + cfg.contrast_weight * contrast
             logs.update({"contrast": contrast.detach(), "uncertain_ratio": unc_rate})
         else:
@@ -500,6 +504,7 @@ class UGPCL(GeneratorStateMixin, Method):
         with torch.no_grad():
             certain = certainty_pseudo_labels(prob, prob_tf, uncertainty_threshold(it, self.max_iters))
             uncertain_rate = (certain == -1).float().mean()
+            self._certain_u = certain[n_l:].clone()  # before the labelled rows are overwritten
             certain[:n_l] = y[:n_l]
             size = embed.shape[-2:]
             labels_lr = downsample_labels(certain, size)
@@ -510,6 +515,17 @@ class UGPCL(GeneratorStateMixin, Method):
                                    cfg.base_temperature)
         self._pending_enqueue = (embed.detach(), labels_lr)
         return loss, uncertain_rate
+
+    def _rotated_view(self, x_u: Tensor, k: Tensor, angle: Tensor) -> PseudoLabelView:
+        """The certainty pseudo-labels of the unlabelled images (they choose the contrast's anchors;
+        the segmentation loss on them is the soft consistency). They lie on the rotated grid, so the
+        view's warp rotates the diagnostic labels the same way (rotate_views, nearest; corners 0)."""
+        certain = self._certain_u
+        return PseudoLabelView(certain.clamp(min=0), certain >= 0,
+                               warp=lambda y_u: rotate_views(x_u, y_u, k, angle)[1])
+
+    def pseudo_label_view(self) -> PseudoLabelView | None:
+        return self._pl_view
 
     def on_step_end(self, it: int) -> None:
         """FIFO update of the segment queue with this step's (pre-update) embeddings."""

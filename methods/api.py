@@ -177,10 +177,15 @@ class Method(nn.Module):
 
 @dataclass
 class PseudoLabelView:
-    """labels [B_u, H, W] int64 (class index); passed [B_u, H, W] bool (used by the loss)."""
+    """labels [B_u, H, W] int64 (class index); passed [B_u, H, W] bool (used by the loss).
+
+    `warp`, for a method that pseudo-labels a transformed copy of `batch.x_u` (UGPCL's rotations):
+    maps the engine's diagnostic labels of `x_u` onto the pseudo-labels' grid, the same transform
+    the method applied to the images (None: the pseudo-labels are on x_u's grid)."""
 
     labels: Tensor
     passed: Tensor
+    warp: Callable[[Tensor], Tensor] | None = None
 
 
 # --- registry -----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import torch
 from methods.api import PseudoLabelView
 from methods.training.pseudo_label_logs import PseudoLabelMeter
 from _tiny_run import TINY_NET
+from test_engine import assert_same_state
 
 
 def test_meter_counts_by_hand():
@@ -60,18 +61,19 @@ def _strip_unlabelled_labels(cache_dir, split_path, out_dir):
     return out_dir
 
 
-def _train(cache, split, out_dir, iterations=4):
+def _train(cache, split, out_dir, iterations=4, method="meanteacher", method_config=None, logs=True):
     from methods.runconfig import parse_run_config
     from methods.training.engine import train
 
     cfg = parse_run_config({
-        "method": "meanteacher", "method_config": {"warmup_iters": 1, "conf_threshold": 0.3}, "seed": 0,
+        "method": method, "method_config": {"warmup_iters": 1, "conf_threshold": 0.3} if method_config is None else method_config,
+        "seed": 0,
         "out_dir": str(out_dir),
         "data": {"cache": str(cache), "split": str(split), "dataset": "phantom", "ratio": 5, "img_size": 32,
                  "labelled_batch": 2, "unlabelled_batch": 2},
         "network": TINY_NET,
         "train": {"iterations": iterations, "device": "cpu", "amp": "off", "progress": False,
-                  "log_every": 2, "checkpoint_every": 1000},
+                  "log_every": 2, "checkpoint_every": 1000, "pseudo_label_logs": logs},
     })
     run_dir = train(cfg)
     with open(run_dir / "log.csv", newline="") as f:
@@ -105,3 +107,47 @@ def test_unlabelled_labels_are_logged_but_never_trained_on(tiny_cache, tiny_spli
     # without labels (all background in the cache): the same coverage, no precision columns
     assert "pl_prec_LV" not in rows_wo[0]
     assert [r["pl_cover_LV"] for r in rows_wo] == [r["pl_cover_LV"] for r in rows]
+
+
+# methods outside the mean-teacher family that feed their unlabelled loss pseudo-labels of their own
+OWN_VIEWS = {
+    "abd": {},  # cross pseudo supervision: the other model's argmax, no filter
+    "admt": {"conf_threshold": 0.3},  # the teachers' ensemble after conflict combating
+    "ugpcl": {"contrast_start": 0},  # certainty pseudo-labels on the rotated views, from the first step
+}
+
+
+@pytest.mark.parametrize("method", sorted(OWN_VIEWS))
+def test_methods_with_their_own_pseudo_labels_log_them_and_logging_changes_nothing(method, tiny_cache, tiny_split,
+                                                                                   tmp_path):
+    rows, state = _train(tiny_cache, tiny_split, tmp_path / "on", method=method, method_config=OWN_VIEWS[method])
+    rows_off, state_off = _train(tiny_cache, tiny_split, tmp_path / "off", method=method,
+                                 method_config=OWN_VIEWS[method], logs=False)
+    assert_same_state(state, state_off)
+    assert [r["loss"] for r in rows] == [r["loss"] for r in rows_off]
+    logged = [r for r in rows if r.get("pl_cover_LV", "") != ""]
+    assert [int(r["iteration"]) for r in logged] == [1, 3]
+    for r in logged:
+        covers = [float(r[f"pl_cover_{c}"]) for c in ("background", "RV", "MYO", "LV")]
+        assert all(0.0 <= v <= 1.0 for v in covers) and sum(covers) <= 1.0 + 1e-9
+        assert r["pl_recall_background"] != ""
+    if method == "abd":  # no filter: every unlabelled pixel is pseudo-labelled
+        assert all(sum(float(r[f"pl_cover_{c}"]) for c in ("background", "RV", "MYO", "LV")) == pytest.approx(1.0)
+                   for r in logged)
+
+
+def test_a_warped_view_is_scored_against_labels_warped_the_same_way():
+    from baselines.ugpcl import rotate_views
+
+    truth = torch.zeros(2, 16, 16, dtype=torch.long)
+    truth[:, 2:7, 3:12], truth[:, 9:14, 5:9] = 1, 2
+    x = torch.rand(2, 1, 16, 16)
+    k, angle = torch.tensor([1, 3]), torch.tensor([0.0, 20.0])
+    rotated = rotate_views(x, truth, k, angle)[1]  # what a perfect network sees and predicts
+    every = torch.ones_like(rotated, dtype=torch.bool)
+    meter = PseudoLabelMeter(["RV", "LV"], with_labels=True)
+    meter.add(PseudoLabelView(rotated, every, warp=lambda y: rotate_views(x, y, k, angle)[1]), truth)
+    out = meter.flush()
+    assert all(out[f"pl_{q}_{c}"] == 1.0 for q in ("prec", "recall") for c in ("RV", "LV"))
+    meter.add(PseudoLabelView(rotated, every), truth)  # the same pseudo-labels scored on the unrotated grid
+    assert meter.flush()["pl_prec_RV"] < 0.5

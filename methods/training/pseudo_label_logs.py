@@ -38,7 +38,8 @@ class PseudoLabelMeter:
         self._counts: Tensor | None = None  # [4, C]: pixels, passed-as-c, passed-correct-c, true-c
 
     def add(self, view: PseudoLabelView, true_labels: Tensor | None) -> None:
-        """view.labels/passed [B, H, W]; true_labels [B, H, W] integer on the same grid, or None."""
+        """view.labels/passed [B, H, W]; true_labels [B, H, W] integer on x_u's grid (moved onto the
+        pseudo-labels' grid by `view.warp` when the method transformed x_u), or None."""
         c = len(self.class_names)
         labels, passed = view.labels.long(), view.passed.bool()
         passed_as = torch.bincount(labels[passed].reshape(-1), minlength=c)[:c]
@@ -47,6 +48,8 @@ class PseudoLabelMeter:
         counts[1] += passed_as
         if self.with_labels and true_labels is not None:
             truth = true_labels.to(labels.device).long()
+            if view.warp is not None:
+                truth = view.warp(truth).long()
             correct = passed & (labels == truth)
             counts[2] += torch.bincount(truth[correct].reshape(-1), minlength=c)[:c]
             counts[3] += torch.bincount(truth.reshape(-1), minlength=c)[:c]
