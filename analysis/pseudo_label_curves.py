@@ -197,9 +197,9 @@ def end_of_training(df: pd.DataFrame, fraction: float = END_FRACTION) -> pd.Data
     return out[END_COLUMNS].reset_index(drop=True)
 
 
-def end_of_training_markdown(end: pd.DataFrame, all_methods) -> str:
+def end_of_training_markdown(end: pd.DataFrame, evaluated: dict[tuple[str, float], list[str]]) -> str:
     """One table per setting: each method's coverage / precision / recall per class (fractions x 100),
-    and which of `all_methods` log no pseudo-labels."""
+    and which methods `evaluated` in that setting ((dataset, ratio) -> methods) log no pseudo-labels."""
     if end.empty:
         return "*Not produced: no training log holds pseudo-label columns (pl_cover_*).*\n"
     blocks = []
@@ -213,7 +213,7 @@ def end_of_training_markdown(end: pd.DataFrame, all_methods) -> str:
         columns = [Column(f"{c} {q}") for c in classes for q in ("cover", "prec", "recall")]
         seeds = sorted(set(g["n_seeds"]))
         seeds_words = f"mean over {'/'.join(map(str, seeds))} seeds" if seeds != [1] else "one seed"
-        absent = [method_label(m) for m in sort_methods(set(all_methods) - set(methods))]
+        absent = [method_label(m) for m in sort_methods(set(evaluated.get((dataset, float(ratio)), ())) - set(methods))]
         blocks.append(f"**{setting_label(dataset, ratio)}**, iterations {int(g['from_iteration'].min())}–"
                       f"{int(g['to_iteration'].max())}, {seeds_words}"
                       + (f"; no pseudo-labels logged by {', '.join(absent)}" if absent else "") + ".\n\n"

@@ -295,14 +295,15 @@ def _pseudo_labels_at_end(pl_logs: pd.DataFrame, table: pd.DataFrame, tables_dir
     end = end_of_training(pl_logs)
     if not end.empty:
         write_csv(end, tables_dir / "pseudo_labels_end.csv")
-    methods = table.loc[table["variant"] == "default", "method"].unique()
+    defaults = table[table["variant"] == "default"]
+    evaluated = {(d, float(r)): list(g["method"].unique()) for (d, r), g in defaults.groupby(["dataset", "ratio"])}
     return (f"What each method's unlabelled loss was fed over the last {_fraction_words(END_FRACTION)} of its iterations "
             "(default variants; pooled over the iterations of each run, then the mean over seeds; in %): "
             "**cover** = share of the unlabelled pixels pseudo-labelled as the class past the method's filter, "
             "**prec** = share of those that are right, **recall** = share of the class's true unlabelled pixels "
             "that get a passing, right pseudo-label. The labels of the unlabelled patients score the "
             "pseudo-labels only; no loss reads them (methods/training/pseudo_label_logs.py).\n\n"
-            + end_of_training_markdown(end, methods)
+            + end_of_training_markdown(end, evaluated)
             + ("\nFiles: `tables/pseudo_labels_end.csv`.\n" if not end.empty else ""))
 
 

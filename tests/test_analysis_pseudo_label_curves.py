@@ -83,7 +83,7 @@ def test_end_of_training_pools_the_last_part_of_each_run_then_averages_seeds(tmp
     assert (lv["n_seeds"], lv["from_iteration"], lv["to_iteration"]) == (2, 3, 5)
     rv = end[end["class_name"] == "RV"].iloc[0]
     assert rv["coverage"] == 0 and np.isnan(rv["precision"]) and np.isnan(rv["recall"])
-    text = end_of_training_markdown(end, ["bass", "suponly"])
+    text = end_of_training_markdown(end, {("acdc", 5.0): ["bass", "suponly"], ("acdc", 10.0): ["spcl"]})
     assert "**ACDC 5%**, iterations 3–5, mean over 2 seeds; no pseudo-labels logged by SupOnly." in text
     # the logs' class order (LV before RV here), fractions x 100
     assert "| Method | LV cover | LV prec | LV recall | RV cover | RV prec | RV recall |" in text
@@ -91,4 +91,4 @@ def test_end_of_training_pools_the_last_part_of_each_run_then_averages_seeds(tmp
 
 
 def test_end_of_training_of_no_logs_says_so():
-    assert "Not produced" in end_of_training_markdown(end_of_training(pd.DataFrame(columns=COLUMNS)), ["spcl"])
+    assert "Not produced" in end_of_training_markdown(end_of_training(pd.DataFrame(columns=COLUMNS)), {})
