@@ -206,11 +206,14 @@ def end_of_training_markdown(end: pd.DataFrame, evaluated: dict[tuple[str, float
     for (dataset, ratio), g in end.groupby(["dataset", "ratio"], sort=True):
         classes = list(dict.fromkeys(g["class_name"]))
         methods = sort_methods(g["method"].unique())
+        # a quantity nobody has here (precision and recall need the unlabelled patients' labels) is left out
+        quantities = [q for q in ("coverage", "precision", "recall") if g[q].notna().any() or q == "coverage"]
+        short = {"coverage": "cover", "precision": "prec", "recall": "recall"}
         cells = []
         for m in methods:
             row = g[g["method"] == m].set_index("class_name")
-            cells.append([_percent(row, c, q) for c in classes for q in ("coverage", "precision", "recall")])
-        columns = [Column(f"{c} {q}") for c in classes for q in ("cover", "prec", "recall")]
+            cells.append([_percent(row, c, q) for c in classes for q in quantities])
+        columns = [Column(f"{c} {short[q]}") for c in classes for q in quantities]
         seeds = sorted(set(g["n_seeds"]))
         seeds_words = f"mean over {'/'.join(map(str, seeds))} seeds" if seeds != [1] else "one seed"
         absent = [method_label(m) for m in sort_methods(set(evaluated.get((dataset, float(ratio)), ())) - set(methods))]

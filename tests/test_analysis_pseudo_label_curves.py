@@ -90,5 +90,12 @@ def test_end_of_training_pools_the_last_part_of_each_run_then_averages_seeds(tmp
     assert "| BASS | 10.0 | 58.3 | 25.0 | 0.0 | – | – |" in text
 
 
+def test_end_of_training_without_labels_of_the_unlabelled_patients_shows_coverage_only(tmp_path):
+    _log(tmp_path / "runs" / "scd" / "r10" / "spcl" / "default" / "s0" / "log.csv",
+         [{"iteration": 4, "pl_cover_LV": 0.25}])
+    text = end_of_training_markdown(end_of_training(collect_pseudo_label_logs(tmp_path)), {})
+    assert "| Method | LV cover |" in text and "| SPCL | 25.0 |" in text
+
+
 def test_end_of_training_of_no_logs_says_so():
     assert "Not produced" in end_of_training_markdown(end_of_training(pd.DataFrame(columns=COLUMNS)), {})
