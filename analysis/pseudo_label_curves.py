@@ -154,7 +154,8 @@ def pseudo_label_figure(df: pd.DataFrame, title: str, out_stem: Path,
 
 def end_of_training(df: pd.DataFrame, fraction: float = END_FRACTION) -> pd.DataFrame:
     """Pseudo-label coverage, precision and recall over the last `fraction` of each run's iterations
-    (logged rows at iterations >= (1 - fraction) x (last logged iteration + 1)), pooled within the run
+    (logged rows at iterations >= (1 - fraction) x (last logged iteration + 1), and always the last row),
+    pooled within the run
     and then averaged over seeds: one row per (dataset, ratio, method, class), END_COLUMNS.
 
     Pooled as counts over the window, not as a mean of logged fractions: coverage = sum(cover x steps) /
@@ -167,7 +168,7 @@ def end_of_training(df: pd.DataFrame, fraction: float = END_FRACTION) -> pd.Data
         return pd.DataFrame(columns=END_COLUMNS)
     run_keys = ["dataset", "ratio", "method", "seed"]
     last = df.groupby(run_keys)["iteration"].transform("max")
-    window = df[df["iteration"] >= (1 - fraction) * (last + 1)]
+    window = df[df["iteration"] >= np.minimum((1 - fraction) * (last + 1), last)]  # the last logged row at least
     wide = window.pivot_table(index=[*run_keys, "class_name", "iteration", "steps"], columns="quantity",
                               values="value", aggfunc="first").reset_index()
     for q in QUANTITIES.values():

@@ -97,5 +97,13 @@ def test_end_of_training_without_labels_of_the_unlabelled_patients_shows_coverag
     assert "| Method | LV cover |" in text and "| SPCL | 25.0 |" in text
 
 
+def test_a_short_log_still_has_its_last_row_at_the_end(tmp_path):
+    # iterations 0 and 1: the last third of 2 iterations starts at 1.33, after the last row; the last row is kept
+    _log(tmp_path / "runs" / "phantom" / "r20" / "spcl" / "default" / "s0" / "log.csv",
+         [{"iteration": 0, "pl_cover_LV": 0.5}, {"iteration": 1, "pl_cover_LV": 0.1}])
+    end = end_of_training(collect_pseudo_label_logs(tmp_path))
+    assert end[["coverage", "from_iteration", "to_iteration"]].values.tolist() == [[0.1, 1, 1]]
+
+
 def test_end_of_training_of_no_logs_says_so():
     assert "Not produced" in end_of_training_markdown(end_of_training(pd.DataFrame(columns=COLUMNS)), {})
