@@ -43,6 +43,7 @@ QUANTITIES = {"cover": "coverage", "prec": "precision", "recall": "recall"}
 MIN_PRECISION_PIXELS = 100  # binomial SE of a precision from n pixels <= 0.5 / sqrt(n) = 0.05
 COLUMNS = ["dataset", "ratio", "method", "seed", "iteration", "steps", "quantity", "class_name", "value", "pixels"]
 END_FRACTION = 1 / 3  # "the end of training": the last third of each run's iterations (500 of 1500)
+END_WORDS = "the last third"  # END_FRACTION in the report's words
 END_COLUMNS = ["dataset", "ratio", "method", "class_name", "coverage", "precision", "recall", "n_seeds",
                "from_iteration", "to_iteration"]
 

@@ -36,7 +36,7 @@ from analysis.io import write_csv, write_text
 from analysis.naming import method_label, setting_label
 from analysis.protocol_chain import make_protocol_chain, protocol_steps
 from analysis.pseudo_label_curves import (
-    END_FRACTION,
+    END_WORDS,
     collect_pseudo_label_logs,
     end_of_training,
     end_of_training_markdown,
@@ -286,10 +286,6 @@ def analyse(opts: Options) -> Path:
     return report
 
 
-def _fraction_words(fraction: float) -> str:
-    return {1 / 2: "half", 1 / 3: "third", 1 / 4: "quarter"}.get(fraction, f"{fraction:.0%}")
-
-
 def _pseudo_labels_at_end(pl_logs: pd.DataFrame, table: pd.DataFrame, tables_dir: Path) -> str:
     """Each method's pseudo-labels over the last part of training: what its unlabelled loss was fed."""
     end = end_of_training(pl_logs)
@@ -297,7 +293,7 @@ def _pseudo_labels_at_end(pl_logs: pd.DataFrame, table: pd.DataFrame, tables_dir
         write_csv(end, tables_dir / "pseudo_labels_end.csv")
     defaults = table[table["variant"] == "default"]
     evaluated = {(d, float(r)): list(g["method"].unique()) for (d, r), g in defaults.groupby(["dataset", "ratio"])}
-    return (f"What each method's unlabelled loss was fed over the last {_fraction_words(END_FRACTION)} of its iterations "
+    return (f"What each method's unlabelled loss was fed over {END_WORDS} of its iterations "
             "(default variants; pooled over the iterations of each run, then the mean over seeds; in %): "
             "**cover** = share of the unlabelled pixels pseudo-labelled as the class past the method's filter, "
             "**prec** = share of those that are right, **recall** = share of the class's true unlabelled pixels "

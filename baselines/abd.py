@@ -213,7 +213,7 @@ class ABD(GeneratorStateMixin, Method):
         self.model1 = net_factory()
         self.model2 = net_factory()
         self._rng = seeded_generator()
-        self._pl_view: PseudoLabelView | None = None
+        self._pl_fed: Tensor | None = None
 
     @property
     def evaluated_network(self) -> str:  # type: ignore[override]
@@ -222,7 +222,8 @@ class ABD(GeneratorStateMixin, Method):
     def pseudo_label_view(self) -> PseudoLabelView | None:
         """The other model's argmax on the unlabelled images, every pixel passed (cross pseudo
         supervision has no filter); ABD-R's displaced images are not logged."""
-        return self._pl_view
+        fed = self._pl_fed
+        return None if fed is None else PseudoLabelView(fed, torch.ones_like(fed, dtype=torch.bool))
 
     def predictor(self) -> nn.Module:
         return self.model1 if self.cfg.eval_network == "model1" else self.model2
@@ -259,8 +260,7 @@ class ABD(GeneratorStateMixin, Method):
         conf2, pseudo2 = prob2.detach().max(1)
         # what the evaluated model's cross-supervision on x_u is fed: the other model's argmax, no filter
         # (the strong view only recolours and blanks a box, so it shares x_u's grid)
-        fed = pseudo2 if cfg.eval_network == "model1" else pseudo1
-        self._pl_view = PseudoLabelView(fed[n_l:], torch.ones_like(fed[n_l:], dtype=torch.bool))
+        self._pl_fed = (pseudo2 if cfg.eval_network == "model1" else pseudo1)[n_l:]
 
         # displaced samples (inputs only; no gradient flows through the displacement)
         with torch.no_grad():

@@ -209,7 +209,7 @@ class ADMT(Method):
         self.teacher2 = _frozen(net_factory())
         self._rng = seeded_generator()
         self.alternation = AlternationState(cfg.period_max, self._rng)
-        self._pl_view: PseudoLabelView | None = None
+        self._pl_inputs: tuple | None = None
 
     # ---- what is evaluated / saved --------------------------------------------------------------
     @property
@@ -283,7 +283,7 @@ class ADMT(Method):
                 pseudo, conf, replaced = combat_conflicts(pseudo, conf, pseudo_stu, conf_stu, conflict)
             else:
                 replaced = torch.zeros_like(conflict)
-            self._pl_view = self._view_on_x_u(on_x_u, pseudo_stu, conf_stu, pseudo, conf, mixed)
+            self._pl_inputs = (on_x_u, pseudo_stu, conf_stu, pseudo, conf, mixed)  # the view is built on request
         sup = supervised_loss(out_l, batch.y_l)
         valid = conf >= cfg.conf_threshold
         unsup = dice_loss(out_s.float().softmax(1), pseudo, valid)
@@ -312,7 +312,7 @@ class ADMT(Method):
 
     def pseudo_label_view(self) -> PseudoLabelView | None:
         """The teachers' ensemble after conflict combating, passed where confidence >= conf_threshold."""
-        return self._pl_view
+        return None if self._pl_inputs is None else self._view_on_x_u(*self._pl_inputs)
 
     def on_step_end(self, it: int) -> None:
         """Update the teacher that was active in this step, then tick the alternation."""

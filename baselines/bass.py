@@ -8,8 +8,8 @@ commit 1451b67 (mmdetection 2.18, Mask R-CNN). The README's semi-supervised conf
 (`mmdet/models/roi_heads/standard_roi_head_clc.py`) with `FCNMaskHeadCLC` and the mmdet
 `PixelContrastiveHead` (`mmdet/models/roi_heads/mask_heads/contrastive_head.py`); the sets come
 from `ilib/utils/sample_utils.py::get_query_keys`; the weight schedule is in
-`ilib/utils/tensorboard_utils.py`. The adaptation and its deviations are listed below (and
-explained in this repository's docs/baselines.md, section BASS).
+`ilib/utils/tensorboard_utils.py`. The adaptation and its deviations are listed below; docs/baselines.md
+gives the reasons.
 
 What BASS does: a supervised Mask R-CNN makes offline pseudo-labels; the student's mask head adds
 (a) CRC, a cross-RoI contrast per 28x28 RoI: the edge of the RoI mask (vlkit's `seg2edge`,
