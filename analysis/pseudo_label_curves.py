@@ -41,30 +41,41 @@ from analysis.naming import method_label, setting_label, sort_methods  # noqa: E
 PREFIXES = ("pl_cover_", "pl_prec_", "pl_recall_")
 QUANTITIES = {"cover": "coverage", "prec": "precision", "recall": "recall"}
 MIN_PRECISION_PIXELS = 100  # binomial SE of a precision from n pixels <= 0.5 / sqrt(n) = 0.05
-COLUMNS = ["dataset", "ratio", "method", "seed", "iteration", "steps", "quantity", "class_name", "value", "pixels"]
+COLUMNS = ["dataset", "ratio", "method", "seed", "iteration", "steps", "quantity", "class_name", "value", "pixels",
+           "planned_iterations"]
 END_FRACTION = 1 / 3  # "the end of training": the last third of each run's iterations (500 of 1500)
 END_WORDS = "the last third"  # END_FRACTION in the report's words
 END_COLUMNS = ["dataset", "ratio", "method", "class_name", "coverage", "precision", "recall", "n_seeds",
                "from_iteration", "to_iteration"]
 
 
-def pixels_per_step(run_yaml: Path) -> float:
-    """Unlabelled pixels of one training step (data.unlabelled_batch x data.img_size^2), NaN when
-    the run's run.yaml is absent or lacks them."""
+def _run_yaml_number(run_yaml: Path, read) -> float:
+    """read(parsed run.yaml) as a float; NaN when the file is absent or lacks what `read` looks up."""
     if not run_yaml.is_file():
         return float("nan")
     try:
-        data = (yaml.safe_load(run_yaml.read_text()) or {}).get("data") or {}
-        return float(data["unlabelled_batch"]) * float(data["img_size"]) ** 2
+        return float(read(yaml.safe_load(run_yaml.read_text()) or {}))
     except (yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError):
         return float("nan")
+
+
+def pixels_per_step(run_yaml: Path) -> float:
+    """Unlabelled pixels of one training step (data.unlabelled_batch x data.img_size^2), NaN when
+    the run's run.yaml is absent or lacks them."""
+    return _run_yaml_number(run_yaml, lambda c: float(c["data"]["unlabelled_batch"]) * float(c["data"]["img_size"]) ** 2)
+
+
+def planned_iterations(run_yaml: Path) -> float:
+    """The run's train.iterations, NaN when run.yaml is absent or lacks it."""
+    return _run_yaml_number(run_yaml, lambda c: c["train"]["iterations"])
 
 
 def collect_pseudo_label_logs(results_dir: Path) -> pd.DataFrame:
     """Tidy rows (COLUMNS) from every default-variant run's log.csv that has pseudo-label columns;
     `steps` is the number of iterations the logged row counts (since the previous logged row); `pixels`
     is the estimated number of pixels pseudo-labelled as the class in the logged interval (coverage x
-    unlabelled pixels of the interval; see the module docstring)."""
+    unlabelled pixels of the interval; see the module docstring); `planned_iterations` is the run's
+    train.iterations (NaN without run.yaml), which tells a finished run from one still training."""
     frames = []
     for log in sorted(Path(results_dir).rglob("log.csv")):
         match = RUN_PATH.search(log.parent.as_posix())
@@ -89,7 +100,7 @@ def collect_pseudo_label_logs(results_dir: Path) -> pd.DataFrame:
                           for it, cls in zip(long["iteration"], long["class_name"])]
         long["steps"] = long["iteration"].map(dict(zip(logged["iteration"], steps)))
         long = long.assign(dataset=match["dataset"], ratio=float(match["ratio"]), method=match["method"],
-                           seed=int(match["seed"]))
+                           seed=int(match["seed"]), planned_iterations=planned_iterations(log.parent / "run.yaml"))
         frames.append(long.drop(columns="column"))
     return pd.concat(frames, ignore_index=True)[COLUMNS] if frames else pd.DataFrame(columns=COLUMNS)
 
@@ -153,11 +164,25 @@ def pseudo_label_figure(df: pd.DataFrame, title: str, out_stem: Path,
     return save_figure(fig, out_stem)
 
 
+RUN_KEYS = ["dataset", "ratio", "method", "seed"]
+
+
+def unfinished_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """Runs whose log stops before their planned last iteration (still training, or stopped): one row
+    per run with `last_iteration` and `planned_iterations`. Runs without run.yaml count as finished."""
+    if df.empty:
+        return pd.DataFrame(columns=[*RUN_KEYS, "last_iteration", "planned_iterations"])
+    runs = df.groupby(RUN_KEYS, sort=True).agg(last_iteration=("iteration", "max"),
+                                               planned_iterations=("planned_iterations", "max")).reset_index()
+    return runs[runs["last_iteration"] + 1 < runs["planned_iterations"]].reset_index(drop=True)
+
+
 def end_of_training(df: pd.DataFrame, fraction: float = END_FRACTION) -> pd.DataFrame:
-    """Pseudo-label coverage, precision and recall over the last `fraction` of each run's iterations
-    (logged rows at iterations >= (1 - fraction) x (last logged iteration + 1), and always the last row),
-    pooled within the run
-    and then averaged over seeds: one row per (dataset, ratio, method, class), END_COLUMNS.
+    """Pseudo-label coverage, precision and recall over the last `fraction` of each finished run's
+    iterations (logged rows at iterations >= (1 - fraction) x (last logged iteration + 1), and always
+    the last row), pooled within the run and then averaged over seeds: one row per (dataset, ratio,
+    method, class), END_COLUMNS. Unfinished runs (unfinished_runs) are left out: their last rows are
+    not the end of training.
 
     Pooled as counts over the window, not as a mean of logged fractions: coverage = sum(cover x steps) /
     sum(steps); precision = sum(prec x cover x steps) / sum(cover x steps) (each logged precision weighed
@@ -165,23 +190,26 @@ def end_of_training(df: pd.DataFrame, fraction: float = END_FRACTION) -> pd.Data
     denominator (the class's true pixels) the logs do not hold, as a step-weighted mean. A class with no
     pseudo-labelled pixel in the window has no precision (NaN).
     """
+    unfinished = unfinished_runs(df)
+    if not unfinished.empty:
+        keys = pd.MultiIndex.from_frame(unfinished[RUN_KEYS])
+        df = df[~pd.MultiIndex.from_frame(df[RUN_KEYS]).isin(keys)]
     if df.empty:
         return pd.DataFrame(columns=END_COLUMNS)
-    run_keys = ["dataset", "ratio", "method", "seed"]
-    last = df.groupby(run_keys)["iteration"].transform("max")
+    last = df.groupby(RUN_KEYS)["iteration"].transform("max")
     window = df[df["iteration"] >= np.minimum((1 - fraction) * (last + 1), last)]  # the last logged row at least
-    wide = window.pivot_table(index=[*run_keys, "class_name", "iteration", "steps"], columns="quantity",
+    wide = window.pivot_table(index=[*RUN_KEYS, "class_name", "iteration", "steps"], columns="quantity",
                               values="value", aggfunc="first").reset_index()
     for q in QUANTITIES.values():
         if q not in wide:
             wide[q] = np.nan
     wide["covered_steps"] = wide["coverage"] * wide["steps"]
     rows = []
-    for key, g in wide.groupby([*run_keys, "class_name"], sort=True):
+    for key, g in wide.groupby([*RUN_KEYS, "class_name"], sort=True):
         prec = g.dropna(subset=["precision"])
         recall = g.dropna(subset=["recall"])
         covered = float(prec["covered_steps"].sum())
-        rows.append({**dict(zip([*run_keys, "class_name"], key)),
+        rows.append({**dict(zip([*RUN_KEYS, "class_name"], key)),
                      "coverage": float((g["covered_steps"]).sum() / g["steps"].sum()),
                      "precision": float((prec["precision"] * prec["covered_steps"]).sum() / covered) if covered > 0 else np.nan,
                      "recall": float((recall["recall"] * recall["steps"]).sum() / recall["steps"].sum())
@@ -199,13 +227,28 @@ def end_of_training(df: pd.DataFrame, fraction: float = END_FRACTION) -> pd.Data
     return out[END_COLUMNS].reset_index(drop=True)
 
 
-def end_of_training_markdown(end: pd.DataFrame, evaluated: dict[tuple[str, float], list[str]]) -> str:
+def end_of_training_markdown(end: pd.DataFrame, evaluated: dict[tuple[str, float], list[str]],
+                             unfinished: pd.DataFrame | None = None) -> str:
     """One table per setting: each method's coverage / precision / recall per class (fractions x 100),
-    and which methods `evaluated` in that setting ((dataset, ratio) -> methods) log no pseudo-labels."""
-    if end.empty:
+    which methods `evaluated` in that setting ((dataset, ratio) -> methods) log no pseudo-labels, and
+    which runs were left out because they have not finished (`unfinished`, from unfinished_runs)."""
+    unfinished = unfinished if unfinished is not None else pd.DataFrame(columns=[*RUN_KEYS, "last_iteration"])
+    if end.empty and unfinished.empty:
         return "*Not produced: no training log holds pseudo-label columns (pl_cover_*).*\n"
+    settings = sorted({(d, float(r)) for d, r in zip(end["dataset"], end["ratio"])}
+                      | {(d, float(r)) for d, r in zip(unfinished["dataset"], unfinished["ratio"])})
     blocks = []
-    for (dataset, ratio), g in end.groupby(["dataset", "ratio"], sort=True):
+    for dataset, ratio in settings:
+        g = end[(end["dataset"] == dataset) & (end["ratio"] == ratio)]
+        running = unfinished[(unfinished["dataset"] == dataset) & (unfinished["ratio"] == ratio)]
+        left_out = ("; left out, not finished (still training or stopped; the last rows of an unfinished run are not the end of its "
+                    "training): " + ", ".join(f"{method_label(r.method)} seed {int(r.seed)} (logged to iteration "
+                                              f"{int(r.last_iteration)} of {int(r.planned_iterations)})"
+                                              for r in running.itertuples())) if not running.empty else ""
+        label = setting_label(dataset, ratio)
+        if g.empty:
+            blocks.append(f"**{label}**: no finished run with pseudo-label logs{left_out}.\n")
+            continue
         classes = list(dict.fromkeys(g["class_name"]))
         methods = sort_methods(g["method"].unique())
         # a quantity nobody has here (precision and recall need the unlabelled patients' labels) is left out
@@ -218,10 +261,11 @@ def end_of_training_markdown(end: pd.DataFrame, evaluated: dict[tuple[str, float
         columns = [Column(f"{c} {short[q]}") for c in classes for q in quantities]
         seeds = sorted(set(g["n_seeds"]))
         seeds_words = f"mean over {'/'.join(map(str, seeds))} seeds" if seeds != [1] else "one seed"
-        absent = [method_label(m) for m in sort_methods(set(evaluated.get((dataset, float(ratio)), ())) - set(methods))]
-        blocks.append(f"**{setting_label(dataset, ratio)}**, iterations {int(g['from_iteration'].min())}–"
+        logging = set(methods) | set(running["method"])
+        absent = [method_label(m) for m in sort_methods(set(evaluated.get((dataset, ratio), ())) - logging)]
+        blocks.append(f"**{label}**, iterations {int(g['from_iteration'].min())}–"
                       f"{int(g['to_iteration'].max())}, {seeds_words}"
-                      + (f"; no pseudo-labels logged by {', '.join(absent)}" if absent else "") + ".\n\n"
+                      + (f"; no pseudo-labels logged by {', '.join(absent)}" if absent else "") + left_out + ".\n\n"
                       + to_markdown(DisplayTable("Method", [method_label(m) for m in methods], columns, cells)))
     return "\n".join(blocks)
 

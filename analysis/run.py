@@ -41,6 +41,7 @@ from analysis.pseudo_label_curves import (
     end_of_training,
     end_of_training_markdown,
     make_pseudo_label_figures,
+    unfinished_runs,
 )
 from analysis.paper import REFERENCE_DIR, compare_metrics, compare_statistics, load_reference
 from analysis.paper_claims import check_claims, claims_frame, rank_agreement_text
@@ -288,7 +289,7 @@ def analyse(opts: Options) -> Path:
 
 def _pseudo_labels_at_end(pl_logs: pd.DataFrame, table: pd.DataFrame, tables_dir: Path) -> str:
     """Each method's pseudo-labels over the last part of training: what its unlabelled loss was fed."""
-    end = end_of_training(pl_logs)
+    end, unfinished = end_of_training(pl_logs), unfinished_runs(pl_logs)
     if not end.empty:
         write_csv(end, tables_dir / "pseudo_labels_end.csv")
     defaults = table[table["variant"] == "default"]
@@ -299,7 +300,7 @@ def _pseudo_labels_at_end(pl_logs: pd.DataFrame, table: pd.DataFrame, tables_dir
             "**prec** = share of those that are right, **recall** = share of the class's true unlabelled pixels "
             "that get a passing, right pseudo-label. The labels of the unlabelled patients score the "
             "pseudo-labels only; no loss reads them (methods/training/pseudo_label_logs.py).\n\n"
-            + end_of_training_markdown(end, evaluated)
+            + end_of_training_markdown(end, evaluated, unfinished)
             + ("\nFiles: `tables/pseudo_labels_end.csv`.\n" if not end.empty else ""))
 
 

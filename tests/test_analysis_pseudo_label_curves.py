@@ -11,6 +11,7 @@ from analysis.pseudo_label_curves import (
     end_of_training,
     end_of_training_markdown,
     make_pseudo_label_figures,
+    unfinished_runs,
 )
 
 
@@ -103,6 +104,28 @@ def test_a_short_log_still_has_its_last_row_at_the_end(tmp_path):
          [{"iteration": 0, "pl_cover_LV": 0.5}, {"iteration": 1, "pl_cover_LV": 0.1}])
     end = end_of_training(collect_pseudo_label_logs(tmp_path))
     assert end[["coverage", "from_iteration", "to_iteration"]].values.tolist() == [[0.1, 1, 1]]
+
+
+def test_an_unfinished_run_is_left_out_of_the_end_and_named(tmp_path):
+    runs = tmp_path / "runs" / "acdc" / "r10"
+    for method, seed, last in (("bus", 0, 5), ("bus", 1, 2), ("abd", 0, 2)):  # 6 planned: 0..5
+        run = runs / method / "default" / f"s{seed}"
+        _log(run / "log.csv", [{"iteration": i, "pl_cover_LV": 0.1 * (i + 1)} for i in range(last + 1)])
+        (run / "run.yaml").write_text("train: {iterations: 6}\n")
+    logs = collect_pseudo_label_logs(tmp_path)
+    running = unfinished_runs(logs)
+    assert running[["method", "seed", "last_iteration", "planned_iterations"]].values.tolist() == [
+        ["abd", 0, 2, 6.0], ["bus", 1, 2, 6.0]]
+    end = end_of_training(logs)  # bus seed 0 only: iterations 4 and 5, coverage (0.5 + 0.6) / 2
+    assert end[["method", "coverage", "n_seeds", "from_iteration"]].values.tolist() == [["bus", pytest.approx(0.55), 1, 4]]
+    text = end_of_training_markdown(end, {("acdc", 10.0): ["abd", "bus"]}, running)
+    assert ("**ACDC 10%**, iterations 4–5, one seed; left out, not finished (still training or stopped; the last rows "
+            "of an unfinished run are not the end of its training): ABD seed 0 (logged to iteration 2 of 6), BUS seed 1 (logged to iteration "
+            "2 of 6).") in text
+    assert "no pseudo-labels logged by" not in text  # ABD logs them; its run is not finished yet
+    only_running = end_of_training_markdown(end_of_training(logs[logs["method"] == "abd"]), {},
+                                            running[running["method"] == "abd"])
+    assert only_running.startswith("**ACDC 10%**: no finished run with pseudo-label logs; left out, not finished")
 
 
 def test_end_of_training_of_no_logs_says_so():
