@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.io import write_csv
+from methods.paper_plan import SWEEP_VARIANT
 from methods.results_schema import CASE_COLUMNS, KEY_COLUMNS, METRIC_COLUMNS
 
 CELL_COLUMNS = ("dataset", "ratio", "method", "variant", "seed")
@@ -327,7 +328,8 @@ def missing_cells(df: pd.DataFrame, blocks=SETTING_COLUMNS) -> pd.DataFrame:
 
     The default variant (the main comparison) expects every method in every setting with every
     seed of the main comparison; each other variant expects, in each setting where it appears,
-    the seeds that any non-default variant of that setting was run with.
+    the seeds that any variant of its family in that setting was run with. The families: the
+    threshold sweep's variants (sweep_gs<γs>_gt<γt>, often run with fewer seeds) and the ablations.
     """
     blocks = list(blocks)
     present = set(_cells(df, blocks))
@@ -338,8 +340,8 @@ def missing_cells(df: pd.DataFrame, blocks=SETTING_COLUMNS) -> pd.DataFrame:
         for setting in settings:
             expected.update(tuple(setting) + (method, DEFAULT_VARIANT, s) for s in main["seed"].unique())
     ablation = df[df["variant"] != DEFAULT_VARIANT]
-    for setting, group in ablation.groupby(blocks, sort=True):
-        setting = setting if isinstance(setting, tuple) else (setting,)
+    family = ablation["variant"].str.match(SWEEP_VARIANT.pattern).map({True: "sweep", False: "ablation"})
+    for (*setting, _), group in ablation.assign(_family=family).groupby([*blocks, "_family"], sort=True):
         for method, variant in group[["method", "variant"]].drop_duplicates().itertuples(index=False, name=None):
             expected.update(tuple(setting) + (method, variant, s) for s in group["seed"].unique())
     rows = sorted(expected - present, key=lambda c: tuple(map(str, c)))

@@ -92,6 +92,21 @@ def test_ablation_variants_are_checked_against_their_own_seeds():
     assert report.missing_cells[["variant", "seed"]].values.tolist() == [["relation_pos", 1]]
 
 
+def test_the_threshold_sweep_is_checked_against_its_own_seeds():
+    # ablations with seeds 0 and 1, a sweep with seed 0 only: no sweep cell is missing; a sweep
+    # cell absent from the sweep's own seed is
+    rows = full_grid(methods=("spcl",), seeds=(0, 1))
+    rows += [row("spcl", c, "LV", seed=s, variant="relation_neg") for c in ("c1", "c2") for s in (0, 1)]
+    rows += [row("spcl", c, "LV", seed=0, variant=v) for c in ("c1", "c2")
+             for v in ("sweep_gs0.65_gt0.9", "sweep_gs0.75_gt0.9")]
+    table = normalise(pd.DataFrame(rows), ("dice",), "hand")
+    assert check_table(table, ("dice",))[1].missing_cells.empty
+    rows += [row("spcl", c, "LV", seed=2, variant="sweep_gs0.85_gt0.9") for c in ("c1", "c2")]
+    _, report = check_table(normalise(pd.DataFrame(rows), ("dice",), "hand"), ("dice",))
+    assert report.missing_cells[["variant", "seed"]].values.tolist() == [
+        ["sweep_gs0.65_gt0.9", 2], ["sweep_gs0.75_gt0.9", 2], ["sweep_gs0.85_gt0.9", 0]]
+
+
 def test_bad_files_give_clear_errors(tmp_path):
     bad = tmp_path / "bad.csv"
     df = pd.DataFrame([row(), {**row(case="c2"), "dice": "oops"}], columns=list(CASE_COLUMNS))
