@@ -46,7 +46,7 @@ COLUMNS = ["dataset", "ratio", "method", "seed", "iteration", "steps", "quantity
 END_FRACTION = 1 / 3  # "the end of training": the last third of each run's iterations (500 of 1500)
 END_WORDS = "the last third"  # END_FRACTION in the report's words
 END_COLUMNS = ["dataset", "ratio", "method", "class_name", "coverage", "precision", "recall", "n_seeds",
-               "from_iteration", "to_iteration"]
+               "from_iteration", "to_iteration", "pixels"]
 
 
 def _run_yaml_number(run_yaml: Path, read) -> float:
@@ -188,7 +188,8 @@ def end_of_training(df: pd.DataFrame, fraction: float = END_FRACTION) -> pd.Data
     sum(steps); precision = sum(prec x cover x steps) / sum(cover x steps) (each logged precision weighed
     by the pixels it was computed from; the unlabelled pixels of a step cancel out); recall, whose
     denominator (the class's true pixels) the logs do not hold, as a step-weighted mean. A class with no
-    pseudo-labelled pixel in the window has no precision (NaN).
+    pseudo-labelled pixel in the window has no precision (NaN); nor has one whose estimated pseudo-labelled
+    pixels in the window (`pixels`, summed over seeds, as in the curves) are fewer than MIN_PRECISION_PIXELS.
     """
     unfinished = unfinished_runs(df)
     if not unfinished.empty:
@@ -216,11 +217,15 @@ def end_of_training(df: pd.DataFrame, fraction: float = END_FRACTION) -> pd.Data
                      if not recall.empty else np.nan,
                      "from_iteration": int(g["iteration"].min()), "to_iteration": int(g["iteration"].max())})
     per_run = pd.DataFrame(rows)
+    covered = window[window["quantity"] == "coverage"].groupby([*RUN_KEYS, "class_name"])["pixels"]
+    per_run = per_run.merge(covered.sum(min_count=1).reset_index(), on=[*RUN_KEYS, "class_name"], how="left")
     keys = ["dataset", "ratio", "method", "class_name"]
     out = per_run.groupby(keys, sort=False).agg(
         coverage=("coverage", "mean"), precision=("precision", "mean"), recall=("recall", "mean"),
         n_seeds=("seed", "nunique"), from_iteration=("from_iteration", "min"), to_iteration=("to_iteration", "max"),
+        pixels=("pixels", lambda px: px.sum(min_count=1)),
     ).reset_index()
+    out.loc[out["pixels"] < MIN_PRECISION_PIXELS, "precision"] = np.nan  # NaN pixels (no run.yaml): kept
     order = {c: i for i, c in enumerate(dict.fromkeys(df["class_name"]))}  # the logs' class order (RV, MYO, LV)
     out = out.sort_values(["dataset", "ratio", "method", "class_name"], key=lambda col: col.map(order)
                           if col.name == "class_name" else col, kind="stable")
@@ -267,6 +272,11 @@ def end_of_training_markdown(end: pd.DataFrame, evaluated: dict[tuple[str, float
                       f"{int(g['to_iteration'].max())}, {seeds_words}"
                       + (f"; no pseudo-labels logged by {', '.join(absent)}" if absent else "") + left_out + ".\n\n"
                       + to_markdown(DisplayTable("Method", [method_label(m) for m in methods], columns, cells)))
+    hidden = end[(end["pixels"] < MIN_PRECISION_PIXELS) & (end["coverage"] > 0)]
+    if not hidden.empty:
+        blocks.append(f"prec '–' where the class was pseudo-labelled on fewer than {MIN_PRECISION_PIXELS} pixels "
+                      f"in the window (estimated from coverage and run.yaml, summed over seeds): too few for a "
+                      f"precision ({len(hidden)} cell(s)).\n")
     return "\n".join(blocks)
 
 

@@ -106,6 +106,23 @@ def test_a_short_log_still_has_its_last_row_at_the_end(tmp_path):
     assert end[["coverage", "from_iteration", "to_iteration"]].values.tolist() == [[0.1, 1, 1]]
 
 
+def test_end_of_training_hides_a_precision_from_too_few_pixels(tmp_path):
+    # 200 unlabelled pixels a step; window = iterations 3..5 of 0..5 (fraction 1/2), rows at 3 and 5, 2 steps each
+    run = tmp_path / "runs" / "phantom" / "r10" / "spcl" / "default" / "s0"
+    _log(run / "log.csv", [{"iteration": 1, "pl_cover_LV": 0.5, "pl_prec_LV": 0.5, "pl_cover_RV": 0.5, "pl_prec_RV": 0.5},
+                           {"iteration": 3, "pl_cover_LV": 0.1, "pl_prec_LV": 0.0, "pl_cover_RV": 0.001, "pl_prec_RV": 1.0},
+                           {"iteration": 5, "pl_cover_LV": 0.2, "pl_prec_LV": 1.0, "pl_cover_RV": 0.0}])
+    (run / "run.yaml").write_text("data: {unlabelled_batch: 2, img_size: 10}\ntrain: {iterations: 6}\n")
+    end = end_of_training(collect_pseudo_label_logs(tmp_path), fraction=1 / 2).set_index("class_name")
+    # LV: 0.1 x 400 + 0.2 x 400 = 120 pixels, precision (0 x 0.2 + 1 x 0.4) / 0.6 = 2/3; RV: 0.001 x 400 = 0.4 pixel
+    assert end.loc["LV", "pixels"] == pytest.approx(120) and end.loc["LV", "precision"] == pytest.approx(2 / 3)
+    assert end.loc["RV", "pixels"] == pytest.approx(0.4) and np.isnan(end.loc["RV", "precision"])
+    assert end.loc["RV", "coverage"] == pytest.approx(0.0005)
+    text = end_of_training_markdown(end.reset_index(), {})
+    assert "| SPCL | 15.0 | 66.7 | 0.1 | – |" in text
+    assert "prec '–' where the class was pseudo-labelled on fewer than 100 pixels" in text and "(1 cell(s))" in text
+
+
 def test_an_unfinished_run_is_left_out_of_the_end_and_named(tmp_path):
     runs = tmp_path / "runs" / "acdc" / "r10"
     for method, seed, last in (("bus", 0, 5), ("bus", 1, 2), ("abd", 0, 2)):  # 6 planned: 0..5
