@@ -21,7 +21,7 @@ ACDC = os.environ.get("SPCL_BENCH_ACDC", "")
 PATIENTS = ("patient001", "patient002", "patient003", "patient004")
 
 pytestmark = pytest.mark.skipif(
-    not ACDC, reason="not run: set SPCL_BENCH_ACDC to an ACDC database/ folder (e.g. ../shared/data/ACDC/database)"
+    not ACDC, reason="not run: set SPCL_BENCH_ACDC to an ACDC database/ folder (the one holding training/patient001 ...)"
 )
 
 
